@@ -1,0 +1,41 @@
+# ledger_ingest — PGXS build.
+#
+#   make            build the extension
+#   make install    install it into the PostgreSQL found by $(PG_CONFIG)
+#   make test       the whole test suite (pg_regress, isolation, TAP), see test/run-tests.sh
+#   make demo       the end-to-end demo against a local anvil node, see test/demo.sh
+
+MODULE_big = ledger_ingest
+OBJS = \
+	src/module.o \
+	src/launcher.o \
+	src/worker.o \
+	src/options.o \
+	src/ledger.o \
+	src/source_inbox.o \
+	src/source_evm_rpc.o \
+	src/apply.o \
+	src/publish.o \
+	src/functions.o
+
+EXTENSION = ledger_ingest
+DATA = ledger_ingest--0.1.sql
+PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lcurl
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror=implicit-function-declaration
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: test demo deps
+deps:
+	bash test/install-deps.sh
+
+test:
+	bash test/run-tests.sh
+
+demo:
+	bash test/demo.sh

@@ -1,0 +1,447 @@
+/* ledger_ingest--0.1.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION ledger_ingest" to load this file. \quit
+
+/*
+ * Security model (see README, "Security"):
+ *  - Only superusers and members of ledger_ingest_admin may create and control
+ *    pipelines.  The API functions are SECURITY INVOKER; the catalog tables are
+ *    protected by row-level security so that a role only sees and changes the
+ *    pipelines it owns (owner = a role it is a member of).
+ *  - The pipeline owner is recorded from current_user and cannot be chosen.
+ *    The worker runs every handler as that owner.
+ *  - Nothing is granted to PUBLIC.
+ */
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'ledger_ingest_admin') THEN
+		CREATE ROLE ledger_ingest_admin NOLOGIN;
+	END IF;
+END
+$$;
+
+-- A position in a ledger stream.  (L, NULL, NULL) means "ledger L and all of
+-- its events are applied"; (L, t, e) means "ledger L is applied up to and
+-- including event (t, e)" (only seen with commit = 'event').  Ledger -1 with
+-- NULLs means "nothing applied yet".
+CREATE TYPE ledger_ingest.position AS (
+	ledger bigint,
+	tx_index integer,
+	event_index integer
+);
+
+-- The value every handler receives, one per event.
+CREATE TYPE event AS (
+	pipeline text,
+	ledger bigint,
+	ledger_hash bytea,
+	ledger_time timestamptz,
+	tx_index integer,
+	tx_hash bytea,
+	event_index integer,
+	address bytea,
+	topics bytea[],
+	data bytea
+);
+
+CREATE TABLE pipeline (
+	name text PRIMARY KEY CHECK (name OPERATOR(pg_catalog.~) '^[A-Za-z0-9_.-]{1,63}$'),
+	source text NOT NULL CHECK (source OPERATOR(pg_catalog.=) ANY (ARRAY['inbox', 'evm_rpc'])),
+	options jsonb NOT NULL DEFAULT '{}',
+	owner regrole NOT NULL DEFAULT current_user::regrole,
+	-- desired state: 'running' (the launcher keeps a worker), 'stopped',
+	-- 'failed' (stopped by the worker after an error; start() clears it),
+	-- 'finished' (reached options.to_block)
+	state text NOT NULL DEFAULT 'stopped'
+		CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['running', 'stopped', 'failed', 'finished'])),
+	last_error text,
+	errors bigint NOT NULL DEFAULT 0,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The committed cursor of each pipeline; moved only by compare-and-swap.
+CREATE TABLE cursor (
+	pipeline text PRIMARY KEY REFERENCES pipeline (name) ON DELETE CASCADE,
+	ledger bigint NOT NULL DEFAULT -1,
+	ledger_hash bytea,
+	tx_index integer,
+	event_index integer,
+	events_applied bigint NOT NULL DEFAULT 0,
+	ledgers_applied bigint NOT NULL DEFAULT 0,
+	last_commit_at timestamptz
+);
+
+CREATE TABLE handler (
+	id bigserial PRIMARY KEY,		-- registration order
+	pipeline text NOT NULL REFERENCES pipeline (name) ON DELETE CASCADE,
+	handler regprocedure NOT NULL,
+	topic0 bytea CHECK (pg_catalog.length(topic0) OPERATOR(pg_catalog.=) 32),
+	address bytea CHECK (pg_catalog.length(address) OPERATOR(pg_catalog.=) 20)
+);
+CREATE INDEX handler_pipeline_idx ON handler (pipeline, id);
+
+-- Headers of applied ledgers (the reorg issue prunes and rolls these back).
+CREATE TABLE ledger (
+	pipeline text NOT NULL REFERENCES pipeline (name) ON DELETE CASCADE,
+	number bigint NOT NULL,
+	hash bytea NOT NULL,
+	parent_hash bytea,
+	time timestamptz,
+	events integer NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (pipeline, number)
+);
+
+-- Ledger number of an inbox document, or NULL when it cannot be read (the
+-- worker then rejects the document with an error naming the problem).
+CREATE FUNCTION doc_ledger(doc jsonb) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'ledger_ingest_doc_ledger'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- Producers insert ledger documents (eth_getBlockByNumber header fields plus
+-- "logs" as eth_getLogs returns them).  The worker deletes a document in the
+-- transaction that applies it; a rejected document stays, with its error.
+CREATE TABLE inbox (
+	id bigserial PRIMARY KEY,
+	pipeline text NOT NULL,
+	doc jsonb NOT NULL,
+	ledger bigint GENERATED ALWAYS AS (doc_ledger(doc)) STORED,
+	received_at timestamptz NOT NULL DEFAULT now(),
+	error text,
+	rejected_at timestamptz
+);
+CREATE INDEX inbox_pending_idx ON inbox (pipeline, ledger, id) WHERE error IS NULL;
+
+REVOKE ALL ON pipeline, cursor, handler, ledger, inbox FROM PUBLIC;
+REVOKE ALL ON SEQUENCE handler_id_seq, inbox_id_seq FROM PUBLIC;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON pipeline, cursor, handler TO ledger_ingest_admin;
+GRANT SELECT ON ledger TO ledger_ingest_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON inbox TO ledger_ingest_admin;
+GRANT USAGE ON SEQUENCE handler_id_seq, inbox_id_seq TO ledger_ingest_admin;
+GRANT USAGE ON SCHEMA ledger_ingest TO ledger_ingest_admin;
+
+-- Row-level security: a non-superuser admin sees and changes only pipelines
+-- owned by a role it is a member of, and can only create pipelines it owns.
+ALTER TABLE pipeline ENABLE ROW LEVEL SECURITY;
+CREATE POLICY pipeline_owner ON pipeline
+	USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'))
+	WITH CHECK (owner OPERATOR(pg_catalog.=) current_user::regrole);
+ALTER TABLE cursor ENABLE ROW LEVEL SECURITY;
+CREATE POLICY cursor_owner ON cursor
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) cursor.pipeline));
+ALTER TABLE handler ENABLE ROW LEVEL SECURITY;
+CREATE POLICY handler_owner ON handler
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) handler.pipeline));
+ALTER TABLE ledger ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ledger_owner ON ledger
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) ledger.pipeline));
+ALTER TABLE inbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY inbox_owner ON inbox
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) inbox.pipeline));
+
+/* ---------------------------------------------------------------------
+ * Internal C functions
+ * --------------------------------------------------------------------- */
+
+-- Validate pipeline options for a source; returns them with defaults filled
+-- in.  Errors name the offending key.
+CREATE FUNCTION validate_options(source text, options jsonb) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'ledger_ingest_validate_options'
+	LANGUAGE C STABLE STRICT;
+
+-- Ask the launcher (after this transaction commits) to reconcile workers.
+CREATE FUNCTION _wake_launcher() RETURNS void
+	AS 'MODULE_PATHNAME', 'ledger_ingest_wake_launcher'
+	LANGUAGE C VOLATILE;
+
+-- Publish a cursor moved by SQL to shared memory, at commit only.
+CREATE FUNCTION _publish_cursor(pipeline text, pos ledger_ingest.position) RETURNS void
+	AS 'MODULE_PATHNAME', 'ledger_ingest_publish_cursor'
+	LANGUAGE C VOLATILE;
+
+-- Live per-pipeline state from shared memory (pid, head, worker state).
+CREATE FUNCTION _shmem_status(OUT pipeline text, OUT pid integer, OUT head bigint,
+							  OUT worker_state text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'ledger_ingest_shmem_status'
+	LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION validate_options(text, jsonb), _wake_launcher(),
+	_publish_cursor(text, ledger_ingest.position), _shmem_status(), doc_ledger(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION validate_options(text, jsonb), _wake_launcher(),
+	_publish_cursor(text, ledger_ingest.position), _shmem_status(), doc_ledger(jsonb) TO ledger_ingest_admin;
+
+/* ---------------------------------------------------------------------
+ * The SQL API
+ * --------------------------------------------------------------------- */
+
+CREATE FUNCTION _require_admin() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT pg_has_role(current_user, 'ledger_ingest_admin', 'MEMBER') THEN
+		RAISE EXCEPTION 'permission denied to manage ledger_ingest pipelines'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Only superusers and members of ledger_ingest_admin may manage pipelines.';
+	END IF;
+END
+$$;
+
+CREATE FUNCTION _require_pipeline(p_name text) RETURNS ledger_ingest.pipeline
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r ledger_ingest.pipeline;
+BEGIN
+	PERFORM ledger_ingest._require_admin();
+	SELECT * INTO r FROM ledger_ingest.pipeline WHERE name = p_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'pipeline "%" does not exist', p_name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN r;
+END
+$$;
+
+-- create_pipeline(name, source 'inbox'|'evm_rpc', options jsonb): creates a
+-- stopped pipeline owned by current_user with its cursor at ledger
+-- options.from_block - 1 (or -1).  Call start() to run it.
+CREATE FUNCTION create_pipeline(name text, source text, options jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	opts jsonb;
+BEGIN
+	PERFORM ledger_ingest._require_admin();
+	IF source IS NULL OR source NOT IN ('inbox', 'evm_rpc') THEN
+		RAISE EXCEPTION 'invalid source "%"', source
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'source must be ''inbox'' or ''evm_rpc''.';
+	END IF;
+	opts := ledger_ingest.validate_options(source, coalesce(options, '{}'));
+	INSERT INTO ledger_ingest.pipeline (name, source, options)
+		VALUES (create_pipeline.name, create_pipeline.source, opts);
+	INSERT INTO ledger_ingest.cursor (pipeline, ledger)
+		VALUES (create_pipeline.name,
+				coalesce((opts ->> 'from_block')::bigint, 0) - 1);
+END
+$$;
+
+-- add_handler(pipeline, handler, topic0, address): registers a function
+-- taking one ledger_ingest.event; called for each event whose topics[1]
+-- equals topic0 (32 bytes) and whose address equals address (20 bytes), NULL
+-- matching all.  Returns the handler id (registration order).
+CREATE FUNCTION add_handler(pipeline text, handler regprocedure,
+							topic0 bytea DEFAULT NULL, address bytea DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	nargs int;
+	argtype oid;
+	hid bigint;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype
+		FROM pg_proc p WHERE p.oid = handler;
+	IF nargs IS DISTINCT FROM 1 OR argtype IS DISTINCT FROM 'ledger_ingest.event'::regtype THEN
+		RAISE EXCEPTION 'handler % must take exactly one argument of type ledger_ingest.event', handler
+			USING ERRCODE = 'invalid_function_definition';
+	END IF;
+	IF NOT has_function_privilege(current_user, handler, 'EXECUTE') THEN
+		RAISE EXCEPTION 'permission denied for function %', handler
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF topic0 IS NOT NULL AND length(topic0) <> 32 THEN
+		RAISE EXCEPTION 'topic0 must be 32 bytes, got %', length(topic0)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF address IS NOT NULL AND length(address) <> 20 THEN
+		RAISE EXCEPTION 'address must be 20 bytes, got %', length(address)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	INSERT INTO ledger_ingest.handler (pipeline, handler, topic0, address)
+		VALUES (add_handler.pipeline, add_handler.handler, add_handler.topic0, add_handler.address)
+		RETURNING id INTO hid;
+	RETURN hid;
+END
+$$;
+
+-- remove_handler(pipeline, handler): unregisters every registration of the
+-- function; returns how many were removed.
+CREATE FUNCTION remove_handler(pipeline text, handler regprocedure)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n int;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	DELETE FROM ledger_ingest.handler h
+		WHERE h.pipeline = remove_handler.pipeline AND h.handler = remove_handler.handler;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+-- start(pipeline): marks the pipeline running (clearing a failed state); the
+-- launcher starts its worker within about a second after commit.
+CREATE FUNCTION start(pipeline text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	UPDATE ledger_ingest.pipeline p SET state = 'running', errors = 0
+		WHERE p.name = start.pipeline;
+	PERFORM ledger_ingest._wake_launcher();
+END
+$$;
+
+-- stop(pipeline): marks the pipeline stopped; its worker exits within about a
+-- second after commit.  The cursor is kept.
+CREATE FUNCTION stop(pipeline text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	UPDATE ledger_ingest.pipeline p SET state = 'stopped'
+		WHERE p.name = stop.pipeline;
+	PERFORM ledger_ingest._wake_launcher();
+END
+$$;
+
+-- drop_pipeline(pipeline): stops the worker and deletes the pipeline, its
+-- cursor, handlers, ledger headers and pending inbox documents.
+CREATE FUNCTION drop_pipeline(pipeline text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	DELETE FROM ledger_ingest.inbox i WHERE i.pipeline = drop_pipeline.pipeline;
+	DELETE FROM ledger_ingest.pipeline p WHERE p.name = drop_pipeline.pipeline;
+	PERFORM ledger_ingest._wake_launcher();
+END
+$$;
+
+-- cursor_cas(pipeline, expected, new): moves the cursor to "new" only if it
+-- is exactly at "expected" (NULL tx_index/event_index compare equal).  Returns
+-- false when the cursor was elsewhere (a lost race); raises undefined_object
+-- when the pipeline does not exist.  A concurrent apply transaction holds the
+-- cursor row until it commits; this call then sees the moved cursor and
+-- returns false, and a worker that loses the race rolls back and re-reads.
+CREATE FUNCTION cursor_cas(pipeline text, expected ledger_ingest.position, new ledger_ingest.position)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n int;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF new IS NULL OR new.ledger IS NULL OR new.ledger < -1
+	   OR (new.tx_index IS NULL) <> (new.event_index IS NULL) THEN
+		RAISE EXCEPTION 'invalid cursor position %', new
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A position is (ledger >= -1, tx_index, event_index) with both indexes NULL (whole ledger) or both set.';
+	END IF;
+	UPDATE ledger_ingest.cursor c
+		SET ledger = new.ledger,
+			ledger_hash = (SELECT l.hash FROM ledger_ingest.ledger l
+						   WHERE l.pipeline = cursor_cas.pipeline AND l.number = new.ledger),
+			tx_index = new.tx_index,
+			event_index = new.event_index,
+			last_commit_at = now()
+		WHERE c.pipeline = cursor_cas.pipeline
+		  AND c.ledger IS NOT DISTINCT FROM expected.ledger
+		  AND c.tx_index IS NOT DISTINCT FROM expected.tx_index
+		  AND c.event_index IS NOT DISTINCT FROM expected.event_index;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n = 1 THEN
+		PERFORM ledger_ingest._publish_cursor(pipeline, new);
+	END IF;
+	RETURN n = 1;
+END
+$$;
+
+-- rewind(pipeline, ledger): moves the cursor back to the end of "ledger" so
+-- that every later ledger is delivered again, and forgets the headers of
+-- those ledgers.  Handlers see the re-delivered events again: making that
+-- harmless (or undoing effects first) is the handler's business.  For the
+-- inbox source the producer must insert the documents again (applied ones are
+-- deleted).  Returns the position the cursor was at.
+CREATE FUNCTION rewind(pipeline text, ledger bigint) RETURNS ledger_ingest.position
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cur ledger_ingest.cursor;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	SELECT * INTO cur FROM ledger_ingest.cursor c WHERE c.pipeline = rewind.pipeline FOR UPDATE;
+	IF rewind.ledger IS NULL OR rewind.ledger < -1 THEN
+		RAISE EXCEPTION 'invalid ledger %', rewind.ledger USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rewind.ledger > cur.ledger THEN
+		RAISE EXCEPTION 'cannot rewind pipeline "%" to ledger %: its cursor is at ledger %',
+			pipeline, rewind.ledger, cur.ledger
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use cursor_cas() to move a cursor forward.';
+	END IF;
+	DELETE FROM ledger_ingest.ledger l
+		WHERE l.pipeline = rewind.pipeline AND l.number > rewind.ledger;
+	IF NOT ledger_ingest.cursor_cas(pipeline,
+			ROW(cur.ledger, cur.tx_index, cur.event_index)::ledger_ingest.position,
+			ROW(rewind.ledger, NULL, NULL)::ledger_ingest.position) THEN
+		RAISE EXCEPTION 'cursor of pipeline "%" moved concurrently', pipeline
+			USING ERRCODE = 'serialization_failure';
+	END IF;
+	RETURN ROW(cur.ledger, cur.tx_index, cur.event_index)::ledger_ingest.position;
+END
+$$;
+
+-- wait_for(pipeline, ledger, timeout): true as soon as the committed cursor
+-- has reached the end of "ledger", false after "timeout".  Sleeps on a
+-- condition variable that the worker's commit callback broadcasts.
+CREATE FUNCTION wait_for(pipeline text, ledger bigint, timeout interval DEFAULT '10s')
+RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ledger_ingest_wait_for'
+	LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION _require_admin(), _require_pipeline(text),
+	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea),
+	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
+	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),
+	wait_for(text, bigint, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _require_admin(), _require_pipeline(text),
+	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea),
+	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
+	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),
+	wait_for(text, bigint, interval) TO ledger_ingest_admin;
+
+-- One row per pipeline visible to the caller: persisted state and cursor,
+-- plus the live worker pid, source head and state from shared memory.
+CREATE VIEW status WITH (security_invoker = true) AS
+SELECT p.name AS pipeline,
+	   CASE WHEN p.state = 'running' AND s.pid IS NULL THEN 'starting'
+			WHEN p.state = 'running' AND s.worker_state = 'retrying' THEN 'retrying'
+			ELSE p.state END AS state,
+	   s.pid,
+	   c.ledger,
+	   c.ledger_hash,
+	   c.tx_index,
+	   c.event_index,
+	   s.head,
+	   c.events_applied,
+	   c.ledgers_applied,
+	   c.last_commit_at,
+	   p.last_error,
+	   p.errors,
+	   p.source,
+	   p.owner
+FROM ledger_ingest.pipeline p
+JOIN ledger_ingest.cursor c ON c.pipeline = p.name
+LEFT JOIN ledger_ingest._shmem_status() s ON s.pipeline = p.name;
+
+REVOKE ALL ON status FROM PUBLIC;
+GRANT SELECT ON status TO ledger_ingest_admin;

@@ -1,0 +1,644 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *	  Apply fetched ledgers in short transactions.
+ *
+ * Each apply transaction, in this order:
+ *	1. moves the cursor with a compare-and-swap: UPDATE ... WHERE the cursor
+ *	   is still at the position this worker read.  No row updated means the
+ *	   cursor moved (cursor_cas, rewind): the transaction is rolled back and
+ *	   the worker re-reads the cursor.  The updated row stays locked until
+ *	   commit, so a concurrent cursor_cas waits and then sees the new cursor;
+ *	2. calls the matching handlers for every event, in (ledger, tx_index,
+ *	   event_index) order and registration order, through SPI with kept
+ *	   plans, as the pipeline owner;
+ *	3. records the headers of the ledgers it completes and deletes their
+ *	   inbox documents;
+ *	4. queues one NOTIFY and the shared-memory publication of the new cursor
+ *	   (publish.c), then commits.
+ * All of it commits or none of it does.  No network I/O or sleep happens
+ * while the transaction is open: the ledgers were fetched before.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "ledger_ingest.h"
+
+LiApplyContext li_apply_ctx;
+
+static SPIPlanPtr cas_plan = NULL;
+static SPIPlanPtr header_plan = NULL;
+static SPIPlanPtr inbox_delete_plan = NULL;
+static TupleDesc event_tupdesc = NULL;
+
+/* One transaction's share of a ledger: events [first, last). */
+typedef struct Segment
+{
+	LiLedger   *ledger;
+	int			first;
+	int			last;
+} Segment;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/* Prepare the internal statements once per worker (inside a transaction). */
+static void
+prepare_internal_plans(void)
+{
+	if (cas_plan == NULL)
+	{
+		Oid			types[10] = {TEXTOID, INT8OID, BYTEAOID, INT4OID, INT4OID,
+		INT8OID, INT4OID, INT4OID, INT8OID, INT8OID};
+
+		cas_plan = keep_plan(
+							 "UPDATE ledger_ingest.cursor SET "
+							 "ledger = $2, ledger_hash = $3, tx_index = $4, event_index = $5, "
+							 "events_applied = events_applied OPERATOR(pg_catalog.+) $9, "
+							 "ledgers_applied = ledgers_applied OPERATOR(pg_catalog.+) $10, "
+							 "last_commit_at = pg_catalog.now() "
+							 "WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+							 "AND ledger OPERATOR(pg_catalog.=) $6 "
+							 "AND ((tx_index IS NULL AND $7 IS NULL) OR tx_index OPERATOR(pg_catalog.=) $7) "
+							 "AND ((event_index IS NULL AND $8 IS NULL) OR event_index OPERATOR(pg_catalog.=) $8)",
+							 10, types);
+	}
+	if (header_plan == NULL)
+	{
+		Oid			types[6] = {TEXTOID, INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID,
+		TIMESTAMPTZARRAYOID, INT4ARRAYOID};
+
+		header_plan = keep_plan(
+								"INSERT INTO ledger_ingest.ledger AS l (pipeline, number, hash, parent_hash, time, events) "
+								"SELECT $1, u.n, u.h, u.p, u.t, u.e "
+								"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+								"pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(n, h, p, t, e) "
+								"ON CONFLICT (pipeline, number) DO UPDATE SET hash = excluded.hash, "
+								"parent_hash = excluded.parent_hash, time = excluded.time, "
+								"events = excluded.events, applied_at = pg_catalog.now()",
+								6, types);
+	}
+	if (inbox_delete_plan == NULL)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+
+		inbox_delete_plan = keep_plan(
+									  "DELETE FROM ledger_ingest.inbox "
+									  "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+									  1, types);
+	}
+	if (event_tupdesc == NULL)
+	{
+		Oid			nsp = get_namespace_oid(LI_SCHEMA, false);
+		Oid			typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+											 CStringGetDatum("event"),
+											 ObjectIdGetDatum(nsp));
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		if (!OidIsValid(typoid))
+			elog(ERROR, "type ledger_ingest.event does not exist");
+		event_tupdesc = lookup_rowtype_tupdesc_copy(typoid, -1);
+		BlessTupleDesc(event_tupdesc);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* The SPI plan "SELECT handler($1)" for a handler, prepared on first use. */
+static SPIPlanPtr
+handler_plan(LiHandler *h)
+{
+	if (h->plan == NULL)
+	{
+		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(h->funcoid));
+		Form_pg_proc proc;
+		char	   *sql;
+		Oid			argtype = event_tupdesc->tdtypeid;
+
+		if (!HeapTupleIsValid(tup))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("handler function %u of pipeline no longer exists", h->funcoid)));
+		proc = (Form_pg_proc) GETSTRUCT(tup);
+		sql = psprintf("SELECT %s($1)",
+					   quote_qualified_identifier(get_namespace_name(proc->pronamespace),
+												  NameStr(proc->proname)));
+		ReleaseSysCache(tup);
+		h->plan = keep_plan(sql, 1, &argtype);
+	}
+	return (SPIPlanPtr) h->plan;
+}
+
+/*
+ * li_forget_plans -- free the handlers' kept plans (before the handler list
+ * is reloaded).
+ */
+void
+li_forget_plans(LiPipeline *p)
+{
+	for (int i = 0; i < p->nhandlers; i++)
+	{
+		if (p->handlers[i].plan)
+			SPI_freeplan((SPIPlanPtr) p->handlers[i].plan);
+		p->handlers[i].plan = NULL;
+	}
+}
+
+static bytea *
+bytes_to_bytea(const uint8 *b, int len)
+{
+	bytea	   *r = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(r, VARHDRSZ + len);
+	memcpy(VARDATA(r), b, len);
+	return r;
+}
+
+/* Build the ledger_ingest.event value of one event. */
+static Datum
+make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
+		   LiEvent *e)
+{
+	Datum		values[10];
+	bool		nulls[10] = {false};
+	Datum		topics[LI_MAX_TOPICS];
+	HeapTuple	tup;
+
+	values[0] = pipeline_text;
+	values[1] = Int64GetDatum(l->number);
+	values[2] = ledger_hash;
+	values[3] = TimestampTzGetDatum(l->time);
+	nulls[3] = TIMESTAMP_NOT_FINITE(l->time);
+	values[4] = Int32GetDatum(e->tx_index);
+	if (e->has_tx_hash)
+		values[5] = PointerGetDatum(bytes_to_bytea(e->tx_hash, LI_HASH_LEN));
+	else
+		nulls[5] = true;
+	values[6] = Int32GetDatum(e->event_index);
+	values[7] = PointerGetDatum(bytes_to_bytea(e->address, LI_ADDRESS_LEN));
+	for (int t = 0; t < e->ntopics; t++)
+		topics[t] = PointerGetDatum(bytes_to_bytea(e->topics[t], LI_HASH_LEN));
+	values[8] = PointerGetDatum(construct_array(topics, e->ntopics, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[9] = PointerGetDatum(e->data);
+
+	tup = heap_form_tuple(event_tupdesc, values, nulls);
+	return HeapTupleGetDatum(tup);
+}
+
+static bool
+handler_matches(const LiHandler *h, const LiEvent *e)
+{
+	if (h->has_address && memcmp(h->address, e->address, LI_ADDRESS_LEN) != 0)
+		return false;
+	if (h->has_topic0 &&
+		(e->ntopics == 0 || memcmp(h->topic0, e->topics[0], LI_HASH_LEN) != 0))
+		return false;
+	return true;
+}
+
+/* errcontext for handler errors: which ledger, event and handler */
+static void
+apply_error_callback(void *arg)
+{
+	if (!li_apply_ctx.active)
+		return;
+	if (li_apply_ctx.handler)
+		errcontext("ledger_ingest: applying ledger " INT64_FORMAT ", tx_index %d, event_index %d with handler %s",
+				   li_apply_ctx.ledger, li_apply_ctx.tx_index, li_apply_ctx.event_index,
+				   li_apply_ctx.handler);
+	else
+		errcontext("ledger_ingest: applying ledger " INT64_FORMAT, li_apply_ctx.ledger);
+}
+
+/* Run every matching handler for one event, as the pipeline owner. */
+static void
+run_handlers(LiPipeline *p, Datum ev, LiLedger *l, LiEvent *e)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+
+	li_apply_ctx.ledger = l->number;
+	li_apply_ctx.tx_index = e->tx_index;
+	li_apply_ctx.event_index = e->event_index;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	for (int i = 0; i < p->nhandlers; i++)
+	{
+		LiHandler  *h = &p->handlers[i];
+		Datum		args[1];
+		int			ret;
+		int			save_nestlevel;
+		SPIPlanPtr	plan;
+
+		if (!handler_matches(h, e))
+			continue;
+		plan = handler_plan(h);
+		li_apply_ctx.handler = h->name;
+		args[0] = ev;
+
+		/*
+		 * As the owner; GUC changes the handler makes (SET search_path, ...)
+		 * end with the call, as with a SECURITY DEFINER function.
+		 */
+		SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		save_nestlevel = NewGUCNestLevel();
+		ret = SPI_execute_plan(plan, args, NULL, false, 0);
+		AtEOXact_GUC(true, save_nestlevel);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		if (ret < 0)
+			elog(ERROR, "SPI_execute_plan failed for handler %s: %s", h->name,
+				 SPI_result_code_string(ret));
+		SPI_freetuptable(SPI_tuptable);
+	}
+	li_apply_ctx.handler = NULL;
+}
+
+/* The CAS: returns false when the cursor is no longer where we read it. */
+static bool
+cursor_cas(LiPipeline *p, const LiPosition *newpos, const uint8 *newhash,
+		   int64 nevents, int64 nledgers)
+{
+	Datum		v[10];
+	char		n[10];
+	int			ret;
+
+	memset(n, ' ', sizeof(n));
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(newpos->ledger);
+	v[2] = PointerGetDatum(bytes_to_bytea(newhash, LI_HASH_LEN));
+	v[3] = Int32GetDatum(newpos->tx_index);
+	v[4] = Int32GetDatum(newpos->event_index);
+	if (newpos->complete)
+		n[3] = n[4] = 'n';
+	v[5] = Int64GetDatum(p->cursor.ledger);
+	v[6] = Int32GetDatum(p->cursor.tx_index);
+	v[7] = Int32GetDatum(p->cursor.event_index);
+	if (p->cursor.complete)
+		n[6] = n[7] = 'n';
+	v[8] = Int64GetDatum(nevents);
+	v[9] = Int64GetDatum(nledgers);
+	ret = SPI_execute_plan(cas_plan, v, n, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "cursor update failed: %s", SPI_result_code_string(ret));
+	return SPI_processed == 1;
+}
+
+static void
+record_headers(LiPipeline *p, Segment *segs, int nsegs)
+{
+	int			nl = 0;
+	Datum	   *num = palloc(sizeof(Datum) * nsegs);
+	Datum	   *hash = palloc(sizeof(Datum) * nsegs);
+	Datum	   *parent = palloc(sizeof(Datum) * nsegs);
+	bool	   *parent_null = palloc(sizeof(bool) * nsegs);
+	Datum	   *tm = palloc(sizeof(Datum) * nsegs);
+	bool	   *tm_null = palloc(sizeof(bool) * nsegs);
+	Datum	   *evs = palloc(sizeof(Datum) * nsegs);
+	Datum	   *ids = palloc(sizeof(Datum) * nsegs);
+	int			nids = 0;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Datum		v[6];
+	int			ret;
+
+	for (int i = 0; i < nsegs; i++)
+	{
+		LiLedger   *l = segs[i].ledger;
+
+		if (segs[i].last < l->nevents)
+			continue;			/* not completed in this transaction */
+		num[nl] = Int64GetDatum(l->number);
+		hash[nl] = PointerGetDatum(bytes_to_bytea(l->hash, LI_HASH_LEN));
+		parent[nl] = PointerGetDatum(bytes_to_bytea(l->parent_hash, LI_HASH_LEN));
+		parent_null[nl] = !l->has_parent;
+		tm[nl] = TimestampTzGetDatum(l->time);
+		tm_null[nl] = TIMESTAMP_NOT_FINITE(l->time);
+		evs[nl] = Int32GetDatum(l->nevents);
+		nl++;
+		if (l->inbox_id > 0)
+			ids[nids++] = Int64GetDatum(l->inbox_id);
+	}
+	if (nl == 0)
+		return;
+	dims[0] = nl;
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = PointerGetDatum(construct_array(num, nl, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[2] = PointerGetDatum(construct_array(hash, nl, BYTEAOID, -1, false, TYPALIGN_INT));
+	v[3] = PointerGetDatum(construct_md_array(parent, parent_null, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	v[4] = PointerGetDatum(construct_md_array(tm, tm_null, 1, dims, lbs, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[5] = PointerGetDatum(construct_array(evs, nl, INT4OID, 4, true, TYPALIGN_INT));
+	ret = SPI_execute_plan(header_plan, v, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording ledger headers failed: %s", SPI_result_code_string(ret));
+	if (nids > 0)
+	{
+		v[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		ret = SPI_execute_plan(inbox_delete_plan, v, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "deleting applied inbox documents failed: %s", SPI_result_code_string(ret));
+	}
+}
+
+/*
+ * The "applied" notification: one per committed apply transaction, well
+ * under the 8000-byte payload limit.
+ */
+static void
+queue_notify(LiPipeline *p, const LiPosition *pos, const uint8 *hash,
+			 int64 from_ledger, int64 nevents)
+{
+	StringInfoData buf;
+	char	   *hex = li_bytes_to_hex(hash, LI_HASH_LEN);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\":\"applied\",\"pipeline\":");
+	escape_json(&buf, p->name);
+	appendStringInfo(&buf, ",\"ledger\":" INT64_FORMAT ",\"hash\":\"%s\"", pos->ledger, hex);
+	if (pos->complete)
+		appendStringInfoString(&buf, ",\"tx_index\":null,\"event_index\":null");
+	else
+		appendStringInfo(&buf, ",\"tx_index\":%d,\"event_index\":%d",
+						 pos->tx_index, pos->event_index);
+	appendStringInfo(&buf, ",\"events\":" INT64_FORMAT ",\"from_ledger\":" INT64_FORMAT "}",
+					 nevents, from_ledger);
+	Async_Notify(LI_CHANNEL, buf.data);
+}
+
+/*
+ * Apply one transaction's segments.  Returns false on a lost CAS (the
+ * transaction is rolled back).
+ */
+static bool
+apply_txn(LiPipeline *p, Segment *segs, int nsegs)
+{
+	Segment    *lastseg = &segs[nsegs - 1];
+	LiLedger   *last = lastseg->ledger;
+	LiPosition	newpos;
+	int64		nevents = 0;
+	int64		nledgers = 0;
+	ErrorContextCallback errcb;
+	Datum		pipeline_text;
+	MemoryContext txn_cxt;
+
+	memset(&newpos, 0, sizeof(newpos));
+	newpos.ledger = last->number;
+	if (lastseg->last >= last->nevents)
+		newpos.complete = true;
+	else
+	{
+		newpos.tx_index = last->events[lastseg->last - 1].tx_index;
+		newpos.event_index = last->events[lastseg->last - 1].event_index;
+	}
+	for (int i = 0; i < nsegs; i++)
+	{
+		nevents += segs[i].last - segs[i].first;
+		if (segs[i].last >= segs[i].ledger->nevents)
+			nledgers++;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (nsegs == 1)
+		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledger " INT64_FORMAT,
+													   p->name, last->number));
+	else
+		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledgers " INT64_FORMAT " to " INT64_FORMAT,
+													   p->name, segs[0].ledger->number, last->number));
+	prepare_internal_plans();
+
+	if (!cursor_cas(p, &newpos, last->hash, nevents, nledgers))
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return false;
+	}
+
+	errcb.callback = apply_error_callback;
+	errcb.arg = NULL;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	li_apply_ctx.active = true;
+	li_apply_ctx.handler = NULL;
+
+	/* per-event values are built in a context reset after each event */
+	txn_cxt = AllocSetContextCreate(CurTransactionContext, "ledger_ingest event",
+									ALLOCSET_DEFAULT_SIZES);
+	pipeline_text = CStringGetTextDatum(p->name);
+
+	for (int s = 0; s < nsegs; s++)
+	{
+		LiLedger   *l = segs[s].ledger;
+		Datum		ledger_hash = PointerGetDatum(bytes_to_bytea(l->hash, LI_HASH_LEN));
+
+		li_apply_ctx.ledger = l->number;
+		for (int i = segs[s].first; i < segs[s].last; i++)
+		{
+			LiEvent    *e = &l->events[i];
+			MemoryContext old;
+			Datum		ev;
+			bool		any = false;
+
+			CHECK_FOR_INTERRUPTS();
+			for (int h = 0; h < p->nhandlers && !any; h++)
+				any = handler_matches(&p->handlers[h], e);
+			if (!any)
+				continue;
+			old = MemoryContextSwitchTo(txn_cxt);
+			ev = make_event(p, pipeline_text, l, ledger_hash, e);
+			MemoryContextSwitchTo(old);
+			run_handlers(p, ev, l, e);
+			MemoryContextReset(txn_cxt);
+		}
+	}
+	li_apply_ctx.active = false;
+	error_context_stack = errcb.previous;
+
+	record_headers(p, segs, nsegs);
+	queue_notify(p, &newpos, last->hash, segs[0].ledger->number, nevents);
+	li_publish_at_commit(p->slot, &newpos);
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	p->cursor = newpos;
+	memcpy(p->cursor_hash, last->hash, LI_HASH_LEN);
+	p->has_cursor_hash = true;
+	return true;
+}
+
+/*
+ * li_apply_batch -- apply a fetched batch, split into transactions by the
+ * pipeline's commit mode: "event" (one per event; a ledger without events
+ * is one), "ledger" (one per ledger) or "batch" (whole ledgers, up to
+ * batch_max_ledgers ledgers and, once reached, batch_max_events events).
+ * Events at or before a partially applied cursor are skipped.  Returns
+ * LI_APPLY_LOST_CAS when the cursor moved under the worker.
+ */
+LiApplyResult
+li_apply_batch(LiPipeline *p, LiBatch *b)
+{
+	Segment    *segs = palloc(sizeof(Segment) * Max(b->nledgers, 1));
+	int			nsegs = 0;
+	int64		seg_events = 0;
+
+	li_set_wstate(p->slot, LI_WS_APPLYING);
+	for (int li = 0; li < b->nledgers; li++)
+	{
+		LiLedger   *l = &b->ledgers[li];
+		int			first = 0;
+
+		/* resume inside a partially applied ledger */
+		if (l->number == p->cursor.ledger && !p->cursor.complete)
+		{
+			while (first < l->nevents &&
+				   (l->events[first].tx_index < p->cursor.tx_index ||
+					(l->events[first].tx_index == p->cursor.tx_index &&
+					 l->events[first].event_index <= p->cursor.event_index)))
+				first++;
+		}
+
+		if (p->opts.commit == LI_COMMIT_EVENT)
+		{
+			if (l->nevents == 0 || first >= l->nevents)
+			{
+				Segment		s = {l, l->nevents, l->nevents};
+
+				if (!apply_txn(p, &s, 1))
+					return LI_APPLY_LOST_CAS;
+			}
+			for (int i = first; i < l->nevents; i++)
+			{
+				Segment		s = {l, i, i + 1};
+
+				if (!apply_txn(p, &s, 1))
+					return LI_APPLY_LOST_CAS;
+			}
+			continue;
+		}
+
+		segs[nsegs].ledger = l;
+		segs[nsegs].first = first;
+		segs[nsegs].last = l->nevents;
+		nsegs++;
+		seg_events += l->nevents - first;
+		if (p->opts.commit == LI_COMMIT_LEDGER ||
+			nsegs >= p->opts.batch_max_ledgers ||
+			seg_events >= p->opts.batch_max_events ||
+			li == b->nledgers - 1)
+		{
+			if (!apply_txn(p, segs, nsegs))
+				return LI_APPLY_LOST_CAS;
+			nsegs = 0;
+			seg_events = 0;
+		}
+	}
+	return LI_APPLY_OK;
+}
+
+/*
+ * li_check_continuity -- does ledger l follow prev (or, when prev is NULL,
+ * the cursor)?  Only a direct successor (number + 1) with a parentHash can
+ * be checked.  On a mismatch returns false with *error saying "reorg at
+ * ledger N".
+ */
+bool
+li_check_continuity(LiPipeline *p, const LiLedger *prev, const LiLedger *l, char **error)
+{
+	int64		prev_number;
+	const uint8 *prev_hash;
+
+	if (prev != NULL)
+	{
+		prev_number = prev->number;
+		prev_hash = prev->hash;
+	}
+	else
+	{
+		if (!p->has_cursor_hash)
+			return true;
+		prev_number = p->cursor.ledger;
+		prev_hash = p->cursor_hash;
+	}
+	if (l->number == prev_number && prev == NULL && !p->cursor.complete)
+	{
+		/* resuming a partially applied ledger: it must be the same one */
+		if (memcmp(l->hash, prev_hash, LI_HASH_LEN) != 0)
+		{
+			*error = psprintf("reorg at ledger " INT64_FORMAT ": its hash %s differs from the partially applied ledger's %s",
+							  l->number, li_bytes_to_hex(l->hash, LI_HASH_LEN),
+							  li_bytes_to_hex(prev_hash, LI_HASH_LEN));
+			return false;
+		}
+		return true;
+	}
+	if (l->number != prev_number + 1 || !l->has_parent)
+		return true;
+	if (memcmp(l->parent_hash, prev_hash, LI_HASH_LEN) != 0)
+	{
+		*error = psprintf("reorg at ledger " INT64_FORMAT ": its parentHash %s does not match the hash %s of applied ledger " INT64_FORMAT,
+						  l->number, li_bytes_to_hex(l->parent_hash, LI_HASH_LEN),
+						  li_bytes_to_hex(prev_hash, LI_HASH_LEN), prev_number);
+		return false;
+	}
+	return true;
+}
+
+/* li_batch_init -- an empty batch. */
+void
+li_batch_init(LiBatch *b, MemoryContext cxt)
+{
+	memset(b, 0, sizeof(LiBatch));
+	b->cxt = cxt;
+}
+
+/* li_batch_add -- append an (uninitialized) ledger to the batch. */
+LiLedger *
+li_batch_add(LiBatch *b)
+{
+	if (b->nledgers >= b->maxledgers)
+	{
+		b->maxledgers = Max(16, b->maxledgers * 2);
+		if (b->ledgers == NULL)
+			b->ledgers = MemoryContextAlloc(b->cxt, sizeof(LiLedger) * b->maxledgers);
+		else
+			b->ledgers = repalloc(b->ledgers, sizeof(LiLedger) * b->maxledgers);
+	}
+	return &b->ledgers[b->nledgers++];
+}

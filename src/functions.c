@@ -1,0 +1,278 @@
+/*-------------------------------------------------------------------------
+ *
+ * functions.c
+ *	  SQL-callable functions that need shared memory.
+ *
+ * The pipeline API itself (create_pipeline, add_handler, start, stop,
+ * cursor_cas, rewind, ...) is written in SQL in ledger_ingest--0.1.sql; the
+ * functions here give it access to the launcher and to the committed cursor
+ * that lives in shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "ledger_ingest.h"
+
+PG_FUNCTION_INFO_V1(ledger_ingest_wait_for);
+PG_FUNCTION_INFO_V1(ledger_ingest_wake_launcher);
+PG_FUNCTION_INFO_V1(ledger_ingest_publish_cursor);
+PG_FUNCTION_INFO_V1(ledger_ingest_shmem_status);
+
+/*
+ * Read the committed cursor of a pipeline from the cursor table.  Raises
+ * undefined_object when the pipeline does not exist (or is not visible to
+ * the caller).
+ */
+static LiPosition
+read_cursor_sql(const char *pipeline)
+{
+	LiPosition	pos;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(pipeline);
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT c.ledger, c.tx_index IS NULL, c.tx_index, c.event_index "
+								"FROM ledger_ingest.cursor c "
+								"WHERE c.pipeline OPERATOR(pg_catalog.=) $1",
+								1, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %d", ret);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", pipeline)));
+	memset(&pos, 0, sizeof(pos));
+	pos.ledger = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	pos.complete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (!pos.complete)
+	{
+		pos.tx_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		pos.event_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	}
+	SPI_finish();
+	return pos;
+}
+
+/*
+ * ledger_ingest.wait_for(pipeline text, ledger bigint, timeout interval)
+ *		RETURNS boolean
+ *
+ * True as soon as the committed cursor covers all of "ledger", false once
+ * "timeout" (default 10 s, at most about 24 days) has passed.  The first
+ * check reads the cursor table (so a ledger committed before the call
+ * counts); after that the caller sleeps on the pipeline's condition
+ * variable in shared memory, broadcast by the commit callback of the
+ * transaction that advances the cursor (publish.c).  Raises
+ * undefined_object for an unknown pipeline; interruptible.
+ */
+Datum
+ledger_ingest_wait_for(PG_FUNCTION_ARGS)
+{
+	char	   *pipeline;
+	int64		ledger;
+	Interval   *timeout;
+	int64		timeout_us;
+	TimestampTz deadline;
+	LiSlot	   *slot;
+	LiPosition	pos;
+	bool		reached = false;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("wait_for arguments must not be NULL")));
+	pipeline = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ledger = PG_GETARG_INT64(1);
+	timeout = PG_GETARG_INTERVAL_P(2);
+	li_attach_shmem();
+
+	timeout_us = timeout->time + (int64) timeout->day * USECS_PER_DAY +
+		(int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (timeout_us < 0)
+		timeout_us = 0;
+	deadline = GetCurrentTimestamp() + timeout_us;
+
+	pos = read_cursor_sql(pipeline);
+	if (li_position_reached(&pos, ledger))
+		PG_RETURN_BOOL(true);
+
+	slot = li_find_slot(MyDatabaseId, pipeline, true);
+	if (slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free ledger_ingest slot for pipeline \"%s\"", pipeline),
+				 errhint("Increase ledger_ingest.max_pipelines.")));
+
+	ConditionVariablePrepareToSleep(&slot->cv);
+	for (;;)
+	{
+		bool		known;
+		long		remaining_ms;
+		TimestampTz now;
+
+		SpinLockAcquire(&slot->mutex);
+		known = slot->cursor_known;
+		pos = slot->committed;
+		SpinLockRelease(&slot->mutex);
+		if (known && li_position_reached(&pos, ledger))
+		{
+			reached = true;
+			break;
+		}
+		now = GetCurrentTimestamp();
+		if (now >= deadline)
+			break;
+		remaining_ms = (long) ((deadline - now + 999) / 1000);
+		/* wake at least once a second: a cursor published before we slept */
+		if (remaining_ms > 1000)
+			remaining_ms = 1000;
+		ConditionVariableTimedSleep(&slot->cv, remaining_ms, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
+
+	/*
+	 * The shared cursor may never have been published (no worker since the
+	 * server started): the table is the truth.
+	 */
+	if (!reached)
+	{
+		pos = read_cursor_sql(pipeline);
+		reached = li_position_reached(&pos, ledger);
+	}
+	PG_RETURN_BOOL(reached);
+}
+
+/*
+ * ledger_ingest._wake_launcher() RETURNS void
+ *
+ * Sets the launcher's latch when the calling transaction commits (never
+ * before, and not at all on abort), so start/stop/drop act within a second.
+ */
+Datum
+ledger_ingest_wake_launcher(PG_FUNCTION_ARGS)
+{
+	li_attach_shmem();
+	li_wake_launcher_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * ledger_ingest._publish_cursor(pipeline text, pos ledger_ingest.position)
+ *		RETURNS void
+ *
+ * Makes "pos" the pipeline's committed cursor in shared memory when the
+ * calling transaction commits (cursor_cas and rewind call it).
+ */
+Datum
+ledger_ingest_publish_cursor(PG_FUNCTION_ARGS)
+{
+	char	   *pipeline;
+	HeapTupleHeader t;
+	LiPosition	pos;
+	bool		isnull;
+	LiSlot	   *slot;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_VOID();
+	li_attach_shmem();
+	pipeline = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	t = PG_GETARG_HEAPTUPLEHEADER(1);
+
+	memset(&pos, 0, sizeof(pos));
+	pos.ledger = DatumGetInt64(GetAttributeByNum(t, 1, &isnull));
+	pos.tx_index = DatumGetInt32(GetAttributeByNum(t, 2, &isnull));
+	pos.complete = isnull;
+	if (!pos.complete)
+		pos.event_index = DatumGetInt32(GetAttributeByNum(t, 3, &isnull));
+
+	slot = li_find_slot(MyDatabaseId, pipeline, false);
+	if (slot != NULL)
+		li_publish_at_commit(slot, &pos);
+	PG_RETURN_VOID();
+}
+
+static const char *
+wstate_name(LiWorkerState st)
+{
+	switch (st)
+	{
+		case LI_WS_NONE:
+			return NULL;
+		case LI_WS_STARTING:
+			return "starting";
+		case LI_WS_IDLE:
+			return "idle";
+		case LI_WS_FETCHING:
+			return "fetching";
+		case LI_WS_APPLYING:
+			return "applying";
+		case LI_WS_RETRYING:
+			return "retrying";
+	}
+	return NULL;
+}
+
+/*
+ * ledger_ingest._shmem_status() RETURNS SETOF (pipeline text, pid int,
+ *		head bigint, worker_state text)
+ *
+ * One row per pipeline of the current database that has shared state: its
+ * worker's pid (NULL if none runs), the newest ledger the source reported
+ * (NULL if unknown) and what the worker is doing.
+ */
+Datum
+ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	li_attach_shmem();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(li_shared->lock, LW_SHARED);
+	for (int i = 0; i < li_max_pipelines; i++)
+	{
+		LiSlot	   *s = &li_shared->slots[i];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		pid_t		pid;
+		int64		head;
+		LiWorkerState st;
+		const char *stname;
+
+		if (!s->in_use || s->dboid != MyDatabaseId)
+			continue;
+		SpinLockAcquire(&s->mutex);
+		pid = s->pid;
+		head = s->head;
+		st = s->wstate;
+		SpinLockRelease(&s->mutex);
+
+		values[0] = CStringGetTextDatum(s->name);
+		values[1] = Int32GetDatum((int32) pid);
+		nulls[1] = (pid == 0);
+		values[2] = Int64GetDatum(head);
+		nulls[2] = (head < 0);
+		stname = pid != 0 ? wstate_name(st) : NULL;
+		if (stname)
+			values[3] = CStringGetTextDatum(stname);
+		else
+			nulls[3] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(li_shared->lock);
+	return (Datum) 0;
+}

@@ -1,0 +1,280 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The static launcher: one dynamic worker per running pipeline.
+ *
+ * The launcher connects to ledger_ingest.database and, whenever its latch
+ * is set (start/stop/drop commit, a worker exits) or once a second, reads
+ * the pipeline table and reconciles: it registers a worker for each
+ * pipeline in state 'running' that has none, terminates workers whose
+ * pipeline is no longer running, and restarts a worker that exited with
+ * exponential backoff (1 s doubling up to 60 s), so that a failing
+ * pipeline never crash-loops.  Modelled on PostgreSQL's worker_spi and
+ * pg_prewarm's autoprewarm.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "ledger_ingest.h"
+
+#define LAUNCHER_NAP_MS		1000
+#define RESTART_MIN_MS		1000
+#define RESTART_MAX_MS		60000
+
+/* launcher-local bookkeeping per slot */
+typedef struct LauncherEntry
+{
+	BackgroundWorkerHandle *handle;
+	TimestampTz next_start;		/* earliest restart after an exit */
+	int			backoff_ms;
+	TimestampTz started_at;
+	bool		wanted;			/* seen as 'running' in the last scan */
+	bool		exists;			/* seen at all in the last scan */
+} LauncherEntry;
+
+static LauncherEntry *entries;
+
+static void
+launcher_shmem_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&li_shared->mutex);
+	li_shared->launcher_pid = 0;
+	li_shared->launcher_latch = NULL;
+	SpinLockRelease(&li_shared->mutex);
+}
+
+static int
+slot_index(LiSlot *s)
+{
+	return (int) (s - li_shared->slots);
+}
+
+/*
+ * Register the dynamic worker of a pipeline.  The pipeline name travels in
+ * bgw_extra, the database OID in bgw_main_arg.  Returns false (and logs
+ * why) when no worker slot is free.
+ */
+static bool
+start_worker(LiSlot *slot, LauncherEntry *e)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "ledger_ingest", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ledger_ingest_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "ledger_ingest worker %s", slot->name);
+	strlcpy(worker.bgw_type, "ledger_ingest worker", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(slot->dboid);
+	StaticAssertStmt(LI_NAME_MAX <= BGW_EXTRALEN, "pipeline name must fit in bgw_extra");
+	strlcpy(worker.bgw_extra, slot->name, BGW_EXTRALEN);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start the worker of ledger_ingest pipeline \"%s\"", slot->name),
+				 errhint("Raise max_worker_processes: each running pipeline needs one.")));
+		return false;
+	}
+	e->handle = handle;
+	e->started_at = GetCurrentTimestamp();
+	return true;
+}
+
+/* Scan the pipeline table; mark entries wanted/existing. */
+static void
+scan_pipelines(void)
+{
+	int			ret;
+
+	for (int i = 0; i < li_max_pipelines; i++)
+	{
+		entries[i].wanted = false;
+		entries[i].exists = false;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "ledger_ingest launcher: scanning pipelines");
+
+	if (OidIsValid(get_extension_oid("ledger_ingest", true)))
+	{
+		ret = SPI_execute("SELECT name, state OPERATOR(pg_catalog.=) 'running' "
+						  "FROM ledger_ingest.pipeline", true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read ledger_ingest.pipeline: %d", ret);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			bool		running = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[r],
+															 SPI_tuptable->tupdesc, 2, &isnull));
+			LiSlot	   *slot = li_find_slot(MyDatabaseId, name, running);
+
+			if (slot == NULL)
+			{
+				if (running)
+					ereport(WARNING,
+							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+							 errmsg("ledger_ingest pipeline \"%s\" cannot run: all %d slots are in use",
+									name, li_max_pipelines),
+							 errhint("Raise ledger_ingest.max_pipelines.")));
+				continue;
+			}
+			entries[slot_index(slot)].exists = true;
+			entries[slot_index(slot)].wanted = running;
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(true);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Start, stop and restart workers to match the scan; returns ms to sleep. */
+static long
+reconcile(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		nap = LAUNCHER_NAP_MS;
+
+	for (int i = 0; i < li_max_pipelines; i++)
+	{
+		LiSlot	   *slot = &li_shared->slots[i];
+		LauncherEntry *e = &entries[i];
+		pid_t		pid = 0;
+		BgwHandleStatus st = BGWH_STOPPED;
+
+		if (!slot->in_use || slot->dboid != MyDatabaseId)
+			continue;
+
+		if (e->handle != NULL)
+		{
+			st = GetBackgroundWorkerPid(e->handle, &pid);
+			if (st == BGWH_STOPPED || st == BGWH_POSTMASTER_DIED)
+			{
+				/* the worker exited: restart it later, with backoff */
+				bool		ran_long = TimestampDifferenceExceeds(e->started_at, now, 60000);
+
+				pfree(e->handle);
+				e->handle = NULL;
+				e->backoff_ms = ran_long ? RESTART_MIN_MS :
+					Min(Max(e->backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+				e->next_start = TimestampTzPlusMilliseconds(now, e->backoff_ms);
+				SpinLockAcquire(&slot->mutex);
+				slot->pid = 0;
+				slot->latch = NULL;
+				slot->wstate = LI_WS_NONE;
+				SpinLockRelease(&slot->mutex);
+			}
+		}
+
+		if (e->handle != NULL && !e->wanted)
+		{
+			/* stop or drop: terminate the worker (it holds no state) */
+			TerminateBackgroundWorker(e->handle);
+			continue;
+		}
+
+		if (e->handle == NULL && e->wanted)
+		{
+			if (now >= e->next_start)
+			{
+				if (!start_worker(slot, e))
+				{
+					e->backoff_ms = Min(Max(e->backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+					e->next_start = TimestampTzPlusMilliseconds(now, e->backoff_ms);
+				}
+			}
+			else
+			{
+				long		wait = (long) ((e->next_start - now) / 1000) + 1;
+
+				nap = Min(nap, wait);
+			}
+		}
+
+		if (e->handle == NULL && !e->exists)
+		{
+			/* dropped pipeline: free its slot */
+			LWLockAcquire(li_shared->lock, LW_EXCLUSIVE);
+			slot->in_use = false;
+			LWLockRelease(li_shared->lock);
+			ConditionVariableBroadcast(&slot->cv);
+			memset(e, 0, sizeof(*e));
+		}
+	}
+	return nap;
+}
+
+/*
+ * ledger_ingest_launcher_main -- entry point of the static launcher.
+ */
+void
+ledger_ingest_launcher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(li_database, NULL, 0);
+	pgstat_report_appname("ledger_ingest launcher");
+
+	entries = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(LauncherEntry) * li_max_pipelines);
+
+	SpinLockAcquire(&li_shared->mutex);
+	li_shared->launcher_pid = MyProcPid;
+	li_shared->launcher_latch = &MyProc->procLatch;
+	SpinLockRelease(&li_shared->mutex);
+	before_shmem_exit(launcher_shmem_exit, (Datum) 0);
+
+	ereport(LOG,
+			(errmsg("ledger_ingest launcher started for database \"%s\"", li_database)));
+
+	for (;;)
+	{
+		long		nap;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		scan_pipelines();
+		nap = reconcile();
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 nap, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,274 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger_ingest.h
+ *	  Shared declarations of the ledger_ingest extension.
+ *
+ * One static launcher background worker starts one dynamic background
+ * worker per running pipeline.  A worker fetches ledgers from its source
+ * (the inbox table, or an Ethereum JSON-RPC node) outside any transaction,
+ * then applies them in short transactions that run the user's handlers,
+ * record the ledger headers, advance the cursor with a compare-and-swap and
+ * queue one NOTIFY.  Shared state is published only from the commit
+ * callback (publish.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LEDGER_INGEST_H
+#define LEDGER_INGEST_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#define LI_SCHEMA			"ledger_ingest"
+#define LI_CHANNEL			"ledger_ingest"
+#define LI_NAME_MAX			64		/* pipeline names are at most 63 bytes */
+#define LI_HASH_LEN			32
+#define LI_ADDRESS_LEN		20
+#define LI_MAX_TOPICS		4
+
+/* GUCs (module.c) */
+extern char *li_database;
+extern int	li_max_pipelines;
+
+/* ----------------------------------------------------------------
+ * Positions and ledgers
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * A cursor position.  complete = true means ledger "ledger" and all its
+ * events are applied (SQL: tx_index and event_index NULL); otherwise the
+ * ledger is applied up to and including event (tx_index, event_index).
+ */
+typedef struct LiPosition
+{
+	int64		ledger;
+	bool		complete;
+	int32		tx_index;
+	int32		event_index;
+} LiPosition;
+
+/* One event (an EVM log), parsed and validated. */
+typedef struct LiEvent
+{
+	int32		tx_index;
+	int32		event_index;	/* EVM: logIndex */
+	uint8		tx_hash[LI_HASH_LEN];
+	bool		has_tx_hash;
+	uint8		address[LI_ADDRESS_LEN];
+	int			ntopics;
+	uint8		topics[LI_MAX_TOPICS][LI_HASH_LEN];
+	bytea	   *data;
+} LiEvent;
+
+/* One ledger (an EVM block with its logs), parsed and validated. */
+typedef struct LiLedger
+{
+	int64		number;
+	uint8		hash[LI_HASH_LEN];
+	uint8		parent_hash[LI_HASH_LEN];
+	bool		has_parent;
+	TimestampTz time;
+	int			nevents;
+	LiEvent    *events;			/* sorted by (tx_index, event_index) */
+	int64		inbox_id;		/* inbox row it came from, or 0 */
+} LiLedger;
+
+/* ledger.c */
+extern void li_parse_ledger(JsonbContainer *doc, LiLedger *out);
+extern bool li_quantity_from_jsonb(JsonbValue *v, int64 *out);
+extern bool li_numeric_to_int64(Numeric n, int64 *out);
+extern void li_hex_to_bytes(const char *field, const char *s, int len,
+							uint8 *out, int outlen);
+extern bytea *li_hex_to_bytea(const char *field, const char *s, int len);
+extern char *li_bytes_to_hex(const uint8 *b, int len);
+extern JsonbValue *li_jsonb_get(JsonbContainer *c, const char *key);
+
+/* ----------------------------------------------------------------
+ * Options (options.c)
+ * ----------------------------------------------------------------
+ */
+typedef enum LiCommitMode
+{
+	LI_COMMIT_EVENT,
+	LI_COMMIT_LEDGER,
+	LI_COMMIT_BATCH
+} LiCommitMode;
+
+typedef struct LiOptions
+{
+	bool		is_rpc;
+	LiCommitMode commit;
+	int			batch_max_events;
+	int			batch_max_ledgers;
+	int			batch_max_ms;
+	int			poll_ms;
+	int			max_retries;	/* handler failures before 'failed' */
+	/* evm_rpc */
+	char	   *url;
+	Jsonb	   *addresses;		/* eth_getLogs "address" filter or NULL */
+	Jsonb	   *topics;			/* eth_getLogs "topics" filter or NULL */
+	int64		from_block;
+	int64		to_block;		/* -1: follow the head forever */
+	int			confirmations;
+	int			block_range;
+	int			timeout_ms;
+} LiOptions;
+
+extern void li_parse_options(const char *source, Jsonb *options, LiOptions *out);
+
+/* ----------------------------------------------------------------
+ * Shared memory (module.c)
+ * ----------------------------------------------------------------
+ */
+typedef enum LiWorkerState
+{
+	LI_WS_NONE = 0,
+	LI_WS_STARTING,
+	LI_WS_IDLE,
+	LI_WS_FETCHING,
+	LI_WS_APPLYING,
+	LI_WS_RETRYING
+} LiWorkerState;
+
+typedef struct LiSlot
+{
+	/* protected by LiShared->lock */
+	bool		in_use;
+	Oid			dboid;
+	char		name[LI_NAME_MAX];
+
+	/* protected by mutex */
+	slock_t		mutex;
+	pid_t		pid;			/* worker pid, 0 if none */
+	Latch	   *latch;			/* worker latch, NULL if none */
+	LiWorkerState wstate;
+	int64		head;			/* newest ledger the source reported, -1 */
+	bool		cursor_known;	/* committed cursor published? */
+	LiPosition	committed;		/* committed cursor */
+
+	ConditionVariable cv;		/* broadcast when committed advances */
+} LiSlot;
+
+typedef struct LiShared
+{
+	LWLock	   *lock;			/* slot allocation */
+	slock_t		mutex;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	LiSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+} LiShared;
+
+extern LiShared *li_shared;
+
+extern void li_attach_shmem(void);
+extern LiSlot *li_find_slot(Oid dboid, const char *name, bool create);
+extern void li_set_wstate(LiSlot *slot, LiWorkerState st);
+extern bool li_position_reached(const LiPosition *committed, int64 ledger);
+
+/* ----------------------------------------------------------------
+ * Launcher and worker
+ * ----------------------------------------------------------------
+ */
+PGDLLEXPORT void ledger_ingest_launcher_main(Datum arg);
+PGDLLEXPORT void ledger_ingest_worker_main(Datum arg);
+
+/* ----------------------------------------------------------------
+ * Publishing at commit (publish.c)
+ * ----------------------------------------------------------------
+ */
+extern void li_register_xact_callback(void);
+extern void li_publish_at_commit(LiSlot *slot, const LiPosition *pos);
+extern void li_wake_launcher_at_commit(void);
+
+/* ----------------------------------------------------------------
+ * Pipelines as the worker sees them (worker.c, apply.c)
+ * ----------------------------------------------------------------
+ */
+typedef struct LiHandler
+{
+	int64		id;
+	Oid			funcoid;
+	char	   *name;			/* regprocedure text, for errors */
+	bool		has_topic0;
+	uint8		topic0[LI_HASH_LEN];
+	bool		has_address;
+	uint8		address[LI_ADDRESS_LEN];
+	void	   *plan;			/* SPIPlanPtr, kept */
+} LiHandler;
+
+typedef struct LiPipeline
+{
+	char		name[LI_NAME_MAX];
+	bool		is_rpc;
+	Oid			owner;
+	LiOptions	opts;
+	LiSlot	   *slot;
+	int			nhandlers;
+	LiHandler  *handlers;
+	/* ledger hash at the cursor, for parentHash continuity */
+	bool		has_cursor_hash;
+	uint8		cursor_hash[LI_HASH_LEN];
+	LiPosition	cursor;
+} LiPipeline;
+
+/* A batch fetched from a source, to be applied. */
+typedef struct LiBatch
+{
+	MemoryContext cxt;			/* everything of the batch lives here */
+	int			nledgers;
+	int			maxledgers;
+	LiLedger   *ledgers;
+	int64		nevents;
+	/* inbox: a document to reject after the batch is applied */
+	int64		reject_id;
+	char	   *reject_error;
+	bool		reject_fatal;	/* rejecting it must stop the pipeline */
+	/* a reorg was seen at this ledger (after the batch): fail the pipeline */
+	bool		reorg;
+	char	   *reorg_error;
+} LiBatch;
+
+extern void li_batch_init(LiBatch *b, MemoryContext cxt);
+extern LiLedger *li_batch_add(LiBatch *b);
+
+/* source_inbox.c */
+extern void li_inbox_fetch(LiPipeline *p, LiBatch *batch);
+extern void li_inbox_reject(LiPipeline *p, int64 id, const char *error);
+
+/* source_evm_rpc.c */
+extern void li_rpc_init(LiPipeline *p);
+extern void li_rpc_fetch(LiPipeline *p, LiBatch *batch);
+extern void li_rpc_cleanup(void);
+
+/* apply.c */
+typedef enum LiApplyResult
+{
+	LI_APPLY_OK,
+	LI_APPLY_LOST_CAS
+} LiApplyResult;
+
+extern LiApplyResult li_apply_batch(LiPipeline *p, LiBatch *batch);
+extern void li_forget_plans(LiPipeline *p);
+extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
+								const LiLedger *l, char **error);
+
+/* the apply position, for error reports (apply.c) */
+typedef struct LiApplyContext
+{
+	bool		active;
+	int64		ledger;
+	int32		tx_index;
+	int32		event_index;
+	const char *handler;
+} LiApplyContext;
+extern LiApplyContext li_apply_ctx;
+
+#endif							/* LEDGER_INGEST_H */

@@ -1,0 +1,304 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.c
+ *	  Pipeline options: validation (create_pipeline) and parsing (worker).
+ *
+ * One parser serves both, so that what create_pipeline accepts is exactly
+ * what the worker runs with.  Unknown keys and wrong value types are
+ * rejected with an error that names the key.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include <ctype.h>
+
+#include "ledger_ingest.h"
+
+PG_FUNCTION_INFO_V1(ledger_ingest_validate_options);
+
+typedef enum OptKind
+{
+	OPT_INT,
+	OPT_STRING,
+	OPT_ARRAY,
+	OPT_COMMIT
+} OptKind;
+
+typedef struct OptDef
+{
+	const char *key;
+	OptKind		kind;
+	bool		rpc_only;
+	int64		min;
+	int64		max;
+} OptDef;
+
+static const OptDef opt_defs[] = {
+	{"commit", OPT_COMMIT, false, 0, 0},
+	{"batch_max_events", OPT_INT, false, 1, 10000000},
+	{"batch_max_ledgers", OPT_INT, false, 1, 1000000},
+	{"batch_max_ms", OPT_INT, false, 0, 3600000},
+	{"poll_ms", OPT_INT, false, 10, 3600000},
+	{"max_retries", OPT_INT, false, 0, 1000000},
+	{"url", OPT_STRING, true, 0, 0},
+	{"addresses", OPT_ARRAY, true, 0, 0},
+	{"topics", OPT_ARRAY, true, 0, 0},
+	{"from_block", OPT_INT, true, 0, PG_INT64_MAX},
+	{"to_block", OPT_INT, true, 0, PG_INT64_MAX},
+	{"confirmations", OPT_INT, true, 0, 100000},
+	{"block_range", OPT_INT, true, 1, 1000000},
+	{"timeout_ms", OPT_INT, true, 100, 600000},
+};
+
+static const OptDef *
+find_opt(const char *key)
+{
+	for (int i = 0; i < lengthof(opt_defs); i++)
+		if (strcmp(opt_defs[i].key, key) == 0)
+			return &opt_defs[i];
+	return NULL;
+}
+
+static void
+set_defaults(LiOptions *o, bool is_rpc)
+{
+	memset(o, 0, sizeof(LiOptions));
+	o->is_rpc = is_rpc;
+	o->commit = LI_COMMIT_BATCH;
+	o->batch_max_events = 10000;
+	o->batch_max_ledgers = 1000;
+	o->batch_max_ms = 1000;
+	o->poll_ms = is_rpc ? 1000 : 200;
+	o->max_retries = 5;
+	o->url = NULL;
+	o->from_block = 0;
+	o->to_block = -1;
+	o->confirmations = 0;
+	o->block_range = 1000;
+	o->timeout_ms = 30000;
+}
+
+static int64
+opt_int(const char *key, JsonbValue *v, const OptDef *d)
+{
+	int64		r;
+
+	if (v->type != jbvNumeric || !li_numeric_to_int64(v->val.numeric, &r))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an integer", key)));
+	if (r < d->min || r > d->max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be between " INT64_FORMAT " and " INT64_FORMAT ", got " INT64_FORMAT,
+						key, d->min, d->max, r)));
+	return r;
+}
+
+/* validate a 20-byte address or 32-byte topic given as a JSON string */
+static void
+check_hex(const char *key, JsonbValue *v, int nbytes)
+{
+	bool		ok = v->type == jbvString && v->val.string.len == 2 + 2 * nbytes &&
+		v->val.string.val[0] == '0' &&
+		(v->val.string.val[1] == 'x' || v->val.string.val[1] == 'X');
+
+	for (int i = 2; ok && i < v->val.string.len; i++)
+		ok = isxdigit((unsigned char) v->val.string.val[i]);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must contain 0x-hex strings of %d bytes", key, nbytes)));
+}
+
+/*
+ * addresses: ["0x<20 bytes>", ...] (or a single string);
+ * topics: up to 4 positions, each null, "0x<32 bytes>" or an array of those
+ * (the eth_getLogs topic filter).
+ */
+static void
+check_array(const char *key, JsonbValue *v)
+{
+	bool		is_topics = strcmp(key, "topics") == 0;
+	JsonbContainer *c;
+	int			n;
+
+	if (!is_topics && v->type == jbvString)
+	{
+		check_hex(key, v, LI_ADDRESS_LEN);
+		return;
+	}
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an array", key)));
+	c = v->val.binary.data;
+	n = JsonContainerSize(c);
+	if (is_topics && n > LI_MAX_TOPICS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"topics\" has %d positions, at most %d are allowed", n, LI_MAX_TOPICS)));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(c, i);
+
+		if (!is_topics)
+			check_hex(key, e, LI_ADDRESS_LEN);
+		else if (e->type == jbvNull)
+			continue;
+		else if (e->type == jbvBinary && JsonContainerIsArray(e->val.binary.data))
+		{
+			JsonbContainer *alt = e->val.binary.data;
+
+			for (int j = 0; j < JsonContainerSize(alt); j++)
+				check_hex(key, getIthJsonbValueFromContainer(alt, j), LI_HASH_LEN);
+		}
+		else
+			check_hex(key, e, LI_HASH_LEN);
+	}
+}
+
+/*
+ * li_parse_options -- validate "options" for "source" ('inbox' or
+ * 'evm_rpc') and fill *out, defaults first.  Errors name the key.
+ */
+void
+li_parse_options(const char *source, Jsonb *options, LiOptions *out)
+{
+	bool		is_rpc;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (strcmp(source, "evm_rpc") == 0)
+		is_rpc = true;
+	else if (strcmp(source, "inbox") == 0)
+		is_rpc = false;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid source \"%s\"", source),
+				 errhint("source must be 'inbox' or 'evm_rpc'.")));
+	set_defaults(out, is_rpc);
+
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline options must be a JSON object")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+		const OptDef *d;
+		JsonbValue	val;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &val, true);
+		Assert(tok == WJB_VALUE);
+		d = find_opt(key);
+		if (d == NULL || (d->rpc_only && !is_rpc))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\" for source \"%s\"", key, source)));
+		switch (d->kind)
+		{
+			case OPT_COMMIT:
+				if (val.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"commit\" must be a string")));
+				if (val.val.string.len == 5 && strncmp(val.val.string.val, "event", 5) == 0)
+					out->commit = LI_COMMIT_EVENT;
+				else if (val.val.string.len == 6 && strncmp(val.val.string.val, "ledger", 6) == 0)
+					out->commit = LI_COMMIT_LEDGER;
+				else if (val.val.string.len == 5 && strncmp(val.val.string.val, "batch", 5) == 0)
+					out->commit = LI_COMMIT_BATCH;
+				else
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"commit\" must be \"event\", \"ledger\" or \"batch\", got \"%.*s\"",
+									val.val.string.len, val.val.string.val)));
+				break;
+			case OPT_INT:
+				{
+					int64		i = opt_int(key, &val, d);
+
+					if (strcmp(key, "batch_max_events") == 0)
+						out->batch_max_events = (int) i;
+					else if (strcmp(key, "batch_max_ledgers") == 0)
+						out->batch_max_ledgers = (int) i;
+					else if (strcmp(key, "batch_max_ms") == 0)
+						out->batch_max_ms = (int) i;
+					else if (strcmp(key, "poll_ms") == 0)
+						out->poll_ms = (int) i;
+					else if (strcmp(key, "max_retries") == 0)
+						out->max_retries = (int) i;
+					else if (strcmp(key, "from_block") == 0)
+						out->from_block = i;
+					else if (strcmp(key, "to_block") == 0)
+						out->to_block = i;
+					else if (strcmp(key, "confirmations") == 0)
+						out->confirmations = (int) i;
+					else if (strcmp(key, "block_range") == 0)
+						out->block_range = (int) i;
+					else if (strcmp(key, "timeout_ms") == 0)
+						out->timeout_ms = (int) i;
+					break;
+				}
+			case OPT_STRING:
+				if (val.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"%s\" must be a string", key)));
+				out->url = pnstrdup(val.val.string.val, val.val.string.len);
+				if (strncmp(out->url, "http://", 7) != 0 && strncmp(out->url, "https://", 8) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"url\" must be an http:// or https:// URL")));
+				break;
+			case OPT_ARRAY:
+				check_array(key, &val);
+				if (strcmp(key, "addresses") == 0)
+					out->addresses = JsonbValueToJsonb(&val);
+				else
+					out->topics = JsonbValueToJsonb(&val);
+				break;
+		}
+	}
+	if (is_rpc && out->url == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"url\" is required for source \"evm_rpc\"")));
+	if (is_rpc && out->to_block >= 0 && out->to_block < out->from_block)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"to_block\" (" INT64_FORMAT ") is below \"from_block\" (" INT64_FORMAT ")",
+						out->to_block, out->from_block)));
+}
+
+/*
+ * ledger_ingest.validate_options(source text, options jsonb) RETURNS jsonb
+ *
+ * Validates options for a source and returns them unchanged (defaults are
+ * applied by the worker, so that later versions can change them).  Raises
+ * invalid_parameter_value naming the key on an unknown key or a wrong type.
+ */
+Datum
+ledger_ingest_validate_options(PG_FUNCTION_ARGS)
+{
+	char	   *source = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *options = PG_GETARG_JSONB_P(1);
+	LiOptions	o;
+
+	li_parse_options(source, options, &o);
+	PG_RETURN_JSONB_P(options);
+}

@@ -1,0 +1,133 @@
+/*-------------------------------------------------------------------------
+ *
+ * publish.c
+ *	  Publish in-memory state only when a transaction commits.
+ *
+ * NOTIFYs are queued inside the transaction (Async_Notify), so PostgreSQL
+ * delivers them if and only if the transaction commits.  What lives in
+ * shared memory -- the committed cursor that wait_for() sleeps on, and the
+ * launcher's wake-up -- is recorded here as "pending" during the
+ * transaction and applied from XACT_EVENT_COMMIT, where only things that
+ * cannot fail are done: spinlock-protected stores, ConditionVariableBroadcast
+ * and SetLatch.  On abort the pending state is discarded.
+ *
+ * See PostgreSQL's xact.c (CommitTransaction) for the order: PRE_COMMIT
+ * callbacks, PreCommit_Notify, the commit record, COMMIT callbacks,
+ * AtCommit_Notify.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+#include "ledger_ingest.h"
+
+#define LI_MAX_PENDING 8
+
+typedef struct LiPending
+{
+	LiSlot	   *slot;
+	LiPosition	pos;
+} LiPending;
+
+static bool callback_registered = false;
+static int	npending = 0;
+static LiPending pending[LI_MAX_PENDING];
+static bool pending_wake_launcher = false;
+
+static void
+li_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			for (int i = 0; i < npending; i++)
+			{
+				LiSlot	   *slot = pending[i].slot;
+
+				SpinLockAcquire(&slot->mutex);
+				slot->committed = pending[i].pos;
+				slot->cursor_known = true;
+				SpinLockRelease(&slot->mutex);
+				ConditionVariableBroadcast(&slot->cv);
+			}
+			if (pending_wake_launcher && li_shared != NULL)
+			{
+				Latch	   *latch;
+
+				SpinLockAcquire(&li_shared->mutex);
+				latch = li_shared->launcher_latch;
+				SpinLockRelease(&li_shared->mutex);
+				if (latch)
+					SetLatch(latch);
+			}
+			npending = 0;
+			pending_wake_launcher = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			npending = 0;
+			pending_wake_launcher = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * li_register_xact_callback -- register the commit/abort callback, once per
+ * process.
+ */
+void
+li_register_xact_callback(void)
+{
+	if (callback_registered)
+		return;
+	RegisterXactCallback(li_xact_callback, NULL);
+	callback_registered = true;
+}
+
+/*
+ * li_publish_at_commit -- make "pos" the slot's committed cursor if and when
+ * the current transaction commits.  A later call for the same slot in the
+ * same transaction replaces the earlier one.
+ */
+void
+li_publish_at_commit(LiSlot *slot, const LiPosition *pos)
+{
+	li_register_xact_callback();
+	for (int i = 0; i < npending; i++)
+	{
+		if (pending[i].slot == slot)
+		{
+			pending[i].pos = *pos;
+			return;
+		}
+	}
+	if (npending >= LI_MAX_PENDING)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many ledger_ingest cursors moved in one transaction"),
+				 errdetail("At most %d pipelines' cursors can be moved per transaction.",
+						   LI_MAX_PENDING)));
+	pending[npending].slot = slot;
+	pending[npending].pos = *pos;
+	npending++;
+}
+
+/*
+ * li_wake_launcher_at_commit -- set the launcher's latch when the current
+ * transaction commits, so that it reconciles workers with the pipeline
+ * table at once (start, stop, drop).
+ */
+void
+li_wake_launcher_at_commit(void)
+{
+	li_register_xact_callback();
+	pending_wake_launcher = true;
+}

@@ -1,0 +1,184 @@
+/*-------------------------------------------------------------------------
+ *
+ * source_inbox.c
+ *	  The inbox source: ledger documents that any producer inserts into
+ *	  ledger_ingest.inbox.
+ *
+ * The worker reads the pending documents of its pipeline in increasing
+ * ledger number (then insertion order) in a short read-only transaction,
+ * parses and validates them into the batch, and the apply transaction
+ * deletes each document together with the effects of its ledger.
+ *
+ * A document is rejected -- marked with its error in the inbox, never
+ * silently dropped, never half-applied -- when:
+ *	- it is malformed (the error names the field): the pipeline then goes to
+ *	  'failed', because skipping the ledger could lose data.  Fix the
+ *	  document (UPDATE ... SET doc = ..., error = NULL) or delete it, then
+ *	  start() the pipeline;
+ *	- its ledger number is not above the cursor (a re-delivery, or a
+ *	  duplicate number): the pipeline carries on, as nothing is lost.
+ * A document whose parentHash does not match the applied ledger before it
+ * is a reorg: the pipeline goes to 'failed' with "reorg at ledger N" and
+ * the document stays pending.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "ledger_ingest.h"
+
+static SPIPlanPtr fetch_plan = NULL;
+
+/*
+ * li_inbox_fetch -- read, parse and check up to batch_max_ledgers pending
+ * documents into the batch.  Stops at the first document to reject (its id
+ * and error are left in the batch) or at a reorg.
+ */
+void
+li_inbox_fetch(LiPipeline *p, LiBatch *batch)
+{
+	Datum		args[2];
+	int			ret;
+	int			limit = p->opts.batch_max_ledgers;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading inbox", p->name));
+
+	if (fetch_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, INT4OID};
+
+		fetch_plan = SPI_prepare("SELECT id, doc, ledger FROM ledger_ingest.inbox "
+								 "WHERE pipeline OPERATOR(pg_catalog.=) $1 AND error IS NULL "
+								 "ORDER BY ledger NULLS FIRST, id LIMIT $2",
+								 2, types);
+		if (fetch_plan == NULL || SPI_keepplan(fetch_plan) != 0)
+			elog(ERROR, "could not prepare the inbox query");
+	}
+	args[0] = CStringGetTextDatum(p->name);
+	args[1] = Int32GetDatum(limit);
+	ret = SPI_execute_plan(fetch_plan, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the inbox failed: %s", SPI_result_code_string(ret));
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Jsonb	   *doc = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
+		LiLedger	parsed;
+		LiLedger   *prev;
+		int64		floor_ledger;
+		bool		floor_inclusive;
+		char	   *reorg_error = NULL;
+		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+		bool		ok = true;
+
+		/* parsing touches no shared state: its errors can be caught here */
+		PG_TRY();
+		{
+			li_parse_ledger(&doc->root, &parsed);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(batch->cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			batch->reject_id = id;
+			batch->reject_error = edata->message;
+			batch->reject_fatal = true;
+			ok = false;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+		if (!ok)
+			break;
+		parsed.inbox_id = id;
+		prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
+
+		/* must be above the cursor (or resume a partially applied ledger) */
+		if (prev != NULL)
+		{
+			floor_ledger = prev->number;
+			floor_inclusive = false;
+		}
+		else
+		{
+			floor_ledger = p->cursor.ledger;
+			floor_inclusive = !p->cursor.complete;
+		}
+		if (parsed.number < floor_ledger ||
+			(parsed.number == floor_ledger && !floor_inclusive))
+		{
+			batch->reject_id = id;
+			batch->reject_error = MemoryContextStrdup(batch->cxt,
+													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT ")",
+															   parsed.number, floor_ledger));
+			batch->reject_fatal = false;
+			break;
+		}
+		if (!li_check_continuity(p, prev, &parsed, &reorg_error))
+		{
+			batch->reorg = true;
+			batch->reorg_error = MemoryContextStrdup(batch->cxt, reorg_error);
+			break;
+		}
+		*li_batch_add(batch) = parsed;
+		batch->nevents += parsed.nevents;
+		if (batch->nevents >= (int64) p->opts.batch_max_events * 4)
+			break;
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * li_inbox_reject -- mark an inbox document as rejected with its error, in
+ * its own transaction.  It stays in the inbox, out of the pending set.
+ */
+void
+li_inbox_reject(LiPipeline *p, int64 id, const char *error)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	int			ret;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	args[0] = Int64GetDatum(id);
+	args[1] = CStringGetTextDatum(error);
+	ret = SPI_execute_with_args("UPDATE ledger_ingest.inbox SET error = $2, rejected_at = pg_catalog.now() "
+								"WHERE id OPERATOR(pg_catalog.=) $1",
+								2, types, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "marking inbox document " INT64_FORMAT " failed: %s", id,
+			 SPI_result_code_string(ret));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	ereport(WARNING,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("ledger_ingest pipeline \"%s\" rejected inbox document " INT64_FORMAT ": %s",
+					p->name, id, error)));
+}

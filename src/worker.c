@@ -1,0 +1,507 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The per-pipeline worker loop: refresh, fetch, apply, wait.
+ *
+ * Each cycle: (1) in a short transaction, re-read the pipeline's state,
+ * cursor and handlers, exiting if the pipeline is no longer 'running';
+ * (2) fetch a batch of ledgers from the source with no transaction open
+ * (the inbox source reads in its own short transaction); (3) apply the batch
+ * in short transactions (apply.c); (4) sleep on the latch for poll_ms when
+ * there was nothing to do.
+ *
+ * Errors are caught (autovacuum's pattern: EmitErrorReport,
+ * AbortOutOfAnyTransaction, FlushErrorState), recorded in the pipeline's
+ * last_error in a new transaction, and retried after a capped exponential
+ * backoff with jitter.  Source errors (network, a bad response) are retried
+ * forever; handler errors up to options.max_retries times, after which the
+ * pipeline goes to 'failed' with a "state" notification.  A malformed
+ * inbox document and a reorg fail the pipeline at once.  The worker never
+ * skips an event and never crash-loops.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "ledger_ingest.h"
+
+#define BACKOFF_MIN_MS	500
+#define BACKOFF_MAX_MS	60000
+
+typedef enum WorkerPhase
+{
+	PHASE_REFRESH,
+	PHASE_FETCH,
+	PHASE_APPLY,
+	PHASE_AFTER
+} WorkerPhase;
+
+static LiPipeline pipeline;
+static WorkerPhase phase;
+static MemoryContext worker_cxt = NULL;
+static MemoryContext pipeline_cxt = NULL;	/* options and handlers */
+
+static void
+worker_shmem_exit(int code, Datum arg)
+{
+	LiSlot	   *slot = pipeline.slot;
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (slot->pid == MyProcPid)
+	{
+		slot->pid = 0;
+		slot->latch = NULL;
+		slot->wstate = LI_WS_NONE;
+	}
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * Record the pipeline's new state (and error) in its own transaction, with
+ * a "state" notification when the state changes.  Only acts while the
+ * pipeline is still 'running' (a concurrent stop() wins).
+ */
+static void
+set_pipeline_state(const char *state, const char *error, bool count_error)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			ret;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	args[0] = CStringGetTextDatum(pipeline.name);
+	args[1] = CStringGetTextDatum(state);
+	if (error)
+		args[2] = CStringGetTextDatum(error);
+	else
+		nulls[2] = 'n';
+	args[3] = BoolGetDatum(count_error);
+	ret = SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET state = $2, "
+								"last_error = COALESCE($3, last_error), "
+								"errors = errors OPERATOR(pg_catalog.+) (CASE WHEN $4 THEN 1 ELSE 0 END) "
+								"WHERE name OPERATOR(pg_catalog.=) $1 "
+								"AND state OPERATOR(pg_catalog.=) 'running'",
+								4, types, args, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating the pipeline state failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1 && strcmp(state, "running") != 0)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, "{\"type\":\"state\",\"pipeline\":");
+		escape_json(&buf, pipeline.name);
+		appendStringInfoString(&buf, ",\"state\":");
+		escape_json(&buf, state);
+		appendStringInfoString(&buf, ",\"error\":");
+		if (error)
+		{
+			char	   *e = pnstrdup(error, 1000);	/* keep the payload small */
+
+			escape_json(&buf, e);
+		}
+		else
+			appendStringInfoString(&buf, "null");
+		appendStringInfoChar(&buf, '}');
+		Async_Notify(LI_CHANNEL, buf.data);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Stop the worker for good: the pipeline failed or finished. */
+static void
+finish_pipeline(const char *state, const char *error)
+{
+	if (strcmp(state, "failed") == 0)
+		ereport(LOG,
+				(errmsg("ledger_ingest pipeline \"%s\" failed: %s", pipeline.name, error)));
+	set_pipeline_state(state, error, strcmp(state, "failed") == 0);
+	proc_exit(0);
+}
+
+/*
+ * Re-read the pipeline: state, owner, options, cursor, handlers.  Exits
+ * when the pipeline is gone or not 'running'.
+ */
+static void
+refresh_pipeline(LiPipeline *p)
+{
+	MemoryContext cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest pipeline",
+											  ALLOCSET_SMALL_SIZES);
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	int			ret;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	char	   *state;
+	char	   *source;
+	Jsonb	   *opts;
+	MemoryContext old;
+	int			nh;
+	LiHandler  *handlers;
+	Datum		hashd;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading pipeline", p->name));
+
+	args[0] = CStringGetTextDatum(p->name);
+	ret = SPI_execute_with_args("SELECT p.state, p.source, p.options, p.owner::pg_catalog.oid, "
+								"c.ledger, c.ledger_hash, c.tx_index, c.event_index "
+								"FROM ledger_ingest.pipeline p JOIN ledger_ingest.cursor c "
+								"ON c.pipeline OPERATOR(pg_catalog.=) p.name "
+								"WHERE p.name OPERATOR(pg_catalog.=) $1",
+								1, types, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the pipeline failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		ereport(LOG, (errmsg("ledger_ingest pipeline \"%s\" no longer exists; worker exiting", p->name)));
+		proc_exit(0);
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	state = SPI_getvalue(tup, desc, 1);
+	if (strcmp(state, "running") != 0)
+	{
+		ereport(LOG, (errmsg("ledger_ingest pipeline \"%s\" is %s; worker exiting", p->name, state)));
+		proc_exit(0);
+	}
+
+	old = MemoryContextSwitchTo(cxt);
+	source = SPI_getvalue(tup, desc, 2);
+	opts = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+	li_parse_options(source, opts, &p->opts);
+	p->is_rpc = p->opts.is_rpc;
+	p->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	p->cursor.ledger = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	hashd = SPI_getbinval(tup, desc, 6, &isnull);
+	p->has_cursor_hash = false;
+	if (!isnull)
+	{
+		bytea	   *h = DatumGetByteaPP(hashd);
+
+		if (VARSIZE_ANY_EXHDR(h) == LI_HASH_LEN)
+		{
+			memcpy(p->cursor_hash, VARDATA_ANY(h), LI_HASH_LEN);
+			p->has_cursor_hash = true;
+		}
+	}
+	p->cursor.tx_index = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+	p->cursor.complete = isnull;
+	p->cursor.event_index = p->cursor.complete ? 0 :
+		DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+	if (p->cursor.complete)
+		p->cursor.tx_index = 0;
+	MemoryContextSwitchTo(old);
+
+	/* handlers, in registration order; keep plans of unchanged ones */
+	ret = SPI_execute_with_args("SELECT h.id, h.handler::pg_catalog.oid, h.handler::pg_catalog.text, h.topic0, h.address "
+								"FROM ledger_ingest.handler h "
+								"WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
+								1, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the handlers failed: %s", SPI_result_code_string(ret));
+	nh = (int) SPI_processed;
+	handlers = MemoryContextAllocZero(cxt, sizeof(LiHandler) * Max(nh, 1));
+	for (int i = 0; i < nh; i++)
+	{
+		LiHandler  *h = &handlers[i];
+		Datum		d;
+
+		tup = SPI_tuptable->vals[i];
+		desc = SPI_tuptable->tupdesc;
+		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		h->name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull)
+		{
+			h->has_topic0 = true;
+			memcpy(h->topic0, VARDATA_ANY(DatumGetByteaPP(d)), LI_HASH_LEN);
+		}
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		if (!isnull)
+		{
+			h->has_address = true;
+			memcpy(h->address, VARDATA_ANY(DatumGetByteaPP(d)), LI_ADDRESS_LEN);
+		}
+		for (int j = 0; j < p->nhandlers; j++)
+		{
+			if (p->handlers[j].plan != NULL && p->handlers[j].funcoid == h->funcoid)
+			{
+				h->plan = p->handlers[j].plan;
+				p->handlers[j].plan = NULL;
+				break;
+			}
+		}
+	}
+	li_forget_plans(p);
+	p->handlers = handlers;
+	p->nhandlers = nh;
+	if (pipeline_cxt != NULL)
+		MemoryContextDelete(pipeline_cxt);
+	pipeline_cxt = cxt;
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Sleep on the latch, with no transaction open. */
+static void
+worker_sleep(long ms)
+{
+	Assert(!IsTransactionState());
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * One cycle.  Returns true when it applied something (so the next cycle
+ * should follow at once).
+ */
+static bool
+worker_cycle(MemoryContext batch_cxt)
+{
+	LiBatch		batch;
+	MemoryContext old;
+	bool		applied = false;
+
+	phase = PHASE_REFRESH;
+	refresh_pipeline(&pipeline);
+
+	phase = PHASE_FETCH;
+	li_batch_init(&batch, batch_cxt);
+	li_set_wstate(pipeline.slot, LI_WS_FETCHING);
+	old = MemoryContextSwitchTo(batch_cxt);
+	if (pipeline.is_rpc)
+		li_rpc_fetch(&pipeline, &batch);
+	else
+		li_inbox_fetch(&pipeline, &batch);
+	MemoryContextSwitchTo(old);
+
+	if (batch.nledgers > 0)
+	{
+		phase = PHASE_APPLY;
+		if (li_apply_batch(&pipeline, &batch) == LI_APPLY_LOST_CAS)
+		{
+			ereport(LOG,
+					(errmsg("ledger_ingest pipeline \"%s\": cursor moved concurrently; re-reading it",
+							pipeline.name)));
+			return true;
+		}
+		applied = true;
+	}
+
+	phase = PHASE_AFTER;
+	if (batch.reject_id > 0)
+	{
+		char	   *msg = psprintf("inbox document " INT64_FORMAT " rejected: %s",
+								   batch.reject_id, batch.reject_error);
+
+		li_inbox_reject(&pipeline, batch.reject_id, batch.reject_error);
+		if (batch.reject_fatal)
+			finish_pipeline("failed", msg);
+		set_pipeline_state("running", msg, true);
+		return true;
+	}
+	if (batch.reorg)
+		finish_pipeline("failed", batch.reorg_error);
+	if (pipeline.is_rpc && pipeline.opts.to_block >= 0 &&
+		pipeline.cursor.complete && pipeline.cursor.ledger >= pipeline.opts.to_block)
+		finish_pipeline("finished", NULL);
+	return applied;
+}
+
+/*
+ * ledger_ingest_worker_main -- entry point of a pipeline's dynamic worker.
+ * bgw_main_arg is the database OID, bgw_extra the pipeline name.
+ */
+void
+ledger_ingest_worker_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	MemoryContext batch_cxt;
+	LiSlot	   *slot;
+	static int	failures = 0;
+	pid_t		other = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	memset(&pipeline, 0, sizeof(pipeline));
+	strlcpy(pipeline.name, MyBgworkerEntry->bgw_extra, LI_NAME_MAX);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname(psprintf("ledger_ingest %s", pipeline.name));
+
+	slot = li_find_slot(dboid, pipeline.name, true);
+	if (slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free ledger_ingest slot for pipeline \"%s\"", pipeline.name),
+				 errhint("Raise ledger_ingest.max_pipelines.")));
+	SpinLockAcquire(&slot->mutex);
+	if (slot->pid != 0 && slot->pid != MyProcPid)
+		other = slot->pid;
+	else
+	{
+		slot->pid = MyProcPid;
+		slot->latch = &MyProc->procLatch;
+		slot->wstate = LI_WS_STARTING;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (other != 0 && kill(other, 0) == 0)
+	{
+		ereport(LOG,
+				(errmsg("ledger_ingest pipeline \"%s\" already has worker %d; exiting",
+						pipeline.name, (int) other)));
+		proc_exit(0);
+	}
+	if (other != 0)
+	{
+		SpinLockAcquire(&slot->mutex);
+		slot->pid = MyProcPid;
+		slot->latch = &MyProc->procLatch;
+		slot->wstate = LI_WS_STARTING;
+		SpinLockRelease(&slot->mutex);
+	}
+	pipeline.slot = slot;
+	before_shmem_exit(worker_shmem_exit, (Datum) 0);
+	li_register_xact_callback();
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "ledger_ingest worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(worker_cxt);
+
+	/* first read: publish the committed cursor for wait_for() */
+	refresh_pipeline(&pipeline);
+	SpinLockAcquire(&slot->mutex);
+	slot->committed = pipeline.cursor;
+	slot->cursor_known = true;
+	SpinLockRelease(&slot->mutex);
+	ConditionVariableBroadcast(&slot->cv);
+	if (pipeline.is_rpc)
+		li_rpc_init(&pipeline);
+
+	ereport(LOG,
+			(errmsg("ledger_ingest pipeline \"%s\" started at ledger " INT64_FORMAT,
+					pipeline.name, pipeline.cursor.ledger)));
+
+	for (;;)
+	{
+		bool		applied = false;
+		bool		failed = false;
+		char	   *errmsg_copy = NULL;
+		WorkerPhase failed_phase = PHASE_REFRESH;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(batch_cxt);
+		MemoryContextSwitchTo(worker_cxt);
+
+		PG_TRY();
+		{
+			applied = worker_cycle(batch_cxt);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			HOLD_INTERRUPTS();
+			EmitErrorReport();
+			MemoryContextSwitchTo(worker_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			li_apply_ctx.active = false;
+			RESUME_INTERRUPTS();
+
+			failed = true;
+			failed_phase = phase;
+			if (phase == PHASE_APPLY && li_apply_ctx.handler != NULL)
+				errmsg_copy = psprintf("%s: %s (ledger " INT64_FORMAT ", tx_index %d, event_index %d, handler %s)",
+									   unpack_sql_state(edata->sqlerrcode), edata->message,
+									   li_apply_ctx.ledger, li_apply_ctx.tx_index,
+									   li_apply_ctx.event_index, li_apply_ctx.handler);
+			else if (phase == PHASE_APPLY)
+				errmsg_copy = psprintf("%s: %s (ledger " INT64_FORMAT ")",
+									   unpack_sql_state(edata->sqlerrcode), edata->message,
+									   li_apply_ctx.ledger);
+			else
+				errmsg_copy = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
+									   edata->message);
+			li_apply_ctx.handler = NULL;
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+
+		if (failed)
+		{
+			long		backoff;
+
+			failures++;
+			if (failed_phase == PHASE_APPLY && failures > pipeline.opts.max_retries)
+				finish_pipeline("failed", errmsg_copy);
+			set_pipeline_state("running", errmsg_copy, true);
+			li_set_wstate(slot, LI_WS_RETRYING);
+			backoff = BACKOFF_MIN_MS << Min(failures - 1, 10);
+			backoff = Min(backoff, BACKOFF_MAX_MS);
+			backoff += (long) pg_prng_uint64_range(&pg_global_prng_state, 0, backoff / 4);
+			pfree(errmsg_copy);
+			worker_sleep(backoff);
+			continue;
+		}
+
+		failures = 0;
+		if (!applied)
+		{
+			li_set_wstate(slot, LI_WS_IDLE);
+			worker_sleep(pipeline.opts.poll_ms);
+		}
+	}
+}
