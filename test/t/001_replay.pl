@@ -1,0 +1,69 @@
+# Replay real mainnet ledgers through the inbox: ERC-20 balances must equal
+# the expected deltas exactly, in "batch", "ledger" and "event" commit
+# modes; the 8,192-ledger header chain must arrive linked and complete.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use LiTest;
+
+my $node = li_node('replay');
+li_load_erc20($node);
+my $blocks = li_data() . '/evm/mainnet-blocks.ndjson';
+my $transfer = '\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+
+for my $mode ('batch', 'ledger', 'event')
+{
+	my $p = "replay_$mode";
+	$node->safe_psql('postgres', qq{
+		TRUNCATE erc20_balances;
+		SELECT ledger_ingest.create_pipeline('$p', 'inbox', '{"commit":"$mode","batch_max_ledgers":7}');
+		SELECT ledger_ingest.add_handler('$p', 'erc20_on_transfer(ledger_ingest.event)', '$transfer');
+	});
+	li_load_ndjson($node, $p, $blocks);
+	$node->safe_psql('postgres', "SELECT ledger_ingest.start('$p')");
+	ok(li_wait($node, $p, 17000000, 180), "$mode: reached the last ledger");
+	is(li_scalar($node, 'SELECT count(*) FROM erc20_mismatch'), '0',
+		"$mode: balances equal the expected ERC-20 deltas");
+	is(li_scalar($node, 'SELECT count(*) FROM erc20_expected'), '810', "$mode: 810 expected rows");
+	is( li_scalar($node,
+			"SELECT events_applied || '/' || ledgers_applied || '/' || state FROM ledger_ingest.status WHERE pipeline = '$p'"),
+		'1540/60/running',
+		"$mode: 1540 events in 60 ledgers applied");
+	is(li_scalar($node, "SELECT count(*) FROM ledger_ingest.inbox WHERE pipeline = '$p'"),
+		'0', "$mode: applied inbox documents are deleted");
+	is( li_scalar($node,
+			"SELECT count(*) || '/' || sum(events) FROM ledger_ingest.ledger WHERE pipeline = '$p'"),
+		'60/1540', "$mode: 60 ledger headers recorded");
+	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$p')");
+}
+
+# 8,192 linked headers (blocks 0-8191), no events
+my $headers = li_data() . '/evm/mainnet-headers-0-8191.ndjson';
+$node->safe_psql('postgres',
+	q{SELECT ledger_ingest.create_pipeline('headers', 'inbox', '{"batch_max_ledgers":1000}')});
+li_load_ndjson($node, 'headers', $headers);
+$node->safe_psql('postgres', "SELECT ledger_ingest.start('headers')");
+ok(li_wait($node, 'headers', 8191, 180), 'headers: reached ledger 8191');
+is( li_scalar($node,
+		q{SELECT ledger || ' ' || (tx_index IS NULL) || ' ' || ledgers_applied FROM ledger_ingest.status WHERE pipeline = 'headers'}),
+	'8191 true 8192', 'headers: cursor at the end of ledger 8191 after 8192 ledgers');
+is( li_scalar($node,
+		q{SELECT count(*) FROM ledger_ingest.ledger l
+		  JOIN ledger_ingest.ledger p ON p.pipeline = l.pipeline AND p.number = l.number - 1
+		  WHERE l.pipeline = 'headers' AND l.parent_hash = p.hash}),
+	'8191', 'headers: every ledger links to its parent by parentHash');
+is( li_scalar($node,
+		q{SELECT encode(hash, 'hex') FROM ledger_ingest.ledger WHERE pipeline = 'headers' AND number = 0}),
+	'd4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3',
+	'headers: the genesis hash');
+is( li_scalar($node,
+		q{SELECT c.ledger_hash = l.hash FROM ledger_ingest.cursor c JOIN ledger_ingest.ledger l
+		  ON l.pipeline = c.pipeline AND l.number = c.ledger WHERE c.pipeline = 'headers'}),
+	't', 'headers: the cursor carries the hash of its ledger');
+is( li_scalar($node,
+		q{SELECT to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM ledger_ingest.ledger WHERE pipeline = 'headers' AND number = 1}),
+	'2015-07-30 15:26:28', 'headers: timestamps converted');
+
+$node->stop;
+done_testing();
