@@ -1,0 +1,80 @@
+# Crash safety: kill -9 the worker and immediate-stop the server repeatedly
+# while the mainnet replay runs; after restart every event is applied
+# exactly once (balances equal the expected deltas, the event log has each
+# event once), in "event" and in "batch" commit mode.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use LiTest;
+
+my $node = li_node('crash');
+li_load_erc20($node);
+my $blocks = li_data() . '/evm/mainnet-blocks.ndjson';
+my $transfer = '\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+
+# a second handler logs every event (to catch duplicates) and is slow
+# enough for the kills to land mid-stream
+$node->safe_psql('postgres', q{
+	CREATE TABLE event_log (ledger bigint, tx_index int, event_index int);
+	CREATE FUNCTION log_event(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO event_log VALUES (e.ledger, e.tx_index, e.event_index);
+		PERFORM pg_sleep(0.002);
+	END $$;
+});
+
+for my $mode ('event', 'batch')
+{
+	my $p = "crash_$mode";
+	$node->safe_psql('postgres', qq{
+		TRUNCATE erc20_balances, event_log;
+		SELECT ledger_ingest.create_pipeline('$p', 'inbox', '{"commit":"$mode","batch_max_ledgers":3}');
+		SELECT ledger_ingest.add_handler('$p', 'erc20_on_transfer(ledger_ingest.event)', '$transfer');
+		SELECT ledger_ingest.add_handler('$p', 'log_event(ledger_ingest.event)');
+	});
+	li_load_ndjson($node, $p, $blocks);
+	$node->safe_psql('postgres', "SELECT ledger_ingest.start('$p')");
+
+	my $midstream = 0;
+	my $crashes = 0;
+	for my $round (1 .. 6)
+	{
+		usleep(400_000 + int(rand(400_000)));
+		my $pid = li_worker_pid($node, $p);
+		my $applied = li_scalar($node,
+			"SELECT events_applied FROM ledger_ingest.status WHERE pipeline = '$p'");
+		last if $applied == 1540;
+		$midstream++ if $applied > 0;
+		if ($round % 3 == 0)
+		{
+			$node->stop('immediate');
+			$node->start;
+		}
+		elsif ($pid)
+		{
+			kill 'KILL', $pid;
+			# the postmaster restarts every process after a crash
+			usleep(200_000);
+			li_wait_up($node) or BAIL_OUT('server did not come back');
+		}
+		$crashes++;
+	}
+	note "$mode: $crashes crashes, $midstream mid-stream";
+	ok($midstream >= 2, "$mode: crashed the server at least twice mid-stream");
+
+	ok(li_wait($node, $p, 17000000, 240), "$mode: reached the last ledger after the crashes");
+	is(li_scalar($node, 'SELECT count(*) FROM erc20_mismatch'), '0',
+		"$mode: balances equal the expected deltas");
+	is( li_scalar($node,
+			q{SELECT count(*) || ' / ' || count(DISTINCT (ledger, tx_index, event_index)) FROM event_log}),
+		'1540 / 1540', "$mode: each of the 1540 events applied exactly once");
+	is( li_scalar($node,
+			"SELECT events_applied || '/' || ledgers_applied FROM ledger_ingest.status WHERE pipeline = '$p'"),
+		'1540/60', "$mode: counters survived the crashes");
+	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$p')");
+}
+
+$node->stop;
+done_testing();
