@@ -1,0 +1,120 @@
+# evm_rpc against a real node: anvil with OpenZeppelin's ERC-20, transfers
+# sent with cast; every balance must equal the contract's balanceOf, also
+# while following the head live.  Also: the worker holds no transaction
+# while it waits on the network, and stop() interrupts a hanging request.
+use strict;
+use warnings;
+use IO::Socket::INET;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use LiTest;
+
+my $chain = li_root() . '/test/chain.sh';
+my $state = "$PostgreSQL::Test::Utils::tmp_check/anvil";
+mkdir $state;
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $rpc = `bash $chain start $port $state`;
+chomp $rpc;
+die "anvil did not start" unless $rpc =~ m{^http://};
+END { system("bash $chain stop $state") if defined $state; }
+
+sub chain { my $out = `bash $chain @_`; die "chain.sh @_ failed" if $?; chomp $out; return $out; }
+
+my $token = chain('deploy', $rpc);
+chain('mint', $rpc, $token);
+chain('transfers', $rpc, $token, 40, 1);
+my $head = chain('head', $rpc);
+
+my $node = li_node('evm');
+$node->safe_psql('postgres', slurp_file(li_root() . '/test/fixtures/erc20.sql'));
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('anvil', 'evm_rpc',
+		'{"url":"$rpc","addresses":["$token"],
+		  "topics":[["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"]],
+		  "block_range":7,"poll_ms":200}');
+	SELECT ledger_ingest.add_handler('anvil', 'erc20_on_transfer(ledger_ingest.event)');
+	SELECT ledger_ingest.start('anvil');
+});
+
+# every account's balance in the table equals balanceOf on the contract
+sub check_balances
+{
+	my ($what) = @_;
+	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
+	my %db = map { split /\|/ } split /\n/, li_scalar($node,
+		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
+		  WHERE account <> '\x0000000000000000000000000000000000000000'});
+	is_deeply(\%db, \%chain, "$what: every balance equals balanceOf (" . scalar(keys %chain) . ' accounts)');
+	is(li_scalar($node, q{SELECT sum(balance) FROM erc20_balances}), '0',
+		"$what: mints balance the zero address");
+}
+
+ok(li_wait($node, 'anvil', $head, 60), "caught up with the head ($head)");
+check_balances('backfill');
+is(li_scalar($node, q{SELECT head FROM ledger_ingest.status WHERE pipeline = 'anvil'}),
+	$head, 'status.head is the node head');
+is(li_scalar($node, q{SELECT events_applied FROM ledger_ingest.status WHERE pipeline = 'anvil'}),
+	'50', '10 mints and 40 transfers applied');
+
+# live: more transfers while the pipeline follows the head
+chain('transfers', $rpc, $token, 25, 2);
+my $head2 = chain('head', $rpc);
+ok(li_wait($node, 'anvil', $head2, 60), "followed the head live to $head2");
+check_balances('live');
+is( li_scalar($node,
+		q{SELECT count(*) FROM ledger_ingest.ledger l
+		  JOIN ledger_ingest.ledger p ON p.pipeline = l.pipeline AND p.number = l.number - 1
+		  WHERE l.pipeline = 'anvil' AND l.parent_hash <> p.hash}),
+	'0', 'recorded headers are parent-hash linked');
+
+# a node that accepts the connection but never answers
+my $hang = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
+  or die "listen: $!";
+my $hport = $hang->sockport;
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('hang', 'evm_rpc', '{"url":"http://127.0.0.1:$hport","timeout_ms":600000}');
+	SELECT ledger_ingest.start('hang');
+});
+my $row = '';
+for (1 .. 100)
+{
+	$row = li_scalar($node, q{SELECT query || '|' || coalesce(xact_start::text, 'none') || '|' || coalesce(backend_xid::text, 'none')
+		FROM pg_stat_activity WHERE application_name = 'ledger_ingest hang'});
+	last if $row =~ /eth_blockNumber/;
+	usleep(100_000);
+}
+like($row, qr/eth_blockNumber\|none\|none$/, 'waiting on the network with no transaction open');
+my $hpid = li_worker_pid($node, 'hang');
+ok($hpid > 0, 'the hanging pipeline has a worker');
+$node->safe_psql('postgres', q{SELECT ledger_ingest.stop('hang')});
+my $gone = 0;
+for (1 .. 50)
+{
+	if (li_scalar($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $hpid") eq '0') { $gone = 1; last; }
+	usleep(100_000);
+}
+ok($gone, 'stop() ends a worker blocked in an HTTP request within 5 s');
+is(li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 'hang'}),
+	'stopped', 'the hanging pipeline is stopped');
+
+# a node that is down: retried with backoff, shown in last_error
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('down', 'evm_rpc', '{"url":"http://alice:s3cret@127.0.0.1:1"}');
+	SELECT ledger_ingest.start('down');
+});
+my $err = '';
+for (1 .. 100)
+{
+	$err = li_scalar($node, q{SELECT coalesce(last_error, '') FROM ledger_ingest.status WHERE pipeline = 'down'});
+	last if $err ne '';
+	usleep(100_000);
+}
+like($err, qr/^08006: JSON-RPC eth_blockNumber failed: .*(refused|connect)/i, 'a refused connection shows in last_error');
+unlike($err, qr/s3cret|alice/, "credentials in the URL are not shown");
+isnt(li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 'down'}), 'failed',
+	'a source error does not fail the pipeline');
+
+$node->stop;
+done_testing();
