@@ -101,7 +101,7 @@ is(li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 'h
 
 # a node that is down: retried with backoff, shown in last_error
 $node->safe_psql('postgres', qq{
-	SELECT ledger_ingest.create_pipeline('down', 'evm_rpc', '{"url":"http://alice:s3cret@127.0.0.1:1"}');
+	SELECT ledger_ingest.create_pipeline('down', 'evm_rpc', '{"url":"http://alice:s3cret\@127.0.0.1:1"}');
 	SELECT ledger_ingest.start('down');
 });
 my $err = '';
