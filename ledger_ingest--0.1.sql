@@ -227,6 +227,9 @@ BEGIN
 	INSERT INTO ledger_ingest.cursor (pipeline, ledger)
 		VALUES (create_pipeline.name,
 				coalesce((opts ->> 'from_block')::bigint, 0) - 1);
+	-- a dropped pipeline of the same name may still have shared state
+	PERFORM ledger_ingest._publish_cursor(create_pipeline.name,
+		ROW(coalesce((opts ->> 'from_block')::bigint, 0) - 1, NULL, NULL)::ledger_ingest.position);
 END
 $$;
 

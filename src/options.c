@@ -59,7 +59,7 @@ static const OptDef opt_defs[] = {
 static const OptDef *
 find_opt(const char *key)
 {
-	for (int i = 0; i < lengthof(opt_defs); i++)
+	for (size_t i = 0; i < lengthof(opt_defs); i++)
 		if (strcmp(opt_defs[i].key, key) == 0)
 			return &opt_defs[i];
 	return NULL;
@@ -156,7 +156,7 @@ check_array(const char *key, JsonbValue *v)
 		{
 			JsonbContainer *alt = e->val.binary.data;
 
-			for (int j = 0; j < JsonContainerSize(alt); j++)
+			for (uint32 j = 0; j < JsonContainerSize(alt); j++)
 				check_hex(key, getIthJsonbValueFromContainer(alt, j), LI_HASH_LEN);
 		}
 		else

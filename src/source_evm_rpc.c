@@ -334,7 +334,7 @@ fetch_ledger(int64 n, const char *logs, LiLedger *out)
 
 	initStringInfo(&doc);
 	appendStringInfoChar(&doc, '{');
-	for (int i = 0; i < lengthof(fields); i++)
+	for (size_t i = 0; i < lengthof(fields); i++)
 	{
 		JsonbValue *f = li_jsonb_get(h, fields[i]);
 
