@@ -41,11 +41,16 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "ledger_ingest.h"
 
 LiApplyContext li_apply_ctx;
+
+/* measured apply cost, for sizing "batch" transactions by batch_max_ms */
+static double us_per_event = 0.0;
+static double us_per_ledger = 0.0;
 
 static SPIPlanPtr cas_plan = NULL;
 static SPIPlanPtr header_plan = NULL;
@@ -409,6 +414,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	ErrorContextCallback errcb;
 	Datum		pipeline_text;
 	MemoryContext txn_cxt;
+	TimestampTz started;
+	double		elapsed_us;
 
 	memset(&newpos, 0, sizeof(newpos));
 	newpos.ledger = last->number;
@@ -426,6 +433,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 			nledgers++;
 	}
 
+	started = GetCurrentTimestamp();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -500,6 +508,15 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	p->cursor = newpos;
 	memcpy(p->cursor_hash, last->hash, LI_HASH_LEN);
 	p->has_cursor_hash = true;
+
+	/* exponential moving average of the cost per event and per ledger */
+	elapsed_us = (double) (GetCurrentTimestamp() - started);
+	if (nevents > 0)
+		us_per_event = us_per_event == 0.0 ? elapsed_us / nevents :
+			0.8 * us_per_event + 0.2 * (elapsed_us / nevents);
+	else
+		us_per_ledger = us_per_ledger == 0.0 ? elapsed_us / nsegs :
+			0.8 * us_per_ledger + 0.2 * (elapsed_us / nsegs);
 	return true;
 }
 
@@ -507,7 +524,9 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
  * li_apply_batch -- apply a fetched batch, split into transactions by the
  * pipeline's commit mode: "event" (one per event; a ledger without events
  * is one), "ledger" (one per ledger) or "batch" (whole ledgers, up to
- * batch_max_ledgers ledgers and, once reached, batch_max_events events).
+ * batch_max_ledgers ledgers, closed once batch_max_events events are
+ * reached or the measured cost per event and per ledger predicts
+ * batch_max_ms milliseconds).
  * Events at or before a partially applied cursor are skipped.  Returns
  * LI_APPLY_LOST_CAS when the cursor moved under the worker.
  */
@@ -561,6 +580,8 @@ li_apply_batch(LiPipeline *p, LiBatch *b)
 		if (p->opts.commit == LI_COMMIT_LEDGER ||
 			nsegs >= p->opts.batch_max_ledgers ||
 			seg_events >= p->opts.batch_max_events ||
+			(p->opts.batch_max_ms > 0 &&
+			 (seg_events * us_per_event + nsegs * us_per_ledger) / 1000.0 >= p->opts.batch_max_ms) ||
 			li == b->nledgers - 1)
 		{
 			if (!apply_txn(p, segs, nsegs))
