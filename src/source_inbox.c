@@ -28,6 +28,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -85,8 +86,11 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		int64		floor_ledger;
 		bool		floor_inclusive;
 		char	   *reorg_error = NULL;
-		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+		MemoryContext old;
 		bool		ok = true;
+
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(batch->cxt);
 
 		/* parsing touches no shared state: its errors can be caught here */
 		PG_TRY();

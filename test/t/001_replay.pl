@@ -65,5 +65,11 @@ is( li_scalar($node,
 		q{SELECT to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM ledger_ingest.ledger WHERE pipeline = 'headers' AND number = 1}),
 	'2015-07-30 15:26:28', 'headers: timestamps converted');
 
+# an idle worker sleeps with no transaction open and shows itself
+is( li_scalar($node,
+		q{SELECT backend_type || '|' || (xact_start IS NULL) || '|' || (backend_xid IS NULL)
+		  FROM pg_stat_activity WHERE application_name = 'ledger_ingest headers'}),
+	'ledger_ingest worker|true|true', 'the idle worker holds no transaction');
+
 $node->stop;
 done_testing();

@@ -1,7 +1,8 @@
 # Crash safety: kill -9 the worker and immediate-stop the server repeatedly
 # while the mainnet replay runs; after restart every event is applied
 # exactly once (balances equal the expected deltas, the event log has each
-# event once), in "event" and in "batch" commit mode.
+# event once), in "event" and in "batch" commit mode.  pg_terminate_backend
+# of the worker is survived the same way (the launcher restarts it).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -51,6 +52,11 @@ for my $mode ('event', 'batch')
 		{
 			$node->stop('immediate');
 			$node->start;
+		}
+		elsif ($round % 3 == 2 && $pid)
+		{
+			# a clean termination: the launcher restarts the worker
+			$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 		}
 		elsif ($pid)
 		{
