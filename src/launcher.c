@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -192,6 +194,20 @@ reconcile(void)
 				slot->latch = NULL;
 				slot->wstate = LI_WS_NONE;
 				SpinLockRelease(&slot->mutex);
+			}
+		}
+
+		if (e->handle == NULL)
+		{
+			/* a worker started by an earlier launcher may still run */
+			SpinLockAcquire(&slot->mutex);
+			pid = slot->pid;
+			SpinLockRelease(&slot->mutex);
+			if (pid != 0 && kill(pid, 0) == 0)
+			{
+				if (!e->wanted)
+					kill(pid, SIGTERM);
+				continue;
 			}
 		}
 

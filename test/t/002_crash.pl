@@ -82,5 +82,35 @@ for my $mode ('event', 'batch')
 	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$p')");
 }
 
+# the launcher itself is terminated: the running worker goes on, and the
+# restarted launcher adopts it instead of starting a second one
+$node->safe_psql('postgres', q{
+	TRUNCATE event_log;
+	SELECT ledger_ingest.create_pipeline('adopt', 'inbox', '{}');
+	SELECT ledger_ingest.add_handler('adopt', 'log_event(ledger_ingest.event)');
+	SELECT ledger_ingest.start('adopt');
+});
+is(li_wait_state($node, 'adopt', 'running', 30), 'running', 'adopt: its worker runs');
+my $wpid = li_worker_pid($node, 'adopt');
+$node->safe_psql('postgres',
+	q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'ledger_ingest launcher'});
+my $back = 0;
+for (1 .. 150)
+{
+	usleep(100_000);
+	$back = li_scalar($node,
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ledger_ingest launcher'});
+	last if $back eq '1';
+}
+is($back, '1', 'the launcher was restarted');
+usleep(1_500_000);
+is( li_scalar($node,
+		q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ledger_ingest adopt'}),
+	'1', 'still exactly one worker for the pipeline');
+is(li_worker_pid($node, 'adopt'), $wpid, 'the same worker kept running');
+li_load_ndjson($node, 'adopt', $blocks);
+ok(li_wait($node, 'adopt', 17000000, 120), 'adopt: applied the replay');
+is(li_scalar($node, 'SELECT count(*) FROM event_log'), '1540', 'adopt: every event once');
+
 $node->stop;
 done_testing();
