@@ -156,8 +156,7 @@ finish_pipeline(const char *state, const char *error)
 static void
 refresh_pipeline(LiPipeline *p)
 {
-	MemoryContext cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest pipeline",
-											  ALLOCSET_SMALL_SIZES);
+	static MemoryContext cxt = NULL;
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
 	int			ret;
@@ -171,6 +170,12 @@ refresh_pipeline(LiPipeline *p)
 	int			nh;
 	LiHandler  *handlers;
 	Datum		hashd;
+
+	/* a refresh that failed half-way left its context behind */
+	if (cxt != NULL)
+		MemoryContextDelete(cxt);
+	cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest pipeline",
+								ALLOCSET_SMALL_SIZES);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -275,6 +280,7 @@ refresh_pipeline(LiPipeline *p)
 	if (pipeline_cxt != NULL)
 		MemoryContextDelete(pipeline_cxt);
 	pipeline_cxt = cxt;
+	cxt = NULL;
 
 	SPI_finish();
 	PopActiveSnapshot();
