@@ -290,31 +290,34 @@ BEGIN
 END
 $$;
 
--- start(pipeline): marks the pipeline running (clearing a failed state); the
--- launcher starts its worker within about a second after commit.
-CREATE FUNCTION start(pipeline text) RETURNS void
+-- _set_state(pipeline, state): the desired state set by start() and stop(),
+-- with a "state" notification and a launcher wake-up at commit.
+CREATE FUNCTION _set_state(pipeline text, state text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM ledger_ingest._require_pipeline(pipeline);
-	UPDATE ledger_ingest.pipeline p SET state = 'running', errors = 0
-		WHERE p.name = start.pipeline;
+	UPDATE ledger_ingest.pipeline p
+		SET state = _set_state.state,
+			errors = CASE WHEN _set_state.state = 'running' THEN 0 ELSE p.errors END
+		WHERE p.name = _set_state.pipeline;
+	PERFORM pg_notify('ledger_ingest',
+		json_build_object('type', 'state', 'pipeline', pipeline, 'state', state, 'error', NULL)::text);
 	PERFORM ledger_ingest._wake_launcher();
 END
 $$;
 
+-- start(pipeline): marks the pipeline running (clearing a failed state); the
+-- launcher starts its worker within about a second after commit.
+CREATE FUNCTION start(pipeline text) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ledger_ingest._set_state(pipeline, 'running') $$;
+
 -- stop(pipeline): marks the pipeline stopped; its worker exits within about a
 -- second after commit.  The cursor is kept.
 CREATE FUNCTION stop(pipeline text) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	PERFORM ledger_ingest._require_pipeline(pipeline);
-	UPDATE ledger_ingest.pipeline p SET state = 'stopped'
-		WHERE p.name = stop.pipeline;
-	PERFORM ledger_ingest._wake_launcher();
-END
-$$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ledger_ingest._set_state(pipeline, 'stopped') $$;
 
 -- drop_pipeline(pipeline): stops the worker and deletes the pipeline, its
 -- cursor, handlers, ledger headers and pending inbox documents.
@@ -411,12 +414,12 @@ RETURNS boolean
 	AS 'MODULE_PATHNAME', 'ledger_ingest_wait_for'
 	LANGUAGE C VOLATILE;
 
-REVOKE ALL ON FUNCTION _require_admin(), _require_pipeline(text),
+REVOKE ALL ON FUNCTION _require_admin(), _require_pipeline(text), _set_state(text, text),
 	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea),
 	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
 	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),
 	wait_for(text, bigint, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION _require_admin(), _require_pipeline(text),
+GRANT EXECUTE ON FUNCTION _require_admin(), _require_pipeline(text), _set_state(text, text),
 	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea),
 	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
 	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),

@@ -91,20 +91,13 @@ listener=$!
 sleep 0.5
 
 step "Creating and starting the evm_rpc pipeline"
-cat <<SHOW
-  SELECT ledger_ingest.create_pipeline('erc20', 'evm_rpc',
-      '{"url": "$rpc", "addresses": ["$token"], "block_range": 20, "poll_ms": 250}');
-  SELECT ledger_ingest.add_handler('erc20', 'erc20_on_transfer(ledger_ingest.event)',
-      topic0 => '\\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef');
-  SELECT ledger_ingest.start('erc20');
-SHOW
-psql >/dev/null <<SQL
-SELECT ledger_ingest.create_pipeline('erc20', 'evm_rpc',
-	'{"url": "$rpc", "addresses": ["$token"], "block_range": 20, "poll_ms": 250}');
+setup_sql="SELECT ledger_ingest.create_pipeline('erc20', 'evm_rpc',
+    '{\"url\": \"$rpc\", \"addresses\": [\"$token\"], \"block_range\": 20, \"poll_ms\": 250}');
 SELECT ledger_ingest.add_handler('erc20', 'erc20_on_transfer(ledger_ingest.event)',
-	topic0 => '\\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef');
-SELECT ledger_ingest.start('erc20');
-SQL
+    topic0 => '\\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef');
+SELECT ledger_ingest.start('erc20');"
+echo "$setup_sql" | sed 's/^/  /'
+echo "$setup_sql" | psql >/dev/null
 head=$(bash "$chain" head "$rpc")
 psql -c "SELECT ledger_ingest.wait_for('erc20', $head, '60s') AS caught_up" >/dev/null
 

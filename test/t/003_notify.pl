@@ -87,9 +87,10 @@ my $before = li_scalar($node,
 	"SELECT count(*) FROM ledger_ingest.ledger WHERE pipeline = 'n2'");
 is(scalar @applied, $before, 'one notification per committed ledger before the failure');
 ok(!(grep { $_->{ledger} >= $bad } @applied), 'no notification for the failing ledger or later');
-is(scalar @state, 1, 'one state notification');
-is($state[0]{state}, 'failed', 'it says failed');
-like($state[0]{error}, qr/23514/, 'the state notification carries the SQLSTATE');
+is(scalar @state, 2, 'two state notifications: start() and the failure');
+is($state[0]{state}, 'running', 'start() announced running');
+is($state[1]{state}, 'failed', 'the worker announced failed');
+like($state[1]{error}, qr/23514/, 'the failed notification carries the SQLSTATE');
 my $err = li_scalar($node, "SELECT last_error FROM ledger_ingest.status WHERE pipeline = 'n2'");
 like($err, qr/^23514: picky refuses ledger $bad \(ledger $bad, tx_index \d+, event_index 1, handler picky\(ledger_ingest.event\)\)$/,
 	'last_error has SQLSTATE, message, ledger, event and handler');
