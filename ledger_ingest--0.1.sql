@@ -69,7 +69,10 @@ CREATE TABLE cursor (
 	event_index integer,
 	events_applied bigint NOT NULL DEFAULT 0,
 	ledgers_applied bigint NOT NULL DEFAULT 0,
-	last_commit_at timestamptz
+	last_commit_at timestamptz,
+	reorgs bigint NOT NULL DEFAULT 0,
+	last_reorg_depth integer,
+	last_reorg_at timestamptz
 );
 
 CREATE TABLE handler (
@@ -140,6 +143,44 @@ CREATE POLICY ledger_owner ON ledger
 ALTER TABLE inbox ENABLE ROW LEVEL SECURITY;
 CREATE POLICY inbox_owner ON inbox
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) inbox.pipeline));
+
+/* ---------------------------------------------------------------------
+ * Reorg journal
+ *
+ * For each tracked table, an AFTER ROW trigger records, while the worker
+ * applies a ledger inside the reorg window, the pre-image of every row a
+ * handler changes (or that it inserted it), tagged with the ledger.  On a
+ * reorg the worker restores, per primary key, the oldest pre-image above
+ * the fork point, in the same transaction that moves the cursor back.
+ * Ledgers that leave the window are pruned in the apply transactions.
+ * --------------------------------------------------------------------- */
+CREATE TABLE tracked (
+	pipeline text NOT NULL REFERENCES pipeline (name) ON DELETE CASCADE,
+	tbl regclass NOT NULL,
+	pk text[] NOT NULL,
+	PRIMARY KEY (pipeline, tbl)
+);
+
+CREATE TABLE journal (
+	seq bigserial PRIMARY KEY,
+	pipeline text NOT NULL,
+	ledger bigint NOT NULL,
+	tbl oid NOT NULL,
+	pk jsonb NOT NULL,
+	old_row jsonb				-- NULL: the row did not exist (inserted)
+);
+CREATE INDEX journal_pipeline_ledger_idx ON journal (pipeline, ledger);
+
+REVOKE ALL ON tracked, journal FROM PUBLIC;
+REVOKE ALL ON SEQUENCE journal_seq_seq FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON tracked TO ledger_ingest_admin;
+GRANT SELECT, DELETE ON journal TO ledger_ingest_admin;
+ALTER TABLE tracked ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tracked_owner ON tracked
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) tracked.pipeline));
+ALTER TABLE journal ENABLE ROW LEVEL SECURITY;
+CREATE POLICY journal_owner ON journal
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) journal.pipeline));
 
 /* ---------------------------------------------------------------------
  * Internal C functions
@@ -406,6 +447,110 @@ BEGIN
 END
 $$;
 
+-- The journaling context of the current apply transaction for table tbl:
+-- (pipeline, ledger) when this backend is a worker applying a ledger inside
+-- the reorg window of a pipeline that tracks tbl, else no row.
+CREATE FUNCTION _journal_context(tbl oid, OUT pipeline text, OUT ledger bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'ledger_ingest_journal_context'
+	LANGUAGE C VOLATILE STRICT ROWS 1;
+REVOKE ALL ON FUNCTION _journal_context(oid) FROM PUBLIC;
+
+-- The journal trigger of tracked tables (TG_ARGV: primary key columns).
+-- SECURITY DEFINER so that the handler's owner need no access to the
+-- journal; it records nothing outside a worker's apply transaction.
+CREATE FUNCTION _journal() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ctx record;
+	newpk jsonb;
+	oldpk jsonb;
+BEGIN
+	SELECT * INTO ctx FROM ledger_ingest._journal_context(TG_RELID);
+	IF ctx.pipeline IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP <> 'DELETE' THEN
+		SELECT jsonb_object_agg(k, to_jsonb(NEW) -> k) INTO newpk FROM unnest(TG_ARGV) AS k;
+	END IF;
+	IF TG_OP <> 'INSERT' THEN
+		SELECT jsonb_object_agg(k, to_jsonb(OLD) -> k) INTO oldpk FROM unnest(TG_ARGV) AS k;
+	END IF;
+	IF TG_OP = 'INSERT' THEN
+		INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row)
+			VALUES (ctx.pipeline, ctx.ledger, TG_RELID, newpk, NULL);
+	ELSIF TG_OP = 'DELETE' OR newpk = oldpk THEN
+		INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row)
+			VALUES (ctx.pipeline, ctx.ledger, TG_RELID, oldpk, to_jsonb(OLD));
+	ELSE
+		-- the primary key changed: the new key did not exist, the old one did
+		INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row)
+			VALUES (ctx.pipeline, ctx.ledger, TG_RELID, newpk, NULL),
+				   (ctx.pipeline, ctx.ledger, TG_RELID, oldpk, to_jsonb(OLD));
+	END IF;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION _journal() FROM PUBLIC;
+
+-- track_table(pipeline, tbl): journal the changes the pipeline's handlers
+-- make to tbl, so that a reorg restores it to its state at the fork point.
+-- tbl must have a primary key; the caller must own it (a trigger is
+-- created on it).
+CREATE FUNCTION track_table(pipeline text, tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cols text[];
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	SELECT array_agg(a.attname::text ORDER BY k.n) INTO cols
+		FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = tbl AND i.indisprimary;
+	IF cols IS NULL THEN
+		RAISE EXCEPTION 'table % has no primary key', tbl
+			USING ERRCODE = 'invalid_table_definition',
+				  HINT = 'A tracked table needs a primary key to restore rows after a reorg.';
+	END IF;
+	INSERT INTO ledger_ingest.tracked (pipeline, tbl, pk)
+		VALUES (track_table.pipeline, track_table.tbl, cols)
+		ON CONFLICT DO NOTHING;
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+				   WHERE t.tgrelid = tbl AND t.tgname = 'ledger_ingest_journal') THEN
+		EXECUTE format('CREATE TRIGGER ledger_ingest_journal AFTER INSERT OR UPDATE OR DELETE ON %s '
+					   'FOR EACH ROW EXECUTE FUNCTION ledger_ingest._journal(%s)',
+					   tbl, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(cols) AS c));
+	END IF;
+END
+$$;
+
+-- untrack_table(pipeline, tbl): stop journaling tbl for the pipeline (and
+-- forget its journal); the trigger goes when no pipeline tracks tbl.
+CREATE FUNCTION untrack_table(pipeline text, tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	DELETE FROM ledger_ingest.tracked t
+		WHERE t.pipeline = untrack_table.pipeline AND t.tbl = untrack_table.tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not tracked by pipeline "%"', tbl, pipeline
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	DELETE FROM ledger_ingest.journal j
+		WHERE j.pipeline = untrack_table.pipeline AND j.tbl = untrack_table.tbl::oid;
+	IF NOT EXISTS (SELECT 1 FROM ledger_ingest.tracked t WHERE t.tbl = untrack_table.tbl) THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS ledger_ingest_journal ON %s', tbl);
+	END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION track_table(text, regclass), untrack_table(text, regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION track_table(text, regclass), untrack_table(text, regclass) TO ledger_ingest_admin;
+
 -- wait_for(pipeline, ledger, timeout): true as soon as the committed cursor
 -- has reached the end of "ledger", false after "timeout".  Sleeps on a
 -- condition variable that the worker's commit callback broadcasts.
@@ -444,7 +589,10 @@ SELECT p.name AS pipeline,
 	   p.last_error,
 	   p.errors,
 	   p.source,
-	   p.owner
+	   p.owner,
+	   c.reorgs,
+	   c.last_reorg_depth,
+	   c.last_reorg_at
 FROM ledger_ingest.pipeline p
 JOIN ledger_ingest.cursor c ON c.pipeline = p.name
 LEFT JOIN ledger_ingest._shmem_status() s ON s.pipeline = p.name;

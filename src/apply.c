@@ -55,6 +55,8 @@ static double us_per_ledger = 0.0;
 static SPIPlanPtr cas_plan = NULL;
 static SPIPlanPtr header_plan = NULL;
 static SPIPlanPtr inbox_delete_plan = NULL;
+static SPIPlanPtr prune_plan = NULL;
+static SPIPlanPtr revert_cas_plan = NULL;
 static TupleDesc event_tupdesc = NULL;
 
 /* One transaction's share of a ledger: events [first, last). */
@@ -122,6 +124,33 @@ prepare_internal_plans(void)
 									  "DELETE FROM ledger_ingest.inbox "
 									  "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
 									  1, types);
+	}
+	if (prune_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, INT8OID};
+
+		prune_plan = keep_plan(
+							   "DELETE FROM ledger_ingest.journal "
+							   "WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+							   "AND ledger OPERATOR(pg_catalog.<=) $2",
+							   2, types);
+	}
+	if (revert_cas_plan == NULL)
+	{
+		Oid			types[7] = {TEXTOID, INT8OID, BYTEAOID, INT4OID,
+		INT8OID, INT4OID, INT4OID};
+
+		revert_cas_plan = keep_plan(
+									"UPDATE ledger_ingest.cursor SET "
+									"ledger = $2, ledger_hash = $3, tx_index = NULL, event_index = NULL, "
+									"reorgs = reorgs OPERATOR(pg_catalog.+) 1, last_reorg_depth = $4, "
+									"last_reorg_at = pg_catalog.now(), last_commit_at = pg_catalog.now() "
+									"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+									"AND ledger OPERATOR(pg_catalog.=) $5 "
+									"AND ((tx_index IS NULL AND $6 IS NULL) OR tx_index OPERATOR(pg_catalog.=) $6) "
+									"AND ((event_index IS NULL AND $7 IS NULL) OR event_index OPERATOR(pg_catalog.=) $7) "
+									"",
+									7, types);
 	}
 	if (event_tupdesc == NULL)
 	{
@@ -461,6 +490,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	error_context_stack = &errcb;
 	li_apply_ctx.active = true;
 	li_apply_ctx.handler = NULL;
+	li_apply_ctx.pipeline = p;
 
 	/* per-event values are built in a context reset after each event */
 	txn_cxt = AllocSetContextCreate(CurTransactionContext, "ledger_ingest event",
@@ -473,6 +503,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		Datum		ledger_hash = PointerGetDatum(bytes_to_bytea(l->hash, LI_HASH_LEN));
 
 		li_apply_ctx.ledger = l->number;
+		li_apply_ctx.journal = p->ntracked > 0 && p->opts.reorg_window > 0 &&
+			l->number > p->journal_floor;
 		for (int i = segs[s].first; i < segs[s].last; i++)
 		{
 			LiEvent    *e = &l->events[i];
@@ -493,9 +525,22 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		}
 	}
 	li_apply_ctx.active = false;
+	li_apply_ctx.journal = false;
 	error_context_stack = errcb.previous;
 
 	record_headers(p, segs, nsegs);
+	if (p->ntracked > 0)
+	{
+		/* ledgers that left the reorg window can no longer be reverted */
+		Datum		v[2];
+		int			ret;
+
+		v[0] = CStringGetTextDatum(p->name);
+		v[1] = Int64GetDatum(newpos.ledger - p->opts.reorg_window);
+		ret = SPI_execute_plan(prune_plan, v, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "pruning the reorg journal failed: %s", SPI_result_code_string(ret));
+	}
 	queue_notify(p, &newpos, last->hash, segs[0].ledger->number, nevents);
 	li_publish_at_commit(p->slot, &newpos);
 
@@ -590,6 +635,183 @@ li_apply_batch(LiPipeline *p, LiBatch *b)
 			seg_events = 0;
 		}
 	}
+	return LI_APPLY_OK;
+}
+
+
+/*
+ * Restore one tracked table to its state at the end of ledger "fork": per
+ * primary key, the oldest pre-image journaled above the fork (or no row, if
+ * the oldest change inserted it).  The statements run as the pipeline
+ * owner, like the handlers that made the changes.  Returns the number of
+ * keys restored.
+ */
+static int64
+restore_table(LiPipeline *p, LiTracked *t, int64 fork)
+{
+	Oid			types[3] = {TEXTOID, OIDOID, INT8OID};
+	Datum		v[3];
+	int			ret;
+	bool		isnull_pk;
+	bool		isnull_rows;
+	Datum		pks;
+	Datum		rows;
+	int64		nkeys;
+	StringInfoData cond;
+	StringInfoData sql;
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			argtypes[1] = {JSONBARRAYOID};
+
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = ObjectIdGetDatum(t->relid);
+	v[2] = Int64GetDatum(fork);
+	ret = SPI_execute_with_args("SELECT pg_catalog.array_agg(j.pk), "
+								"pg_catalog.array_agg(j.old_row) FILTER (WHERE j.old_row IS NOT NULL), "
+								"pg_catalog.count(*) "
+								"FROM (SELECT DISTINCT ON (pk) pk, old_row FROM ledger_ingest.journal "
+								"      WHERE pipeline OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
+								"      AND ledger OPERATOR(pg_catalog.>) $3 ORDER BY pk, seq) j",
+								3, types, v, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the reorg journal failed: %s", SPI_result_code_string(ret));
+	pks = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_pk);
+	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull_rows);
+	nkeys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull_pk));
+	if (nkeys == 0)
+		return 0;
+	/* keep the arrays past the next SPI call */
+	pks = SPI_datumTransfer(pks, false, -1);
+	if (!isnull_rows)
+		rows = SPI_datumTransfer(rows, false, -1);
+
+	initStringInfo(&cond);
+	for (int i = 0; i < t->npk; i++)
+		appendStringInfo(&cond, "%st.%s = k.%s", i > 0 ? " AND " : "",
+						 quote_identifier(t->pk[i]), quote_identifier(t->pk[i]));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s t USING pg_catalog.unnest($1) AS j(pk), "
+					 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.pk) AS k WHERE %s",
+					 t->relname, t->relname, cond.data);
+	ret = SPI_execute_with_args(sql.data, 1, argtypes, &pks, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+	if (!isnull_rows)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "INSERT INTO %s SELECT (pg_catalog.jsonb_populate_record(NULL::%s, r)).* "
+						 "FROM pg_catalog.unnest($1) AS r",
+						 t->relname, t->relname);
+		ret = SPI_execute_with_args(sql.data, 1, argtypes, &rows, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+	}
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return nkeys;
+}
+
+/*
+ * li_revert -- roll back every ledger after "fork" in ONE transaction:
+ * restore the tracked tables from the reorg journal, delete the orphaned
+ * ledgers' headers and journal, move the cursor back to the end of "fork"
+ * with the same compare-and-swap as an apply, and queue the "reorg"
+ * notification.  Returns LI_APPLY_LOST_CAS when the cursor moved under the
+ * worker (nothing is changed then).
+ */
+LiApplyResult
+li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
+{
+	int64		orphaned_to = p->cursor.ledger;
+	int32		depth = (int32) (orphaned_to - fork);
+	Datum		v[7];
+	char		n[7];
+	int			ret;
+	int64		restored = 0;
+	StringInfoData buf;
+	LiPosition	newpos;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("ledger_ingest %s: reverting ledgers " INT64_FORMAT " to " INT64_FORMAT,
+									p->name, fork + 1, orphaned_to));
+	prepare_internal_plans();
+
+	memset(n, ' ', sizeof(n));
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(fork);
+	v[2] = PointerGetDatum(bytes_to_bytea(fork_hash, LI_HASH_LEN));
+	v[3] = Int32GetDatum(depth);
+	v[4] = Int64GetDatum(p->cursor.ledger);
+	v[5] = Int32GetDatum(p->cursor.tx_index);
+	v[6] = Int32GetDatum(p->cursor.event_index);
+	if (p->cursor.complete)
+		n[5] = n[6] = 'n';
+	ret = SPI_execute_plan(revert_cas_plan, v, n, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "cursor update failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return LI_APPLY_LOST_CAS;
+	}
+
+	for (int i = 0; i < p->ntracked; i++)
+		restored += restore_table(p, &p->tracked[i], fork);
+
+	{
+		Oid			types[2] = {TEXTOID, INT8OID};
+		Datum		a[2];
+
+		a[0] = CStringGetTextDatum(p->name);
+		a[1] = Int64GetDatum(fork);
+		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.journal WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+									"AND ledger OPERATOR(pg_catalog.>) $2",
+									2, types, a, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "deleting the reverted journal failed: %s", SPI_result_code_string(ret));
+		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.ledger WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+									"AND number OPERATOR(pg_catalog.>) $2",
+									2, types, a, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "deleting the orphaned ledgers failed: %s", SPI_result_code_string(ret));
+	}
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\":\"reorg\",\"pipeline\":");
+	escape_json(&buf, p->name);
+	appendStringInfo(&buf, ",\"fork_ledger\":" INT64_FORMAT ",\"orphaned_from\":" INT64_FORMAT
+					 ",\"orphaned_to\":" INT64_FORMAT ",\"depth\":%d}",
+					 fork, fork + 1, orphaned_to, depth);
+	Async_Notify(LI_CHANNEL, buf.data);
+
+	memset(&newpos, 0, sizeof(newpos));
+	newpos.ledger = fork;
+	newpos.complete = true;
+	li_publish_at_commit(p->slot, &newpos);
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	ereport(LOG,
+			(errmsg("ledger_ingest pipeline \"%s\": reorg of depth %d: reverted ledgers " INT64_FORMAT " to " INT64_FORMAT
+					", restored " INT64_FORMAT " rows of tracked tables; following the new branch from ledger " INT64_FORMAT,
+					p->name, depth, fork + 1, orphaned_to, restored, fork + 1)));
+	p->cursor = newpos;
+	memcpy(p->cursor_hash, fork_hash, LI_HASH_LEN);
+	p->has_cursor_hash = true;
 	return LI_APPLY_OK;
 }
 

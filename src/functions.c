@@ -276,3 +276,41 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 	LWLockRelease(li_shared->lock);
 	return (Datum) 0;
 }
+
+PG_FUNCTION_INFO_V1(ledger_ingest_journal_context);
+
+/*
+ * ledger_ingest._journal_context(tbl oid) RETURNS SETOF (pipeline text,
+ *		ledger bigint)
+ *
+ * Called by the journal trigger of tracked tables: one row when this
+ * backend is a pipeline worker running handlers for a ledger inside the
+ * reorg window and the pipeline tracks tbl; no row otherwise (a user's own
+ * change, a revert, a ledger that is already final, another pipeline's
+ * table).
+ */
+Datum
+ledger_ingest_journal_context(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LiPipeline *p = li_apply_ctx.pipeline;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!li_apply_ctx.active || !li_apply_ctx.journal || p == NULL)
+		return (Datum) 0;
+	for (int i = 0; i < p->ntracked; i++)
+	{
+		if (p->tracked[i].relid == relid)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			values[0] = CStringGetTextDatum(p->name);
+			values[1] = Int64GetDatum(li_apply_ctx.ledger);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			break;
+		}
+	}
+	return (Datum) 0;
+}

@@ -120,6 +120,9 @@ typedef struct LiOptions
 	int			confirmations;
 	int			block_range;
 	int			timeout_ms;
+	/* reorgs */
+	int			reorg_window;	/* ledgers kept revertible; 0: none */
+	char	   *finality;		/* evm_rpc: "latest", "safe" or "finalized" */
 } LiOptions;
 
 extern void li_parse_options(const char *source, Jsonb *options, LiOptions *out);
@@ -204,6 +207,15 @@ typedef struct LiHandler
 	void	   *plan;			/* SPIPlanPtr, kept */
 } LiHandler;
 
+/* A table whose changes the pipeline journals for reorgs. */
+typedef struct LiTracked
+{
+	Oid			relid;
+	char	   *relname;		/* quoted, qualified as needed */
+	int			npk;
+	char	  **pk;				/* primary key column names */
+} LiTracked;
+
 typedef struct LiPipeline
 {
 	char		name[LI_NAME_MAX];
@@ -213,6 +225,9 @@ typedef struct LiPipeline
 	LiSlot	   *slot;
 	int			nhandlers;
 	LiHandler  *handlers;
+	int			ntracked;
+	LiTracked  *tracked;
+	int64		journal_floor;	/* journal ledgers above this one */
 	/* ledger hash at the cursor, for parentHash continuity */
 	bool		has_cursor_hash;
 	uint8		cursor_hash[LI_HASH_LEN];
@@ -231,9 +246,17 @@ typedef struct LiBatch
 	int64		reject_id;
 	char	   *reject_error;
 	bool		reject_fatal;	/* rejecting it must stop the pipeline */
-	/* a reorg was seen at this ledger (after the batch): fail the pipeline */
+	/*
+	 * A reorg was seen after the batch: with a known fork point (the inbox
+	 * received the first ledger of a new branch) the worker rolls back to
+	 * fork_ledger; evm_rpc looks for the fork point itself; otherwise the
+	 * pipeline fails with reorg_error.
+	 */
 	bool		reorg;
 	char	   *reorg_error;
+	bool		has_fork;
+	int64		fork_ledger;
+	uint8		fork_hash[LI_HASH_LEN];
 } LiBatch;
 
 extern void li_batch_init(LiBatch *b, MemoryContext cxt);
@@ -248,6 +271,14 @@ extern void li_rpc_init(LiPipeline *p);
 extern void li_rpc_fetch(LiPipeline *p, LiBatch *batch);
 extern void li_rpc_cleanup(void);
 
+typedef enum LiForkResult
+{
+	LI_FORK_FOUND,				/* *fork is the newest ledger both branches share */
+	LI_FORK_BEYOND_WINDOW,		/* no stored ledger in the window matches */
+	LI_FORK_NONE				/* the stored chain is canonical after all */
+} LiForkResult;
+extern LiForkResult li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash);
+
 /* apply.c */
 typedef enum LiApplyResult
 {
@@ -256,6 +287,7 @@ typedef enum LiApplyResult
 } LiApplyResult;
 
 extern LiApplyResult li_apply_batch(LiPipeline *p, LiBatch *batch);
+extern LiApplyResult li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash);
 extern void li_forget_plans(LiPipeline *p);
 extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
 								const LiLedger *l, char **error);
@@ -264,6 +296,8 @@ extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
 typedef struct LiApplyContext
 {
 	bool		active;
+	bool		journal;		/* journal tracked tables for this ledger */
+	LiPipeline *pipeline;
 	int64		ledger;
 	int32		tx_index;
 	int32		event_index;

@@ -54,6 +54,8 @@ static const OptDef opt_defs[] = {
 	{"confirmations", OPT_INT, true, 0, 100000},
 	{"block_range", OPT_INT, true, 1, 1000000},
 	{"timeout_ms", OPT_INT, true, 100, 600000},
+	{"reorg_window", OPT_INT, false, 0, 100000},
+	{"finality", OPT_STRING, true, 0, 0},
 };
 
 static const OptDef *
@@ -82,6 +84,8 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->confirmations = 0;
 	o->block_range = 1000;
 	o->timeout_ms = 30000;
+	o->reorg_window = 128;
+	o->finality = "latest";
 }
 
 static int64
@@ -252,6 +256,8 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 						out->block_range = (int) i;
 					else if (strcmp(key, "timeout_ms") == 0)
 						out->timeout_ms = (int) i;
+					else if (strcmp(key, "reorg_window") == 0)
+						out->reorg_window = (int) i;
 					break;
 				}
 			case OPT_STRING:
@@ -259,6 +265,18 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("option \"%s\" must be a string", key)));
+				if (strcmp(key, "finality") == 0)
+				{
+					out->finality = pnstrdup(val.val.string.val, val.val.string.len);
+					if (strcmp(out->finality, "latest") != 0 &&
+						strcmp(out->finality, "safe") != 0 &&
+						strcmp(out->finality, "finalized") != 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("option \"finality\" must be \"latest\", \"safe\" or \"finalized\", got \"%s\"",
+										out->finality)));
+					break;
+				}
 				out->url = pnstrdup(val.val.string.val, val.val.string.len);
 				if (strncmp(out->url, "http://", 7) != 0 && strncmp(out->url, "https://", 8) != 0)
 					ereport(ERROR,

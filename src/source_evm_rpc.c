@@ -35,6 +35,8 @@
 #include <curl/curl.h>
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -42,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "ledger_ingest.h"
 
@@ -313,8 +316,10 @@ int64_cmp(const void *a, const void *b)
  * Fetch block n's header and build its ledger from it and "logs" (a JSON
  * array text).
  */
-static void
-fetch_ledger(int64 n, const char *logs, LiLedger *out)
+static bool fetch_ledger(int64 n, const char *logs, LiLedger *out, bool missing_ok);
+
+static bool
+fetch_ledger(int64 n, const char *logs, LiLedger *out, bool missing_ok)
 {
 	JsonbValue *r = rpc_call("eth_getBlockByNumber", psprintf("[%s,false]", hexq(n)));
 	JsonbContainer *h;
@@ -322,10 +327,13 @@ fetch_ledger(int64 n, const char *logs, LiLedger *out)
 	static const char *const fields[] = {"number", "hash", "parentHash", "timestamp"};
 	Jsonb	   *jb;
 
+	if (r->type == jbvNull && missing_ok)
+		return false;
 	if (r->type == jbvNull)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC eth_getBlockByNumber: block " INT64_FORMAT " is not available", n)));
+				 errmsg("JSON-RPC eth_getBlockByNumber: block " INT64_FORMAT " is not available", n),
+				 errhint("The node may be syncing or behind another node.")));
 	if (r->type != jbvBinary || !JsonContainerIsObject(r->val.binary.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -350,6 +358,7 @@ fetch_ledger(int64 n, const char *logs, LiLedger *out)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC eth_getBlockByNumber: asked for block " INT64_FORMAT ", got block " INT64_FORMAT,
 						n, out->number)));
+	return true;
 }
 
 /*
@@ -379,13 +388,51 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	p->slot->head = head;
 	SpinLockRelease(&p->slot->mutex);
 
-	safe = head - p->opts.confirmations;
+	if (strcmp(p->opts.finality, "latest") == 0)
+	{
+		safe = head - p->opts.confirmations;
+		/* ledgers above this one may still be reorganized: journal them */
+		p->journal_floor = head - p->opts.reorg_window;
+	}
+	else
+	{
+		/* apply only what the node calls safe or finalized */
+		r = rpc_call("eth_getBlockByNumber", psprintf("[\"%s\",false]", p->opts.finality));
+		if (r->type == jbvNull)
+			safe = -1;
+		else if (r->type != jbvBinary ||
+				 !li_quantity_from_jsonb(li_jsonb_get(r->val.binary.data, "number"), &safe))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC eth_getBlockByNumber(\"%s\"): the result has no valid number",
+							p->opts.finality)));
+		p->journal_floor = safe;
+	}
 	if (p->opts.to_block >= 0)
 		safe = Min(safe, p->opts.to_block);
 	next = p->cursor.complete ? p->cursor.ledger + 1 : p->cursor.ledger;
 	next = Max(next, p->opts.from_block);
 	if (next > safe)
 	{
+		/*
+		 * At the head: re-check that the cursor's ledger is still canonical,
+		 * so that a reorg that keeps the height is seen too.  A node that
+		 * does not have that block (syncing, or a lower head) is not a reorg.
+		 */
+		if (p->has_cursor_hash && p->cursor.complete && p->cursor.ledger >= 0 &&
+			p->cursor.ledger <= head)
+		{
+			LiLedger	l;
+
+			if (fetch_ledger(p->cursor.ledger, "", &l, true) &&
+				memcmp(l.hash, p->cursor_hash, LI_HASH_LEN) != 0)
+			{
+				batch->reorg = true;
+				batch->reorg_error = psprintf("reorg at ledger " INT64_FORMAT ": its hash changed from %s to %s",
+											  l.number, li_bytes_to_hex(p->cursor_hash, LI_HASH_LEN),
+											  li_bytes_to_hex(l.hash, LI_HASH_LEN));
+			}
+		}
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return;
 	}
@@ -473,7 +520,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
 										p->name, numbers[k]));
-		fetch_ledger(numbers[k], blogs, &l);
+		fetch_ledger(numbers[k], blogs, &l, false);
 		if (!li_check_continuity(p, prev, &l, &reorg_error))
 		{
 			batch->reorg = true;
@@ -484,4 +531,77 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		batch->nevents += l.nevents;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * li_rpc_find_fork -- after a parentHash mismatch at the cursor, walk back
+ * through the stored ledger headers within reorg_window of the cursor,
+ * fetching the canonical block at each height, until the hashes agree
+ * (ethereumjs-blockstream's fork-point walk, over stored headers).  The
+ * headers are read in a short transaction; all fetching happens outside
+ * it.  A block the node does not have (syncing, a lower head) raises a
+ * retryable error: it is not taken for a reorg.
+ */
+LiForkResult
+li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum		args[3];
+	int			ret;
+	int			n;
+	int64	   *numbers;
+	uint8	  (*hashes)[LI_HASH_LEN];
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	args[0] = CStringGetTextDatum(p->name);
+	args[1] = Int64GetDatum(p->cursor.ledger);
+	args[2] = Int64GetDatum(p->cursor.ledger - p->opts.reorg_window);
+	ret = SPI_execute_with_args("SELECT number, hash FROM ledger_ingest.ledger "
+								"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+								"AND number OPERATOR(pg_catalog.<=) $2 AND number OPERATOR(pg_catalog.>=) $3 "
+								"ORDER BY number DESC",
+								3, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading ledger headers failed: %s", SPI_result_code_string(ret));
+	n = (int) SPI_processed;
+	numbers = palloc(sizeof(int64) * Max(n, 1));
+	hashes = palloc(LI_HASH_LEN * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		bytea	   *h;
+
+		numbers[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		memcpy(hashes[i], VARDATA_ANY(h), LI_HASH_LEN);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	for (int i = 0; i < n; i++)
+	{
+		LiLedger	l;
+
+		CHECK_FOR_INTERRUPTS();
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("ledger_ingest %s: looking for the fork point at block " INT64_FORMAT,
+										p->name, numbers[i]));
+		fetch_ledger(numbers[i], "", &l, false);
+		if (memcmp(l.hash, hashes[i], LI_HASH_LEN) == 0)
+		{
+			pgstat_report_activity(STATE_IDLE, NULL);
+			if (i == 0)
+				return LI_FORK_NONE;
+			*fork = numbers[i];
+			memcpy(fork_hash, hashes[i], LI_HASH_LEN);
+			return LI_FORK_FOUND;
+		}
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return LI_FORK_BEYOND_WINDOW;
 }

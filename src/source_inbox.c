@@ -17,9 +17,13 @@
  *	  start() the pipeline;
  *	- its ledger number is not above the cursor (a re-delivery, or a
  *	  duplicate number): the pipeline carries on, as nothing is lost.
- * A document whose parentHash does not match the applied ledger before it
- * is a reorg: the pipeline goes to 'failed' with "reorg at ledger N" and
- * the document stays pending.
+ * A document whose number is not above the cursor, whose parentHash is the
+ * stored hash of ledger number - 1 and whose hash differs from the stored
+ * one starts a new branch: the worker rolls the pipeline back to
+ * number - 1 in one transaction (li_revert) and then applies it.  A
+ * document above the cursor whose parentHash does not match the applied
+ * ledger before it cannot be attached: the pipeline goes to 'failed' with
+ * "reorg at ledger N" and the document stays pending.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +44,57 @@
 static SPIPlanPtr fetch_plan = NULL;
 
 /*
+ * Does "l" (number not above the cursor) start a new branch?  It does when
+ * its parentHash is the stored hash of ledger number - 1 and its own hash
+ * differs from the stored hash of its number: the worker then rolls back to
+ * number - 1 (the fork point) and applies it.  Sets the batch's fork.
+ */
+static bool
+starts_branch(LiPipeline *p, LiLedger *l, LiBatch *batch)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+	int			ret;
+	bool		parent_ok = false;
+	bool		differs = true;
+
+	if (!l->has_parent || l->number < 1)
+		return false;
+	args[0] = CStringGetTextDatum(p->name);
+	args[1] = Int64GetDatum(l->number - 1);
+	ret = SPI_execute_with_args("SELECT number, hash FROM ledger_ingest.ledger "
+								"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+								"AND number OPERATOR(pg_catalog.>=) $2 "
+								"AND number OPERATOR(pg_catalog.<=) ($2 OPERATOR(pg_catalog.+) 1)",
+								2, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading ledger headers failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (VARSIZE_ANY_EXHDR(h) != LI_HASH_LEN)
+			continue;
+		if (n == l->number - 1 && memcmp(VARDATA_ANY(h), l->parent_hash, LI_HASH_LEN) == 0)
+			parent_ok = true;
+		if (n == l->number && memcmp(VARDATA_ANY(h), l->hash, LI_HASH_LEN) == 0)
+			differs = false;
+	}
+	if (!parent_ok || !differs)
+		return false;
+	batch->reorg = true;
+	batch->has_fork = true;
+	batch->fork_ledger = l->number - 1;
+	memcpy(batch->fork_hash, l->parent_hash, LI_HASH_LEN);
+	batch->reorg_error = MemoryContextStrdup(batch->cxt,
+											 psprintf("reorg at ledger " INT64_FORMAT ": a new branch forks after ledger " INT64_FORMAT,
+													  l->number, l->number - 1));
+	return true;
+}
+
+/*
  * li_inbox_fetch -- read, parse and check up to batch_max_ledgers pending
  * documents into the batch.  Stops at the first document to reject (its id
  * and error are left in the batch) or at a reorg.
@@ -50,6 +105,8 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	Datum		args[2];
 	int			ret;
 	int			limit = p->opts.batch_max_ledgers;
+	SPITupleTable *rows;
+	uint64		nrows;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -74,10 +131,12 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the inbox failed: %s", SPI_result_code_string(ret));
 
-	for (uint64 r = 0; r < SPI_processed; r++)
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 r = 0; r < nrows; r++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = rows->vals[r];
+		TupleDesc	desc = rows->tupdesc;
 		bool		isnull;
 		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		Jsonb	   *doc = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
@@ -130,6 +189,8 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		if (parsed.number < floor_ledger ||
 			(parsed.number == floor_ledger && !floor_inclusive))
 		{
+			if (prev == NULL && starts_branch(p, &parsed, batch))
+				break;			/* a reorg: roll back, then apply it */
 			batch->reject_id = id;
 			batch->reject_error = MemoryContextStrdup(batch->cxt,
 													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT ")",

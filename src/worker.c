@@ -39,6 +39,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -274,6 +275,37 @@ refresh_pipeline(LiPipeline *p)
 			}
 		}
 	}
+	/* tracked tables */
+	ret = SPI_execute_with_args("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk "
+								"FROM ledger_ingest.tracked t "
+								"WHERE t.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+								1, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the tracked tables failed: %s", SPI_result_code_string(ret));
+	p->ntracked = (int) SPI_processed;
+	p->tracked = MemoryContextAllocZero(cxt, sizeof(LiTracked) * Max(p->ntracked, 1));
+	for (int i = 0; i < p->ntracked; i++)
+	{
+		LiTracked  *t = &p->tracked[i];
+		ArrayType  *pk;
+		Datum	   *elems;
+		int			nelems;
+
+		tup = SPI_tuptable->vals[i];
+		desc = SPI_tuptable->tupdesc;
+		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		t->relname = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		pk = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
+		deconstruct_array(pk, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+		t->npk = nelems;
+		t->pk = MemoryContextAlloc(cxt, sizeof(char *) * nelems);
+		for (int j = 0; j < nelems; j++)
+			t->pk[j] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[j]));
+	}
+	/* the inbox has no head: journal every ledger, pruned by the window */
+	if (!p->is_rpc)
+		p->journal_floor = PG_INT64_MIN;
+
 	li_forget_plans(p);
 	p->handlers = handlers;
 	p->nhandlers = nh;
@@ -346,6 +378,43 @@ worker_cycle(MemoryContext batch_cxt)
 		if (batch.reject_fatal)
 			finish_pipeline("failed", msg);
 		set_pipeline_state("running", msg, true);
+		return true;
+	}
+	if (batch.reorg && batch.nledgers == 0 && pipeline.is_rpc && !batch.has_fork)
+	{
+		/* evm_rpc: walk back through the stored headers to the fork point */
+		switch (li_rpc_find_fork(&pipeline, &batch.fork_ledger, batch.fork_hash))
+		{
+			case LI_FORK_FOUND:
+				batch.has_fork = true;
+				break;
+			case LI_FORK_NONE:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("%s, but every stored ledger is still canonical; retrying",
+								batch.reorg_error)));
+				break;
+			case LI_FORK_BEYOND_WINDOW:
+				finish_pipeline("failed",
+								psprintf("%s; no applied ledger within reorg_window %d of the cursor is canonical: the fork is deeper than the window",
+										 batch.reorg_error, pipeline.opts.reorg_window));
+				break;
+		}
+	}
+	if (batch.reorg && batch.has_fork)
+	{
+		int64		depth = pipeline.cursor.ledger - batch.fork_ledger;
+
+		if (depth > pipeline.opts.reorg_window ||
+			(pipeline.ntracked > 0 && pipeline.is_rpc && batch.fork_ledger < pipeline.journal_floor))
+			finish_pipeline("failed",
+							psprintf("reorg at ledger " INT64_FORMAT ": the fork is " INT64_FORMAT " ledgers deep, beyond reorg_window %d; nothing was changed",
+									 batch.fork_ledger + 1, depth, pipeline.opts.reorg_window));
+		phase = PHASE_APPLY;
+		if (li_revert(&pipeline, batch.fork_ledger, batch.fork_hash) == LI_APPLY_LOST_CAS)
+			ereport(LOG,
+					(errmsg("ledger_ingest pipeline \"%s\": cursor moved during a reorg; re-reading it",
+							pipeline.name)));
 		return true;
 	}
 	if (batch.reorg)
