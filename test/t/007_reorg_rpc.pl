@@ -1,0 +1,127 @@
+# Reorgs on a real node: anvil_reorg of depth 1, 3 and 10, with and without
+# replacement transactions (transfers touching the same accounts as the
+# orphaned ones), while an evm_rpc pipeline with a balances handler on a
+# tracked table runs.  After each reorg every balance equals the contract's
+# balanceOf, and exactly one "reorg" notification arrived.
+use strict;
+use warnings;
+use DBI;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use LiTest;
+
+my $root = li_root();
+my $chain = "$root/test/chain.sh";
+my $cast = "$root/test/node_modules/\@foundry-rs/cast-linux-amd64/bin/cast";
+my $castdir = "$root/test/node_modules/\@foundry-rs/cast-linux-amd64/bin";
+my $state = "$PostgreSQL::Test::Utils::tmp_check/anvil";
+mkdir $state;
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $rpc = `bash $chain start $port $state`;
+chomp $rpc;
+die "anvil did not start" unless $rpc =~ m{^http://};
+END { system("bash $chain stop $state") if defined $state; }
+
+sub chain { my $out = `bash $chain @_`; die "chain.sh @_ failed" if $?; chomp $out; return $out; }
+sub cast
+{
+	my $out = `cd $castdir && $cast @_`;
+	die "cast @_ failed" if $?;
+	chomp $out;
+	return $out;
+}
+
+my $token = chain('deploy', $rpc);
+chain('mint', $rpc, $token);
+chain('transfers', $rpc, $token, 15, 1);
+
+my $node = li_node('reorg_rpc');
+$node->safe_psql('postgres', slurp_file("$root/test/fixtures/erc20.sql"));
+my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
+	'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
+$dbh->do('LISTEN ledger_ingest');
+sub drain
+{
+	my @got;
+	my $last = time;
+	while (time - $last < 1.0)
+	{
+		while (my $n = $dbh->pg_notifies) { push @got, decode_json($n->[2]); $last = time; }
+		usleep(20_000);
+	}
+	return grep { $_->{type} eq 'reorg' } @got;
+}
+
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('anvil', 'evm_rpc',
+		'{"url":"$rpc","addresses":["$token"],"block_range":5,"poll_ms":100}');
+	SELECT ledger_ingest.add_handler('anvil', 'erc20_on_transfer(ledger_ingest.event)');
+	SELECT ledger_ingest.track_table('anvil', 'erc20_balances');
+	SELECT ledger_ingest.start('anvil');
+});
+
+# wait until the committed cursor is the node's current head block
+sub caught_up
+{
+	my $head = chain('head', $rpc);
+	my $hash = cast("block $head -f hash --rpc-url $rpc");
+	for (1 .. 300)
+	{
+		my $got = li_scalar($node,
+			q{SELECT ledger || ' 0x' || encode(ledger_hash, 'hex') FROM ledger_ingest.status WHERE pipeline = 'anvil'});
+		return 1 if $got eq "$head $hash";
+		usleep(100_000);
+	}
+	return 0;
+}
+
+sub check_balances
+{
+	my ($what) = @_;
+	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
+	my %db = map { split /\|/ } split /\n/, li_scalar($node,
+		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
+		  WHERE account <> '\x0000000000000000000000000000000000000000'});
+	is_deeply(\%db, \%chain, "$what: every balance equals balanceOf");
+}
+
+ok(caught_up(), 'caught up before the reorgs');
+check_balances('before the reorgs');
+drain();
+
+my @accounts = map { (split / /)[0] } split /\n/, chain('balances', $rpc, $token);
+my $n = 0;
+for my $case ([1, 0], [3, 0], [10, 0], [1, 2], [3, 3], [10, 4])
+{
+	my ($depth, $ntx) = @$case;
+	$n++;
+	chain('transfers', $rpc, $token, 12, 100 + $n);
+	ok(caught_up(), "case $n: caught up before the reorg");
+
+	# replacement transfers between the same accounts the orphaned ones used
+	my @txs;
+	for my $i (0 .. $ntx - 1)
+	{
+		my $to = $accounts[1 + ($i % 3)];
+		my $data = cast("calldata 'transfer(address,uint256)' $to " . (1000 + $n * 10 + $i));
+		push @txs, qq{[{"from":"$accounts[0]","to":"$token","data":"$data"},} . ($i % $depth) . ']';
+	}
+	my $txs = '[' . join(',', @txs) . ']';
+	cast("rpc --rpc-url $rpc anvil_reorg $depth '$txs'");
+	ok(caught_up(), "case $n: depth $depth with $ntx replacement transfers: followed the new branch");
+	check_balances("case $n (depth $depth, $ntx replacements)");
+	my @reorgs = grep { $_->{pipeline} eq 'anvil' } drain();
+	is(scalar @reorgs, 1, "case $n: exactly one reorg notification");
+	# every block here has a transfer, so every block's header is stored and
+	# the fork point found is exact
+	is($reorgs[0]{depth}, $depth, "case $n: the reorg notification has depth $depth");
+}
+is(li_scalar($node, q{SELECT reorgs FROM ledger_ingest.status WHERE pipeline = 'anvil'}), '6',
+	'status counts six reorgs');
+
+$dbh->disconnect;
+$node->stop;
+done_testing();
