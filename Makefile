@@ -32,6 +32,9 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies
+$(OBJS): $(wildcard src/*.h)
+
 .PHONY: test demo deps
 deps:
 	bash test/install-deps.sh

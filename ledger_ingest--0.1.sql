@@ -80,7 +80,8 @@ CREATE TABLE handler (
 	pipeline text NOT NULL REFERENCES pipeline (name) ON DELETE CASCADE,
 	handler regprocedure NOT NULL,
 	topic0 bytea CHECK (pg_catalog.length(topic0) OPERATOR(pg_catalog.=) 32),
-	address bytea CHECK (pg_catalog.length(address) OPERATOR(pg_catalog.=) 20)
+	address bytea CHECK (pg_catalog.length(address) OPERATOR(pg_catalog.=) 20),
+	revert regprocedure			-- called per orphaned event on a reorg
 );
 CREATE INDEX handler_pipeline_idx ON handler (pipeline, id);
 
@@ -171,7 +172,16 @@ CREATE TABLE journal (
 );
 CREATE INDEX journal_pipeline_ledger_idx ON journal (pipeline, ledger);
 
-REVOKE ALL ON tracked, journal FROM PUBLIC;
+-- Events inside the window of pipelines with revert handlers, so that the
+-- handlers can be called for them when their ledger is orphaned.
+CREATE TABLE event_journal (
+	pipeline text NOT NULL,
+	ledger bigint NOT NULL,
+	ev event NOT NULL
+);
+CREATE INDEX event_journal_pipeline_ledger_idx ON event_journal (pipeline, ledger);
+
+REVOKE ALL ON tracked, journal, event_journal FROM PUBLIC;
 REVOKE ALL ON SEQUENCE journal_seq_seq FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON tracked TO ledger_ingest_admin;
 GRANT SELECT, DELETE ON journal TO ledger_ingest_admin;
@@ -274,31 +284,39 @@ BEGIN
 END
 $$;
 
--- add_handler(pipeline, handler, topic0, address): registers a function
--- taking one ledger_ingest.event; called for each event whose topics[1]
--- equals topic0 (32 bytes) and whose address equals address (20 bytes), NULL
--- matching all.  Returns the handler id (registration order).
+-- add_handler(pipeline, handler, topic0, address, revert): registers a
+-- function taking one ledger_ingest.event; called for each event whose
+-- topics[1] equals topic0 (32 bytes) and whose address equals address (20
+-- bytes), NULL matching all.  revert, optional, takes the same argument and
+-- is called once per orphaned event, newest first, inside the transaction
+-- that rolls back a reorg (for effects outside tracked tables).  Returns the
+-- handler id (registration order).
 CREATE FUNCTION add_handler(pipeline text, handler regprocedure,
-							topic0 bytea DEFAULT NULL, address bytea DEFAULT NULL)
+							topic0 bytea DEFAULT NULL, address bytea DEFAULT NULL,
+							revert regprocedure DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	f regprocedure;
 	nargs int;
 	argtype oid;
 	hid bigint;
 BEGIN
 	PERFORM ledger_ingest._require_pipeline(pipeline);
-	SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype
-		FROM pg_proc p WHERE p.oid = handler;
-	IF nargs IS DISTINCT FROM 1 OR argtype IS DISTINCT FROM 'ledger_ingest.event'::regtype THEN
-		RAISE EXCEPTION 'handler % must take exactly one argument of type ledger_ingest.event', handler
-			USING ERRCODE = 'invalid_function_definition';
-	END IF;
-	IF NOT has_function_privilege(current_user, handler, 'EXECUTE') THEN
-		RAISE EXCEPTION 'permission denied for function %', handler
-			USING ERRCODE = 'insufficient_privilege';
-	END IF;
+	FOREACH f IN ARRAY ARRAY[handler, revert] LOOP
+		CONTINUE WHEN f IS NULL;
+		SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype
+			FROM pg_proc p WHERE p.oid = f;
+		IF nargs IS DISTINCT FROM 1 OR argtype IS DISTINCT FROM 'ledger_ingest.event'::regtype THEN
+			RAISE EXCEPTION 'handler % must take exactly one argument of type ledger_ingest.event', f
+				USING ERRCODE = 'invalid_function_definition';
+		END IF;
+		IF NOT has_function_privilege(current_user, f, 'EXECUTE') THEN
+			RAISE EXCEPTION 'permission denied for function %', f
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	END LOOP;
 	IF topic0 IS NOT NULL AND length(topic0) <> 32 THEN
 		RAISE EXCEPTION 'topic0 must be 32 bytes, got %', length(topic0)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -307,8 +325,9 @@ BEGIN
 		RAISE EXCEPTION 'address must be 20 bytes, got %', length(address)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	INSERT INTO ledger_ingest.handler (pipeline, handler, topic0, address)
-		VALUES (add_handler.pipeline, add_handler.handler, add_handler.topic0, add_handler.address)
+	INSERT INTO ledger_ingest.handler (pipeline, handler, topic0, address, revert)
+		VALUES (add_handler.pipeline, add_handler.handler, add_handler.topic0, add_handler.address,
+				add_handler.revert)
 		RETURNING id INTO hid;
 	RETURN hid;
 END
@@ -560,12 +579,12 @@ RETURNS boolean
 	LANGUAGE C VOLATILE;
 
 REVOKE ALL ON FUNCTION _require_admin(), _require_pipeline(text), _set_state(text, text),
-	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea),
+	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea, regprocedure),
 	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
 	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),
 	wait_for(text, bigint, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _require_admin(), _require_pipeline(text), _set_state(text, text),
-	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea),
+	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea, regprocedure),
 	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
 	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),
 	wait_for(text, bigint, interval) TO ledger_ingest_admin;

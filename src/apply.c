@@ -56,6 +56,8 @@ static SPIPlanPtr cas_plan = NULL;
 static SPIPlanPtr header_plan = NULL;
 static SPIPlanPtr inbox_delete_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
+static SPIPlanPtr event_journal_plan = NULL;
+static SPIPlanPtr event_prune_plan = NULL;
 static SPIPlanPtr revert_cas_plan = NULL;
 static TupleDesc event_tupdesc = NULL;
 
@@ -135,6 +137,16 @@ prepare_internal_plans(void)
 							   "AND ledger OPERATOR(pg_catalog.<=) $2",
 							   2, types);
 	}
+	if (event_prune_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, INT8OID};
+
+		event_prune_plan = keep_plan(
+									 "DELETE FROM ledger_ingest.event_journal "
+									 "WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+									 "AND ledger OPERATOR(pg_catalog.<=) $2",
+									 2, types);
+	}
 	if (revert_cas_plan == NULL)
 	{
 		Oid			types[7] = {TEXTOID, INT8OID, BYTEAOID, INT4OID,
@@ -166,31 +178,72 @@ prepare_internal_plans(void)
 		BlessTupleDesc(event_tupdesc);
 		MemoryContextSwitchTo(old);
 	}
+	if (event_journal_plan == NULL)
+	{
+		Oid			types[3] = {TEXTOID, INT8OID, event_tupdesc->tdtypeid};
+
+		event_journal_plan = keep_plan(
+									   "INSERT INTO ledger_ingest.event_journal (pipeline, ledger, ev) "
+									   "VALUES ($1, $2, $3)",
+									   3, types);
+	}
 }
 
-/* The SPI plan "SELECT handler($1)" for a handler, prepared on first use. */
+/* The SPI plan "SELECT function($1)" for a function taking an event. */
+static SPIPlanPtr
+function_plan(Oid funcoid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
+	Form_pg_proc proc;
+	char	   *sql;
+	Oid			argtype = event_tupdesc->tdtypeid;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler function %u no longer exists", funcoid)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	sql = psprintf("SELECT %s($1)",
+				   quote_qualified_identifier(get_namespace_name(proc->pronamespace),
+											  NameStr(proc->proname)));
+	ReleaseSysCache(tup);
+	return keep_plan(sql, 1, &argtype);
+}
+
+/* The kept plan of a handler, prepared on first use. */
 static SPIPlanPtr
 handler_plan(LiHandler *h)
 {
 	if (h->plan == NULL)
-	{
-		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(h->funcoid));
-		Form_pg_proc proc;
-		char	   *sql;
-		Oid			argtype = event_tupdesc->tdtypeid;
-
-		if (!HeapTupleIsValid(tup))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("handler function %u of pipeline no longer exists", h->funcoid)));
-		proc = (Form_pg_proc) GETSTRUCT(tup);
-		sql = psprintf("SELECT %s($1)",
-					   quote_qualified_identifier(get_namespace_name(proc->pronamespace),
-												  NameStr(proc->proname)));
-		ReleaseSysCache(tup);
-		h->plan = keep_plan(sql, 1, &argtype);
-	}
+		h->plan = function_plan(h->funcoid);
 	return (SPIPlanPtr) h->plan;
+}
+
+/*
+ * Call "plan" with the event "ev" as the pipeline owner; GUC changes the
+ * function makes (SET search_path, ...) end with the call, as with a
+ * SECURITY DEFINER function.
+ */
+static void
+call_as_owner(LiPipeline *p, SPIPlanPtr plan, Datum ev, const char *name)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	int			ret;
+	Datum		args[1];
+
+	args[0] = ev;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_plan failed for handler %s: %s", name,
+			 SPI_result_code_string(ret));
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
@@ -205,6 +258,9 @@ li_forget_plans(LiPipeline *p)
 		if (p->handlers[i].plan)
 			SPI_freeplan((SPIPlanPtr) p->handlers[i].plan);
 		p->handlers[i].plan = NULL;
+		if (p->handlers[i].revert_plan)
+			SPI_freeplan((SPIPlanPtr) p->handlers[i].revert_plan);
+		p->handlers[i].revert_plan = NULL;
 	}
 }
 
@@ -274,45 +330,95 @@ apply_error_callback(void *arg)
 		errcontext("ledger_ingest: applying ledger " INT64_FORMAT, li_apply_ctx.ledger);
 }
 
+/* Keep an event that has a revert handler, for a possible reorg. */
+static void
+journal_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ev, LiEvent *e)
+{
+	Datum		v[3];
+	int			ret;
+	bool		any = false;
+
+	for (int i = 0; i < p->nhandlers && !any; i++)
+		any = OidIsValid(p->handlers[i].revert_oid) && handler_matches(&p->handlers[i], e);
+	if (!any)
+		return;
+	v[0] = pipeline_text;
+	v[1] = Int64GetDatum(l->number);
+	v[2] = ev;
+	ret = SPI_execute_plan(event_journal_plan, v, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "journaling an event failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Call the revert handlers for every journaled event above "fork", newest
+ * event first and, per event, in reverse registration order.
+ */
+static void
+run_revert_handlers(LiPipeline *p, int64 fork)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		v[2];
+	int			ret;
+	SPITupleTable *rows;
+	uint64		nrows;
+
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(fork);
+	ret = SPI_execute_with_args("SELECT ev, (ev).address, (ev).topics[1] FROM ledger_ingest.event_journal "
+								"WHERE pipeline OPERATOR(pg_catalog.=) $1 AND ledger OPERATOR(pg_catalog.>) $2 "
+								"ORDER BY (ev).ledger DESC, (ev).tx_index DESC, (ev).event_index DESC",
+								2, types, v, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the event journal failed: %s", SPI_result_code_string(ret));
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		bool		isnull;
+		Datum		ev = SPI_getbinval(rows->vals[r], rows->tupdesc, 1, &isnull);
+		bytea	   *addr = DatumGetByteaPP(SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &isnull));
+		Datum		t0 = SPI_getbinval(rows->vals[r], rows->tupdesc, 3, &isnull);
+		LiEvent		e;
+
+		CHECK_FOR_INTERRUPTS();
+		memset(&e, 0, sizeof(e));
+		if (VARSIZE_ANY_EXHDR(addr) == LI_ADDRESS_LEN)
+			memcpy(e.address, VARDATA_ANY(addr), LI_ADDRESS_LEN);
+		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(t0)) == LI_HASH_LEN)
+		{
+			e.ntopics = 1;
+			memcpy(e.topics[0], VARDATA_ANY(DatumGetByteaPP(t0)), LI_HASH_LEN);
+		}
+		for (int i = p->nhandlers - 1; i >= 0; i--)
+		{
+			LiHandler  *h = &p->handlers[i];
+
+			if (!OidIsValid(h->revert_oid) || !handler_matches(h, &e))
+				continue;
+			if (h->revert_plan == NULL)
+				h->revert_plan = function_plan(h->revert_oid);
+			call_as_owner(p, (SPIPlanPtr) h->revert_plan, ev, h->revert_name);
+		}
+	}
+}
+
 /* Run every matching handler for one event, as the pipeline owner. */
 static void
 run_handlers(LiPipeline *p, Datum ev, LiLedger *l, LiEvent *e)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-
 	li_apply_ctx.ledger = l->number;
 	li_apply_ctx.tx_index = e->tx_index;
 	li_apply_ctx.event_index = e->event_index;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	for (int i = 0; i < p->nhandlers; i++)
 	{
 		LiHandler  *h = &p->handlers[i];
-		Datum		args[1];
-		int			ret;
-		int			save_nestlevel;
-		SPIPlanPtr	plan;
 
 		if (!handler_matches(h, e))
 			continue;
-		plan = handler_plan(h);
 		li_apply_ctx.handler = h->name;
-		args[0] = ev;
-
-		/*
-		 * As the owner; GUC changes the handler makes (SET search_path, ...)
-		 * end with the call, as with a SECURITY DEFINER function.
-		 */
-		SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		save_nestlevel = NewGUCNestLevel();
-		ret = SPI_execute_plan(plan, args, NULL, false, 0);
-		AtEOXact_GUC(true, save_nestlevel);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		if (ret < 0)
-			elog(ERROR, "SPI_execute_plan failed for handler %s: %s", h->name,
-				 SPI_result_code_string(ret));
-		SPI_freetuptable(SPI_tuptable);
+		call_as_owner(p, handler_plan(h), ev, h->name);
 	}
 	li_apply_ctx.handler = NULL;
 }
@@ -445,6 +551,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	MemoryContext txn_cxt;
 	TimestampTz started;
 	double		elapsed_us;
+	bool		journal_events = false;
 
 	memset(&newpos, 0, sizeof(newpos));
 	newpos.ledger = last->number;
@@ -505,6 +612,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		li_apply_ctx.ledger = l->number;
 		li_apply_ctx.journal = p->ntracked > 0 && p->opts.reorg_window > 0 &&
 			l->number > p->journal_floor;
+		journal_events = p->has_revert && p->opts.reorg_window > 0 &&
+			l->number > p->journal_floor;
 		for (int i = segs[s].first; i < segs[s].last; i++)
 		{
 			LiEvent    *e = &l->events[i];
@@ -520,6 +629,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 			old = MemoryContextSwitchTo(txn_cxt);
 			ev = make_event(p, pipeline_text, l, ledger_hash, e);
 			MemoryContextSwitchTo(old);
+			if (journal_events)
+				journal_event(p, pipeline_text, l, ev, e);
 			run_handlers(p, ev, l, e);
 			MemoryContextReset(txn_cxt);
 		}
@@ -540,6 +651,17 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		ret = SPI_execute_plan(prune_plan, v, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "pruning the reorg journal failed: %s", SPI_result_code_string(ret));
+	}
+	if (p->has_revert)
+	{
+		Datum		v[2];
+		int			ret;
+
+		v[0] = CStringGetTextDatum(p->name);
+		v[1] = Int64GetDatum(newpos.ledger - p->opts.reorg_window);
+		ret = SPI_execute_plan(event_prune_plan, v, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "pruning the event journal failed: %s", SPI_result_code_string(ret));
 	}
 	queue_notify(p, &newpos, last->hash, segs[0].ledger->number, nevents);
 	li_publish_at_commit(p->slot, &newpos);
@@ -765,6 +887,8 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 		return LI_APPLY_LOST_CAS;
 	}
 
+	if (p->has_revert)
+		run_revert_handlers(p, fork);
 	for (int i = 0; i < p->ntracked; i++)
 		restored += restore_table(p, &p->tracked[i], fork);
 
@@ -779,6 +903,11 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 									2, types, a, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "deleting the reverted journal failed: %s", SPI_result_code_string(ret));
+		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.event_journal WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+									"AND ledger OPERATOR(pg_catalog.>) $2",
+									2, types, a, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "deleting the reverted event journal failed: %s", SPI_result_code_string(ret));
 		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.ledger WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 									"AND number OPERATOR(pg_catalog.>) $2",
 									2, types, a, NULL, false, 0);

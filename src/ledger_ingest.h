@@ -205,6 +205,9 @@ typedef struct LiHandler
 	bool		has_address;
 	uint8		address[LI_ADDRESS_LEN];
 	void	   *plan;			/* SPIPlanPtr, kept */
+	Oid			revert_oid;		/* InvalidOid: none */
+	char	   *revert_name;
+	void	   *revert_plan;
 } LiHandler;
 
 /* A table whose changes the pipeline journals for reorgs. */
@@ -227,6 +230,7 @@ typedef struct LiPipeline
 	LiHandler  *handlers;
 	int			ntracked;
 	LiTracked  *tracked;
+	bool		has_revert;		/* some handler has a revert function */
 	int64		journal_floor;	/* journal ledgers above this one */
 	/* ledger hash at the cursor, for parentHash continuity */
 	bool		has_cursor_hash;

@@ -235,7 +235,8 @@ refresh_pipeline(LiPipeline *p)
 	MemoryContextSwitchTo(old);
 
 	/* handlers, in registration order; keep plans of unchanged ones */
-	ret = SPI_execute_with_args("SELECT h.id, h.handler::pg_catalog.oid, h.handler::pg_catalog.text, h.topic0, h.address "
+	ret = SPI_execute_with_args("SELECT h.id, h.handler::pg_catalog.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
+								"h.revert::pg_catalog.oid, h.revert::pg_catalog.text "
 								"FROM ledger_ingest.handler h "
 								"WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
 								1, types, args, NULL, true, 0);
@@ -265,16 +266,29 @@ refresh_pipeline(LiPipeline *p)
 			h->has_address = true;
 			memcpy(h->address, VARDATA_ANY(DatumGetByteaPP(d)), LI_ADDRESS_LEN);
 		}
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		if (!isnull)
+		{
+			h->revert_oid = DatumGetObjectId(d);
+			h->revert_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 7));
+		}
 		for (int j = 0; j < p->nhandlers; j++)
 		{
 			if (p->handlers[j].plan != NULL && p->handlers[j].funcoid == h->funcoid)
 			{
 				h->plan = p->handlers[j].plan;
 				p->handlers[j].plan = NULL;
-				break;
+			}
+			if (p->handlers[j].revert_plan != NULL && p->handlers[j].revert_oid == h->revert_oid)
+			{
+				h->revert_plan = p->handlers[j].revert_plan;
+				p->handlers[j].revert_plan = NULL;
 			}
 		}
 	}
+	p->has_revert = false;
+	for (int i = 0; i < nh; i++)
+		p->has_revert |= OidIsValid(handlers[i].revert_oid);
 	/* tracked tables */
 	ret = SPI_execute_with_args("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk "
 								"FROM ledger_ingest.tracked t "

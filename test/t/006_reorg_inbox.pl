@@ -141,6 +141,36 @@ for my $depth (1, 3, 10)
 		'0', "depth $depth: no document left behind");
 }
 
+# revert handlers: called once per orphaned event, newest first, in the
+# rollback transaction, for effects outside tracked tables
+$node->safe_psql('postgres', q{
+	CREATE TABLE revert_calls (seq serial, ledger bigint, event_index int);
+	CREATE FUNCTION undo_log(e ledger_ingest.event) RETURNS void LANGUAGE sql AS $$
+		DELETE FROM untracked_log WHERE pipeline = e.pipeline AND ledger = e.ledger AND event_index = e.event_index;
+		INSERT INTO revert_calls (ledger, event_index) VALUES (e.ledger, e.event_index) $$;
+	SELECT ledger_ingest.create_pipeline('rv', 'inbox');
+	SELECT ledger_ingest.add_handler('rv', 'on_event(ledger_ingest.event)', revert => 'undo_log(ledger_ingest.event)');
+	SELECT ledger_ingest.track_table('rv', 'bal');
+	SELECT ledger_ingest.start('rv');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'rv', main_doc(n) FROM generate_series(0, 260) n;
+});
+ok(li_wait($node, 'rv', 260, 60), 'rv: main branch applied');
+$node->safe_psql('postgres',
+	"INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'rv', branch_doc(n, 257, 3) FROM generate_series(258, 262) n");
+ok(li_wait($node, 'rv', 262, 60), 'rv: new branch applied');
+is( li_scalar($node, q{SELECT string_agg(ledger || ':' || event_index, ',' ORDER BY seq) FROM revert_calls}),
+	'260:2,260:1,260:0,259:2,259:1,259:0,258:2,258:1,258:0',
+	'the revert handler ran once per orphaned event, newest first');
+is( li_scalar($node,
+		q{SELECT count(*) FROM (
+			(SELECT ledger, event_index FROM untracked_log WHERE pipeline = 'rv'
+			 EXCEPT ALL SELECT ledger, event_index FROM untracked_log WHERE pipeline = 'ref3')
+			UNION ALL
+			(SELECT ledger, event_index FROM untracked_log WHERE pipeline = 'ref3'
+			 EXCEPT ALL SELECT ledger, event_index FROM untracked_log WHERE pipeline = 'rv')) d}),
+	'0', 'with the revert handler the untracked table matches the winning branch');
+is(state_of('rv') =~ s/^//r, state_of('ref3'), 'rv: tracked table equals the reference');
+
 # the journal stays bounded by the window (128 by default)
 is( li_scalar($node, q{SELECT max(l) - min(l) < 128 FROM (SELECT ledger AS l FROM ledger_ingest.journal WHERE pipeline = 'reorg1') j}),
 	't', 'the journal is pruned to the window');
