@@ -121,7 +121,7 @@ REVOKE ALL ON pipeline, cursor, handler, ledger, inbox FROM PUBLIC;
 REVOKE ALL ON SEQUENCE handler_id_seq, inbox_id_seq FROM PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON pipeline, cursor, handler TO ledger_ingest_admin;
-GRANT SELECT ON ledger TO ledger_ingest_admin;
+GRANT SELECT, DELETE ON ledger TO ledger_ingest_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON inbox TO ledger_ingest_admin;
 GRANT USAGE ON SEQUENCE handler_id_seq, inbox_id_seq TO ledger_ingest_admin;
 GRANT USAGE ON SCHEMA ledger_ingest TO ledger_ingest_admin;
@@ -184,10 +184,13 @@ CREATE INDEX event_journal_pipeline_ledger_idx ON event_journal (pipeline, ledge
 REVOKE ALL ON tracked, journal, event_journal FROM PUBLIC;
 REVOKE ALL ON SEQUENCE journal_seq_seq FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON tracked TO ledger_ingest_admin;
-GRANT SELECT, DELETE ON journal TO ledger_ingest_admin;
+GRANT SELECT, DELETE ON journal, event_journal TO ledger_ingest_admin;
 ALTER TABLE tracked ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tracked_owner ON tracked
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) tracked.pipeline));
+ALTER TABLE event_journal ENABLE ROW LEVEL SECURITY;
+CREATE POLICY event_journal_owner ON event_journal
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) event_journal.pipeline));
 ALTER TABLE journal ENABLE ROW LEVEL SECURITY;
 CREATE POLICY journal_owner ON journal
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) journal.pipeline));
@@ -196,8 +199,8 @@ CREATE POLICY journal_owner ON journal
  * Internal C functions
  * --------------------------------------------------------------------- */
 
--- Validate pipeline options for a source; returns them with defaults filled
--- in.  Errors name the offending key.
+-- Validate pipeline options for a source; returns them unchanged (the
+-- worker applies the defaults).  Errors name the offending key.
 CREATE FUNCTION validate_options(source text, options jsonb) RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'ledger_ingest_validate_options'
 	LANGUAGE C STABLE STRICT;
@@ -208,7 +211,7 @@ CREATE FUNCTION _wake_launcher() RETURNS void
 	LANGUAGE C VOLATILE;
 
 -- Publish a cursor moved by SQL to shared memory, at commit only.
-CREATE FUNCTION _publish_cursor(pipeline text, pos ledger_ingest.position) RETURNS void
+CREATE FUNCTION _publish_cursor(pipeline text) RETURNS void
 	AS 'MODULE_PATHNAME', 'ledger_ingest_publish_cursor'
 	LANGUAGE C VOLATILE;
 
@@ -220,9 +223,9 @@ CREATE FUNCTION _shmem_status(OUT pipeline text, OUT pid integer, OUT head bigin
 	LANGUAGE C VOLATILE;
 
 REVOKE ALL ON FUNCTION validate_options(text, jsonb), _wake_launcher(),
-	_publish_cursor(text, ledger_ingest.position), _shmem_status(), doc_ledger(jsonb) FROM PUBLIC;
+	_publish_cursor(text), _shmem_status(), doc_ledger(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION validate_options(text, jsonb), _wake_launcher(),
-	_publish_cursor(text, ledger_ingest.position), _shmem_status(), doc_ledger(jsonb) TO ledger_ingest_admin;
+	_publish_cursor(text), _shmem_status(), doc_ledger(jsonb) TO ledger_ingest_admin;
 
 /* ---------------------------------------------------------------------
  * The SQL API
@@ -279,8 +282,7 @@ BEGIN
 		VALUES (create_pipeline.name,
 				coalesce((opts ->> 'from_block')::bigint, 0) - 1);
 	-- a dropped pipeline of the same name may still have shared state
-	PERFORM ledger_ingest._publish_cursor(create_pipeline.name,
-		ROW(coalesce((opts ->> 'from_block')::bigint, 0) - 1, NULL, NULL)::ledger_ingest.position);
+	PERFORM ledger_ingest._publish_cursor(create_pipeline.name);
 END
 $$;
 
@@ -304,6 +306,9 @@ DECLARE
 	hid bigint;
 BEGIN
 	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF handler IS NULL THEN
+		RAISE EXCEPTION 'handler must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	FOREACH f IN ARRAY ARRAY[handler, revert] LOOP
 		CONTINUE WHEN f IS NULL;
 		SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype
@@ -359,7 +364,8 @@ BEGIN
 	PERFORM ledger_ingest._require_pipeline(pipeline);
 	UPDATE ledger_ingest.pipeline p
 		SET state = _set_state.state,
-			errors = CASE WHEN _set_state.state = 'running' THEN 0 ELSE p.errors END
+			errors = CASE WHEN _set_state.state = 'running' THEN 0 ELSE p.errors END,
+			last_error = CASE WHEN _set_state.state = 'running' THEN NULL ELSE p.last_error END
 		WHERE p.name = _set_state.pipeline;
 	PERFORM pg_notify('ledger_ingest',
 		json_build_object('type', 'state', 'pipeline', pipeline, 'state', state, 'error', NULL)::text);
@@ -380,12 +386,18 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ledger_ingest._set_state(pipeline, 'stopped') $$;
 
 -- drop_pipeline(pipeline): stops the worker and deletes the pipeline, its
--- cursor, handlers, ledger headers and pending inbox documents.
+-- cursor, handlers, ledger headers, reorg journals, tracked tables (and
+-- their journal triggers when no other pipeline tracks them) and pending
+-- inbox documents.
 CREATE FUNCTION drop_pipeline(pipeline text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM ledger_ingest._require_pipeline(pipeline);
+	PERFORM ledger_ingest.untrack_table(drop_pipeline.pipeline, t.tbl)
+		FROM ledger_ingest.tracked t WHERE t.pipeline = drop_pipeline.pipeline;
+	DELETE FROM ledger_ingest.journal j WHERE j.pipeline = drop_pipeline.pipeline;
+	DELETE FROM ledger_ingest.event_journal j WHERE j.pipeline = drop_pipeline.pipeline;
 	DELETE FROM ledger_ingest.inbox i WHERE i.pipeline = drop_pipeline.pipeline;
 	DELETE FROM ledger_ingest.pipeline p WHERE p.name = drop_pipeline.pipeline;
 	PERFORM ledger_ingest._wake_launcher();
@@ -425,7 +437,7 @@ BEGIN
 		  AND c.event_index IS NOT DISTINCT FROM expected.event_index;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	IF n = 1 THEN
-		PERFORM ledger_ingest._publish_cursor(pipeline, new);
+		PERFORM ledger_ingest._publish_cursor(pipeline);
 	END IF;
 	RETURN n = 1;
 END
@@ -448,7 +460,7 @@ BEGIN
 	IF rewind.ledger IS NULL OR rewind.ledger < -1 THEN
 		RAISE EXCEPTION 'invalid ledger %', rewind.ledger USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF rewind.ledger > cur.ledger THEN
+	IF rewind.ledger > cur.ledger OR (rewind.ledger = cur.ledger AND cur.tx_index IS NOT NULL) THEN
 		RAISE EXCEPTION 'cannot rewind pipeline "%" to ledger %: its cursor is at ledger %',
 			pipeline, rewind.ledger, cur.ledger
 			USING ERRCODE = 'invalid_parameter_value',
@@ -512,6 +524,9 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION _journal() FROM PUBLIC;
+-- CREATE TRIGGER (track_table) needs EXECUTE on the trigger function; it
+-- records nothing outside a worker's apply transaction.
+GRANT EXECUTE ON FUNCTION _journal() TO ledger_ingest_admin;
 
 -- track_table(pipeline, tbl): journal the changes the pipeline's handlers
 -- make to tbl, so that a reorg restores it to its state at the fork point.

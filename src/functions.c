@@ -33,8 +33,8 @@ PG_FUNCTION_INFO_V1(ledger_ingest_shmem_status);
  * undefined_object when the pipeline does not exist (or is not visible to
  * the caller).
  */
-static LiPosition
-read_cursor_sql(const char *pipeline)
+static bool
+read_cursor_sql(const char *pipeline, bool fresh, LiPosition *out)
 {
 	LiPosition	pos;
 	Oid			argtypes[1] = {TEXTOID};
@@ -44,16 +44,18 @@ read_cursor_sql(const char *pipeline)
 
 	values[0] = CStringGetTextDatum(pipeline);
 	SPI_connect();
+	/* not read-only: a fresh snapshot sees what committed since the call */
 	ret = SPI_execute_with_args("SELECT c.ledger, c.tx_index IS NULL, c.tx_index, c.event_index "
 								"FROM ledger_ingest.cursor c "
 								"WHERE c.pipeline OPERATOR(pg_catalog.=) $1",
-								1, argtypes, values, NULL, true, 1);
+								1, argtypes, values, NULL, !fresh, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %d", ret);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline \"%s\" does not exist", pipeline)));
+	{
+		SPI_finish();
+		return false;
+	}
 	memset(&pos, 0, sizeof(pos));
 	pos.ledger = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	pos.complete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -63,6 +65,20 @@ read_cursor_sql(const char *pipeline)
 		pos.event_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	}
 	SPI_finish();
+	*out = pos;
+	return true;
+}
+
+/* The committed cursor, or an error naming the missing pipeline. */
+static LiPosition
+read_cursor_or_error(const char *pipeline, bool fresh)
+{
+	LiPosition	pos;
+
+	if (!read_cursor_sql(pipeline, fresh, &pos))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", pipeline)));
 	return pos;
 }
 
@@ -105,7 +121,7 @@ ledger_ingest_wait_for(PG_FUNCTION_ARGS)
 		timeout_us = 0;
 	deadline = GetCurrentTimestamp() + timeout_us;
 
-	pos = read_cursor_sql(pipeline);
+	pos = read_cursor_or_error(pipeline, false);
 	if (li_position_reached(&pos, ledger))
 		PG_RETURN_BOOL(true);
 
@@ -150,7 +166,7 @@ ledger_ingest_wait_for(PG_FUNCTION_ARGS)
 	 */
 	if (!reached)
 	{
-		pos = read_cursor_sql(pipeline);
+		pos = read_cursor_or_error(pipeline, true);
 		reached = li_position_reached(&pos, ledger);
 	}
 	PG_RETURN_BOOL(reached);
@@ -171,34 +187,28 @@ ledger_ingest_wake_launcher(PG_FUNCTION_ARGS)
 }
 
 /*
- * ledger_ingest._publish_cursor(pipeline text, pos ledger_ingest.position)
- *		RETURNS void
+ * ledger_ingest._publish_cursor(pipeline text) RETURNS void
  *
- * Makes "pos" the pipeline's committed cursor in shared memory when the
- * calling transaction commits (cursor_cas and rewind call it).
+ * Makes the pipeline's cursor, as this transaction sees it in the cursor
+ * table, its committed cursor in shared memory when the transaction commits
+ * (create_pipeline, cursor_cas and rewind call it).  Reading the table, under
+ * the caller's row-level security, means a caller can only publish the
+ * truth about a pipeline it owns.  No-op when the pipeline is not visible or
+ * has no shared state yet.
  */
 Datum
 ledger_ingest_publish_cursor(PG_FUNCTION_ARGS)
 {
 	char	   *pipeline;
-	HeapTupleHeader t;
 	LiPosition	pos;
-	bool		isnull;
 	LiSlot	   *slot;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	if (PG_ARGISNULL(0))
 		PG_RETURN_VOID();
 	li_attach_shmem();
 	pipeline = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	t = PG_GETARG_HEAPTUPLEHEADER(1);
-
-	memset(&pos, 0, sizeof(pos));
-	pos.ledger = DatumGetInt64(GetAttributeByNum(t, 1, &isnull));
-	pos.tx_index = DatumGetInt32(GetAttributeByNum(t, 2, &isnull));
-	pos.complete = isnull;
-	if (!pos.complete)
-		pos.event_index = DatumGetInt32(GetAttributeByNum(t, 3, &isnull));
-
+	if (!read_cursor_sql(pipeline, true, &pos))
+		PG_RETURN_VOID();
 	slot = li_find_slot(MyDatabaseId, pipeline, false);
 	if (slot != NULL)
 		li_publish_at_commit(slot, &pos);
@@ -230,7 +240,8 @@ wstate_name(LiWorkerState st)
  * ledger_ingest._shmem_status() RETURNS SETOF (pipeline text, pid int,
  *		head bigint, worker_state text)
  *
- * One row per pipeline of the current database that has shared state: its
+ * One row per pipeline of the current database that has shared state and
+ * that the caller may see in ledger_ingest.pipeline: its
  * worker's pid (NULL if none runs), the newest ledger the source reported
  * (NULL if unknown) and what the worker is doing.
  */
@@ -238,9 +249,18 @@ Datum
 ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SPITupleTable *visible;
+	uint64		nvisible;
 
 	li_attach_shmem();
 	InitMaterializedSRF(fcinfo, 0);
+
+	/* only pipelines the caller may see (row-level security) */
+	SPI_connect();
+	if (SPI_execute("SELECT name FROM ledger_ingest.pipeline", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading ledger_ingest.pipeline failed");
+	visible = SPI_tuptable;
+	nvisible = SPI_processed;
 
 	LWLockAcquire(li_shared->lock, LW_SHARED);
 	for (int i = 0; i < li_max_pipelines; i++)
@@ -253,7 +273,13 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 		LiWorkerState st;
 		const char *stname;
 
+		bool		seen = false;
+
 		if (!s->in_use || s->dboid != MyDatabaseId)
+			continue;
+		for (uint64 v = 0; v < nvisible && !seen; v++)
+			seen = strcmp(SPI_getvalue(visible->vals[v], visible->tupdesc, 1), s->name) == 0;
+		if (!seen)
 			continue;
 		SpinLockAcquire(&s->mutex);
 		pid = s->pid;
@@ -274,6 +300,7 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(li_shared->lock);
+	SPI_finish();
 	return (Datum) 0;
 }
 

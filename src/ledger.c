@@ -126,9 +126,9 @@ parse_quantity(JsonbValue *v, int64 *out, const char **why)
 }
 
 /*
- * li_numeric_to_int64 -- a JSON number that is an integer in the int64
- * range (written without a fraction or exponent part, as JSON integers
- * are); false otherwise.
+ * li_numeric_to_int64 -- a JSON number with an integral value in the int64
+ * range, false otherwise.  "1e3" counts (it is 1000); "100.0" does not: its
+ * numeric value keeps a fractional digit.
  */
 bool
 li_numeric_to_int64(Numeric n, int64 *out)
