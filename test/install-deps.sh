@@ -33,6 +33,9 @@ fi
 if [ ! -x "$here/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil" ] ||
    [ ! -x "$here/node_modules/@foundry-rs/cast-linux-amd64/bin/cast" ] ||
    [ ! -f "$here/node_modules/@openzeppelin/contracts/build/contracts/ERC20PresetMinterPauser.json" ]; then
-	echo "install-deps: npm ci in test/" >&2
-	(cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+	# "npm install" with the committed lockfile installs exactly the locked
+	# versions; "npm ci" refuses this lockfile because npm 11 leaves the
+	# other platforms' optional anvil/cast binaries out of it.
+	echo "install-deps: npm install (from test/package-lock.json) in test/" >&2
+	(cd "$here" && npm install --no-audit --no-fund --loglevel=error)
 fi
