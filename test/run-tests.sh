@@ -26,7 +26,7 @@ fi
 
 out=${LEDGER_INGEST_OUT:-$(mktemp -d /tmp/ledger_ingest-test.XXXXXX)}
 bindir=$($PG_CONFIG --bindir)
-pgxs=$(dirname "$($PG_CONFIG --pgxs)")/..
+pgxs=$(cd "$(dirname "$($PG_CONFIG --pgxs)")/../.." && pwd)
 export PATH="$bindir:$PATH"
 cd "$out" || exit 1
 echo "ledger_ingest tests: output in $out, data in $LEDGER_INGEST_DATA"
