@@ -16,7 +16,10 @@ OBJS = \
 	src/source_evm_rpc.o \
 	src/apply.o \
 	src/publish.o \
-	src/functions.o
+	src/functions.o \
+	src/keccak.o \
+	src/abi_core.o \
+	src/abi.o
 
 EXTENSION = ledger_ingest
 DATA = ledger_ingest--0.1.sql
@@ -24,7 +27,7 @@ PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lcurl
+SHLIB_LINK = -lcurl -lnettle
 # -Wextra's unused-parameter fires in PostgreSQL's own inline headers and on
 # every fmgr/callback signature; everything else of -Wall -Wextra is on.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter

@@ -42,7 +42,8 @@ CREATE TYPE event AS (
 	event_index integer,
 	address bytea,
 	topics bytea[],
-	data bytea
+	data bytea,
+	args jsonb		-- decoded arguments, for handlers registered by event signature
 );
 
 CREATE TABLE pipeline (
@@ -81,7 +82,8 @@ CREATE TABLE handler (
 	handler regprocedure NOT NULL,
 	topic0 bytea CHECK (pg_catalog.length(topic0) OPERATOR(pg_catalog.=) 32),
 	address bytea CHECK (pg_catalog.length(address) OPERATOR(pg_catalog.=) 20),
-	revert regprocedure			-- called per orphaned event on a reorg
+	revert regprocedure,		-- called per orphaned event on a reorg
+	event text					-- event signature: the worker decodes args
 );
 CREATE INDEX handler_pipeline_idx ON handler (pipeline, id);
 
@@ -228,6 +230,68 @@ GRANT EXECUTE ON FUNCTION validate_options(text, jsonb), _wake_launcher(),
 	_publish_cursor(text), _shmem_status(), doc_ledger(jsonb) TO ledger_ingest_admin;
 
 /* ---------------------------------------------------------------------
+ * Keccak-256 and Solidity ABI decoding
+ * --------------------------------------------------------------------- */
+-- Keccak-256 and Solidity ABI decoding (src/abi.c, src/abi_core.c).
+-- Fragment of ledger_ingest--0.1.sql: created inside the extension's schema.
+--
+-- These are pure functions of their arguments: they read no table, no
+-- pipeline and no setting.  Like everything in the schema they are granted
+-- to ledger_ingest_admin only (nothing goes to PUBLIC); GRANT EXECUTE them
+-- (and USAGE on the schema) to other roles that should decode.
+--
+-- Decoded values become jsonb as documented in src/abi_core.h: integers are
+-- exact JSON numbers, addresses and bytes lowercase 0x-hex strings, strings
+-- JSON strings, arrays JSON arrays, tuples objects when every component is
+-- named (arrays otherwise); events give an object of their arguments, with
+-- unnamed ones keyed arg0, arg1, ... by position, and indexed string, bytes,
+-- arrays and tuples as their 32-byte topic (a keccak256 hash).
+
+-- Ethereum's Keccak-256 (not NIST SHA3-256) of data; 32 bytes.
+CREATE FUNCTION keccak256(data bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'ledger_ingest_keccak256'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION keccak256(bytea) IS
+	'Ethereum Keccak-256 of data (32 bytes)';
+
+-- topic0 of an event: keccak256 of its canonical signature.  Accepts what
+-- users paste: 'event Transfer(address indexed from, address indexed to,
+-- uint256 value)', with or without "event", names and "indexed".
+CREATE FUNCTION event_topic(signature text) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'ledger_ingest_event_topic'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_topic(text) IS
+	'topic0 (keccak256 of the canonical signature) of an event signature';
+
+-- The canonical signature, e.g. 'Transfer(address,address,uint256)'.
+CREATE FUNCTION event_signature(signature text) RETURNS text
+	AS 'MODULE_PATHNAME', 'ledger_ingest_event_signature'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION event_signature(text) IS
+	'canonical form of an event signature, as hashed into topic0';
+
+-- Decodes abi.encode(...) data of a type list ('uint256,string',
+-- '(uint256,string)[]') into a jsonb array, one element per type.
+CREATE FUNCTION abi_decode(types text, data bytea) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'ledger_ingest_abi_decode'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION abi_decode(text, bytea) IS
+	'Solidity ABI decoding of data as a comma-separated type list, as a jsonb array';
+
+-- Decodes one log (its topics, topics[1] = topic0, and data) of an event
+-- into a jsonb object of its arguments.  Topic count and topic0 must match.
+CREATE FUNCTION decode_event(signature text, topics bytea[], data bytea) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'ledger_ingest_decode_event'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION decode_event(text, bytea[], bytea) IS
+	'Solidity ABI decoding of an event log into a jsonb object of its arguments';
+
+REVOKE ALL ON FUNCTION keccak256(bytea), event_topic(text), event_signature(text),
+	abi_decode(text, bytea), decode_event(text, bytea[], bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION keccak256(bytea), event_topic(text), event_signature(text),
+	abi_decode(text, bytea), decode_event(text, bytea[], bytea) TO ledger_ingest_admin;
+
+/* ---------------------------------------------------------------------
  * The SQL API
  * --------------------------------------------------------------------- */
 
@@ -286,16 +350,19 @@ BEGIN
 END
 $$;
 
--- add_handler(pipeline, handler, topic0, address, revert): registers a
--- function taking one ledger_ingest.event; called for each event whose
+-- add_handler(pipeline, handler, topic0, address, revert, event): registers
+-- a function taking one ledger_ingest.event; called for each event whose
 -- topics[1] equals topic0 (32 bytes) and whose address equals address (20
--- bytes), NULL matching all.  revert, optional, takes the same argument and
--- is called once per orphaned event, newest first, inside the transaction
--- that rolls back a reorg (for effects outside tracked tables).  Returns the
--- handler id (registration order).
+-- bytes), NULL matching all.  event, a Solidity event signature such as
+-- 'Transfer(address indexed from, address indexed to, uint256 value)', sets
+-- topic0 and makes the worker decode each matching log into the event's
+-- args (jsonb, see decode_event).  revert, optional, takes the same argument
+-- and is called once per orphaned event, newest first, inside the
+-- transaction that rolls back a reorg (for effects outside tracked tables).
+-- Returns the handler id (registration order).
 CREATE FUNCTION add_handler(pipeline text, handler regprocedure,
 							topic0 bytea DEFAULT NULL, address bytea DEFAULT NULL,
-							revert regprocedure DEFAULT NULL)
+							revert regprocedure DEFAULT NULL, event text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -322,6 +389,14 @@ BEGIN
 				USING ERRCODE = 'insufficient_privilege';
 		END IF;
 	END LOOP;
+	IF event IS NOT NULL THEN
+		-- by signature: topic0 is computed, and the worker decodes args
+		IF topic0 IS NOT NULL AND topic0 <> ledger_ingest.event_topic(event) THEN
+			RAISE EXCEPTION 'topic0 does not match event %', ledger_ingest.event_signature(event)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		topic0 := ledger_ingest.event_topic(event);
+	END IF;
 	IF topic0 IS NOT NULL AND length(topic0) <> 32 THEN
 		RAISE EXCEPTION 'topic0 must be 32 bytes, got %', length(topic0)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -330,9 +405,9 @@ BEGIN
 		RAISE EXCEPTION 'address must be 20 bytes, got %', length(address)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	INSERT INTO ledger_ingest.handler (pipeline, handler, topic0, address, revert)
+	INSERT INTO ledger_ingest.handler (pipeline, handler, topic0, address, revert, event)
 		VALUES (add_handler.pipeline, add_handler.handler, add_handler.topic0, add_handler.address,
-				add_handler.revert)
+				add_handler.revert, add_handler.event)
 		RETURNING id INTO hid;
 	RETURN hid;
 END
@@ -594,12 +669,12 @@ RETURNS boolean
 	LANGUAGE C VOLATILE;
 
 REVOKE ALL ON FUNCTION _require_admin(), _require_pipeline(text), _set_state(text, text),
-	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea, regprocedure),
+	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea, regprocedure, text),
 	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
 	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),
 	wait_for(text, bigint, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _require_admin(), _require_pipeline(text), _set_state(text, text),
-	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea, regprocedure),
+	create_pipeline(text, text, jsonb), add_handler(text, regprocedure, bytea, bytea, regprocedure, text),
 	remove_handler(text, regprocedure), start(text), stop(text), drop_pipeline(text),
 	cursor_cas(text, ledger_ingest.position, ledger_ingest.position), rewind(text, bigint),
 	wait_for(text, bigint, interval) TO ledger_ingest_admin;

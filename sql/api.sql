@@ -449,7 +449,7 @@ INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row)
 	VALUES ('api_inbox', 3, 'api_balances'::regclass, '{"holder": "alice"}', NULL);
 INSERT INTO ledger_ingest.event_journal (pipeline, ledger, ev)
 	VALUES ('api_inbox', 3, ROW('api_inbox', 3, decode(repeat('13', 32), 'hex'), NULL, 0, NULL, 0,
-								decode(repeat('aa', 20), 'hex'), '{}', '\x')::ledger_ingest.event);
+								decode(repeat('aa', 20), 'hex'), '{}', '\x', NULL)::ledger_ingest.event);
 SELECT ledger_ingest.drop_pipeline('api_inbox');
 SELECT (SELECT count(*) FROM ledger_ingest.pipeline WHERE name = 'api_inbox') AS pipelines,
 	   (SELECT count(*) FROM ledger_ingest.cursor WHERE pipeline = 'api_inbox') AS cursors,

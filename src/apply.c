@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "abi.h"
 #include "ledger_ingest.h"
 
 LiApplyContext li_apply_ctx;
@@ -274,13 +275,15 @@ bytes_to_bytea(const uint8 *b, int len)
 	return r;
 }
 
-/* Build the ledger_ingest.event value of one event. */
+#define EVENT_NATTS 11
+
+/* Build the ledger_ingest.event value of one event, with args (or NULL). */
 static Datum
 make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
-		   LiEvent *e)
+		   LiEvent *e, Jsonb *args)
 {
-	Datum		values[10];
-	bool		nulls[10] = {false};
+	Datum		values[EVENT_NATTS];
+	bool		nulls[EVENT_NATTS] = {false};
 	Datum		topics[LI_MAX_TOPICS];
 	HeapTuple	tup;
 
@@ -300,14 +303,51 @@ make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 		topics[t] = PointerGetDatum(bytes_to_bytea(e->topics[t], LI_HASH_LEN));
 	values[8] = PointerGetDatum(construct_array(topics, e->ntopics, BYTEAOID, -1, false, TYPALIGN_INT));
 	values[9] = PointerGetDatum(e->data);
+	values[10] = PointerGetDatum(args);
+	nulls[10] = (args == NULL);
 
 	tup = heap_form_tuple(event_tupdesc, values, nulls);
 	return HeapTupleGetDatum(tup);
 }
 
+/* A copy of event "ev" with its args replaced. */
+static Datum
+event_with_args(Datum ev, Jsonb *args)
+{
+	HeapTupleHeader th = DatumGetHeapTupleHeader(ev);
+	HeapTupleData tmp;
+	Datum		values[EVENT_NATTS];
+	bool		nulls[EVENT_NATTS];
+
+	tmp.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tmp.t_self);
+	tmp.t_tableOid = InvalidOid;
+	tmp.t_data = th;
+	heap_deform_tuple(&tmp, event_tupdesc, values, nulls);
+	values[10] = PointerGetDatum(args);
+	nulls[10] = (args == NULL);
+	return HeapTupleGetDatum(heap_form_tuple(event_tupdesc, values, nulls));
+}
+
+/* Decode an event for a handler registered by signature. */
+static Jsonb *
+decode_args(LiHandler *h, LiEvent *e)
+{
+	return li_abi_decode_event_jsonb(h->abi, (const uint8 (*)[32]) e->topics, e->ntopics,
+									 (const uint8 *) VARDATA_ANY(e->data),
+									 (int) VARSIZE_ANY_EXHDR(e->data));
+}
+
+/*
+ * Does the handler want this event?  A handler registered by event
+ * signature only takes logs with that event's number of topics: an ERC-721
+ * Transfer (tokenId indexed, 4 topics) shares topic0 with ERC-20's (3).
+ */
 static bool
 handler_matches(const LiHandler *h, const LiEvent *e)
 {
+	if (h->abi != NULL && e->ntopics != h->abi_ntopics)
+		return false;
 	if (h->has_address && memcmp(h->address, e->address, LI_ADDRESS_LEN) != 0)
 		return false;
 	if (h->has_topic0 &&
@@ -365,7 +405,7 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = Int64GetDatum(fork);
-	ret = SPI_execute_with_args("SELECT ev, (ev).address, (ev).topics[1] FROM ledger_ingest.event_journal "
+	ret = SPI_execute_with_args("SELECT ev, (ev).address, (ev).topics, (ev).data FROM ledger_ingest.event_journal "
 								"WHERE pipeline OPERATOR(pg_catalog.=) $1 AND ledger OPERATOR(pg_catalog.>) $2 "
 								"ORDER BY (ev).ledger DESC, (ev).tx_index DESC, (ev).event_index DESC",
 								2, types, v, NULL, true, 0);
@@ -378,18 +418,24 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 		bool		isnull;
 		Datum		ev = SPI_getbinval(rows->vals[r], rows->tupdesc, 1, &isnull);
 		bytea	   *addr = DatumGetByteaPP(SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &isnull));
-		Datum		t0 = SPI_getbinval(rows->vals[r], rows->tupdesc, 3, &isnull);
+		ArrayType  *topics = DatumGetArrayTypeP(SPI_getbinval(rows->vals[r], rows->tupdesc, 3, &isnull));
+		Datum	   *tv;
+		int			nt;
 		LiEvent		e;
 
 		CHECK_FOR_INTERRUPTS();
 		memset(&e, 0, sizeof(e));
 		if (VARSIZE_ANY_EXHDR(addr) == LI_ADDRESS_LEN)
 			memcpy(e.address, VARDATA_ANY(addr), LI_ADDRESS_LEN);
-		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(t0)) == LI_HASH_LEN)
+		deconstruct_array(topics, BYTEAOID, -1, false, TYPALIGN_INT, &tv, NULL, &nt);
+		for (int t = 0; t < nt && t < LI_MAX_TOPICS; t++)
 		{
-			e.ntopics = 1;
-			memcpy(e.topics[0], VARDATA_ANY(DatumGetByteaPP(t0)), LI_HASH_LEN);
+			bytea	   *b = DatumGetByteaPP(tv[t]);
+
+			if (VARSIZE_ANY_EXHDR(b) == LI_HASH_LEN)
+				memcpy(e.topics[e.ntopics++], VARDATA_ANY(b), LI_HASH_LEN);
 		}
+		e.data = DatumGetByteaPP(SPI_getbinval(rows->vals[r], rows->tupdesc, 4, &isnull));
 		for (int i = p->nhandlers - 1; i >= 0; i--)
 		{
 			LiHandler  *h = &p->handlers[i];
@@ -398,7 +444,9 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 				continue;
 			if (h->revert_plan == NULL)
 				h->revert_plan = function_plan(h->revert_oid);
-			call_as_owner(p, (SPIPlanPtr) h->revert_plan, ev, h->revert_name);
+			call_as_owner(p, (SPIPlanPtr) h->revert_plan,
+						  h->abi != NULL ? event_with_args(ev, decode_args(h, &e)) : ev,
+						  h->revert_name);
 		}
 	}
 }
@@ -418,7 +466,10 @@ run_handlers(LiPipeline *p, Datum ev, LiLedger *l, LiEvent *e)
 		if (!handler_matches(h, e))
 			continue;
 		li_apply_ctx.handler = h->name;
-		call_as_owner(p, handler_plan(h), ev, h->name);
+		if (h->abi != NULL)
+			call_as_owner(p, handler_plan(h), event_with_args(ev, decode_args(h, e)), h->name);
+		else
+			call_as_owner(p, handler_plan(h), ev, h->name);
 	}
 	li_apply_ctx.handler = NULL;
 }
@@ -627,7 +678,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 			if (!any)
 				continue;
 			old = MemoryContextSwitchTo(txn_cxt);
-			ev = make_event(p, pipeline_text, l, ledger_hash, e);
+			ev = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
 			MemoryContextSwitchTo(old);
 			if (journal_events)
 				journal_event(p, pipeline_text, l, ev, e);
@@ -855,7 +906,9 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	int64		restored = 0;
 	StringInfoData buf;
 	LiPosition	newpos;
+	TimestampTz started;
 
+	started = GetCurrentTimestamp();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -936,8 +989,9 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 
 	ereport(LOG,
 			(errmsg("ledger_ingest pipeline \"%s\": reorg of depth %d: reverted ledgers " INT64_FORMAT " to " INT64_FORMAT
-					", restored " INT64_FORMAT " rows of tracked tables; following the new branch from ledger " INT64_FORMAT,
-					p->name, depth, fork + 1, orphaned_to, restored, fork + 1)));
+					" in %.1f ms, restored " INT64_FORMAT " rows of tracked tables; following the new branch from ledger " INT64_FORMAT,
+					p->name, depth, fork + 1, orphaned_to,
+					(double) (GetCurrentTimestamp() - started) / 1000.0, restored, fork + 1)));
 	p->cursor = newpos;
 	memcpy(p->cursor_hash, fork_hash, LI_HASH_LEN);
 	p->has_cursor_hash = true;

@@ -208,6 +208,8 @@ typedef struct LiHandler
 	Oid			revert_oid;		/* InvalidOid: none */
 	char	   *revert_name;
 	void	   *revert_plan;
+	void	   *abi;			/* compiled event signature (abi.h), or NULL */
+	int			abi_ntopics;	/* topics a log of that event has */
 } LiHandler;
 
 /* A table whose changes the pipeline journals for reorgs. */

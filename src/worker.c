@@ -28,6 +28,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
+#include "commands/extension.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -46,6 +47,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "abi.h"
 #include "ledger_ingest.h"
 
 #define BACKOFF_MIN_MS	500
@@ -184,6 +186,26 @@ refresh_pipeline(LiPipeline *p)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading pipeline", p->name));
 
+	/*
+	 * The extension was dropped and created again under this worker: its
+	 * kept plans and the event type it knows are stale.  Exit; the launcher
+	 * starts a fresh worker.
+	 */
+	{
+		static Oid	extension_oid = InvalidOid;
+		Oid			current = get_extension_oid("ledger_ingest", true);
+
+		if (!OidIsValid(extension_oid))
+			extension_oid = current;
+		if (current != extension_oid)
+		{
+			ereport(LOG,
+					(errmsg("ledger_ingest pipeline \"%s\": the extension was re-created; worker exiting",
+							p->name)));
+			proc_exit(0);
+		}
+	}
+
 	args[0] = CStringGetTextDatum(p->name);
 	ret = SPI_execute_with_args("SELECT p.state, p.source, p.options, p.owner::pg_catalog.oid, "
 								"c.ledger, c.ledger_hash, c.tx_index, c.event_index "
@@ -236,7 +258,7 @@ refresh_pipeline(LiPipeline *p)
 
 	/* handlers, in registration order; keep plans of unchanged ones */
 	ret = SPI_execute_with_args("SELECT h.id, h.handler::pg_catalog.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
-								"h.revert::pg_catalog.oid, h.revert::pg_catalog.text "
+								"h.revert::pg_catalog.oid, h.revert::pg_catalog.text, h.event "
 								"FROM ledger_ingest.handler h "
 								"WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
 								1, types, args, NULL, true, 0);
@@ -271,6 +293,12 @@ refresh_pipeline(LiPipeline *p)
 		{
 			h->revert_oid = DatumGetObjectId(d);
 			h->revert_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 7));
+		}
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		if (!isnull)
+		{
+			h->abi = li_abi_compile_event(TextDatumGetCString(d), cxt);
+			h->abi_ntopics = li_abi_event_ntopics(h->abi);
 		}
 		for (int j = 0; j < p->nhandlers; j++)
 		{

@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 pkgs=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libipc-run-perl
-      libdbd-pg-perl make gcc)
+      libdbd-pg-perl make gcc nettle-dev clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

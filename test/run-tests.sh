@@ -61,6 +61,9 @@ suite isolation "$pgxs/src/test/isolation/pg_isolation_regress" \
 suite tap env TESTDIR="$out/tap" LEDGER_INGEST_ROOT="$root" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	prove -v -I "$pgxs/src/test/perl" -I "$root/test/t" $root/test/t/*.pl
 
+# libFuzzer + ASan/UBSan over the ABI decoder, seeded with the real logs
+suite fuzz bash "$root/test/fuzz/run.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
+
 for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
 	[ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }
 done

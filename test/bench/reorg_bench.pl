@@ -1,0 +1,144 @@
+# Reorg benchmark: journaling overhead on the apply path and revert time.
+#
+#   make bench        (runs test/bench/run.sh, which runs this)
+#
+# In one run, on one throwaway cluster, with a deterministic workload:
+#  - apply rate (events/s) of an inbox pipeline whose PL/pgSQL handler
+#    upserts balances, with the balances table untracked and tracked
+#    (journaled for reorgs), alternating, median of RUNS runs each;
+#  - the time of one revert of 100 ledgers holding 10,000 journaled row
+#    changes, from the worker's own measurement in its reorg log line,
+#    median of RUNS runs.
+# Prints a markdown table and writes the raw numbers as JSON to $BENCH_OUT.
+use strict;
+use warnings;
+use JSON::PP;
+use List::Util qw(sum);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(time usleep);
+
+my $runs = $ENV{RUNS} // 5;
+my $ledgers = $ENV{LEDGERS} // 200;
+my $per = $ENV{EVENTS_PER_LEDGER} // 100;
+my $out = $ENV{BENCH_OUT} // "$PostgreSQL::Test::Utils::tmp_check/bench-reorg.json";
+
+my $node = PostgreSQL::Test::Cluster->new('bench_reorg');
+$node->init;
+$node->append_conf('postgresql.conf', <<'CONF');
+shared_preload_libraries = 'ledger_ingest'
+ledger_ingest.database = 'postgres'
+max_worker_processes = 16
+shared_buffers = '256MB'
+CONF
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION ledger_ingest;
+	CREATE TABLE bal (pipeline text, account int, amount numeric NOT NULL, PRIMARY KEY (pipeline, account));
+	CREATE FUNCTION on_event(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO bal AS b VALUES (e.pipeline, get_byte(e.data, 30) * 256 + get_byte(e.data, 31), 1)
+			ON CONFLICT (pipeline, account) DO UPDATE SET amount = b.amount + 1;
+	END $$;
+	CREATE FUNCTION h(n bigint, seed int) RETURNS text LANGUAGE sql IMMUTABLE AS
+		$$ SELECT '0x' || md5(seed || 'a' || n) || md5(seed || 'b' || n) $$;
+	-- ledger n of branch seed: per events, account = key(n, i)
+	CREATE FUNCTION doc(n bigint, seed int, per int, distinct_keys bool) RETURNS jsonb LANGUAGE sql AS $$
+		SELECT jsonb_build_object('number', n, 'hash', h(n, seed),
+			'parentHash', CASE WHEN n = 0 THEN h(-1, 0) ELSE h(n - 1, CASE WHEN seed > 0 AND n - 1 <= 200 THEN 0 ELSE seed END) END,
+			'logs', (SELECT jsonb_agg(jsonb_build_object(
+				'address', '0x' || repeat('11', 20),
+				'topics', jsonb_build_array('0x' || repeat('22', 32)),
+				'data', '0x' || lpad(to_hex(CASE WHEN distinct_keys THEN (n * per + i) % 60000 ELSE (n * 7919 + i * 104729) % 2000 END), 64, '0'),
+				'transactionIndex', i, 'logIndex', i) ORDER BY i)
+				FROM generate_series(0, per - 1) AS i))
+	$$;
+});
+
+my $events = $ledgers * $per;
+
+sub pipeline_run
+{
+	my ($name, $tracked) = @_;
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.create_pipeline('$name', 'inbox', '{"batch_max_ledgers": 50}');
+		SELECT ledger_ingest.add_handler('$name', 'on_event(ledger_ingest.event)');
+		} . ($tracked ? "SELECT ledger_ingest.track_table('$name', 'bal');" : '') . qq{
+		INSERT INTO ledger_ingest.inbox (pipeline, doc)
+			SELECT '$name', doc(n, 0, $per, false) FROM generate_series(0, $ledgers - 1) n;
+	});
+	my $t0 = time;
+	$node->safe_psql('postgres', "SELECT ledger_ingest.start('$name')");
+	my $ok = $node->safe_psql('postgres', "SELECT ledger_ingest.wait_for('$name', $ledgers - 1, '600s')");
+	my $secs = time - $t0;
+	die "$name did not finish" unless $ok eq 't';
+	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$name')");
+	return $events / $secs;
+}
+
+sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
+
+my (@untracked, @tracked);
+for my $r (1 .. $runs)
+{
+	push @untracked, pipeline_run("u$r", 0);
+	push @tracked, pipeline_run("t$r", 1);
+}
+
+# revert: 300 ledgers of $per events on distinct keys, fork after 200
+my @revert_ms;
+my $log = $node->logfile;
+for my $r (1 .. $runs)
+{
+	my $p = "rv$r";
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.create_pipeline('$p', 'inbox', '{"batch_max_ledgers": 50}');
+		SELECT ledger_ingest.add_handler('$p', 'on_event(ledger_ingest.event)');
+		SELECT ledger_ingest.track_table('$p', 'bal');
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT '$p', doc(n, 0, $per, true) FROM generate_series(0, 300) n;
+		SELECT ledger_ingest.start('$p');
+	});
+	$node->safe_psql('postgres', "SELECT ledger_ingest.wait_for('$p', 300, '600s')") eq 't' or die;
+	my $journal = $node->safe_psql('postgres',
+		"SELECT count(*) FROM ledger_ingest.journal WHERE pipeline = '$p' AND ledger > 200");
+	$node->safe_psql('postgres', "INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT '$p', doc(201, $r, 1, true)");
+	my $ms;
+	for (1 .. 600)
+	{
+		my $text = slurp_file($log);
+		if ($text =~ /pipeline "$p": reorg of depth 100: reverted ledgers 201 to 300 in ([0-9.]+) ms/) { $ms = $1; last; }
+		usleep(100_000);
+	}
+	die "no revert measured for $p" unless defined $ms;
+	push @revert_ms, $ms;
+	print STDERR "revert $r: $journal journaled changes in $ms ms\n";
+	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$p')");
+}
+
+my $cpu = `lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p'`;
+chomp $cpu;
+my $nproc = `nproc`;
+chomp $nproc;
+my %result = (
+	machine => "$cpu, $nproc cores",
+	workload => "$ledgers ledgers x $per events, PL/pgSQL upsert handler, 2000 accounts",
+	runs => $runs,
+	untracked_events_per_s => [ map { int } @untracked ],
+	tracked_events_per_s => [ map { int } @tracked ],
+	revert_100_ledgers_10k_changes_ms => \@revert_ms,
+);
+my ($mu, $mt, $mr) = (median(@untracked), median(@tracked), median(@revert_ms));
+$result{median} = { untracked => int($mu), tracked => int($mt), ratio => sprintf('%.2f', $mt / $mu) + 0,
+	revert_ms => $mr + 0 };
+open my $fh, '>', $out or die "$out: $!";
+print $fh JSON::PP->new->pretty->canonical->encode(\%result);
+close $fh;
+
+print "\n### Reorg journal (median of $runs runs; $result{machine})\n\n";
+print "| measure | value |\n|---|---|\n";
+printf "| apply, balances table untracked | %d events/s |\n", $mu;
+printf "| apply, balances table tracked (journaled) | %d events/s |\n", $mt;
+printf "| tracked / untracked | %.2f (target >= 0.70) |\n", $mt / $mu;
+printf "| revert of 100 ledgers, 10,000 journaled row changes | %.1f ms (target < 1000 ms) |\n", $mr;
+print "\nraw numbers: $out\n";
+$node->stop;
