@@ -4,6 +4,7 @@
 #   make install    install it into the PostgreSQL found by $(PG_CONFIG)
 #   make test       the whole test suite (pg_regress, isolation, TAP), see test/run-tests.sh
 #   make demo       the end-to-end demo against a local anvil node, see test/demo.sh
+#   make bench      the benchmarks (not part of make test), see test/bench/bench.sh
 
 MODULE_big = ledger_ingest
 OBJS = \
@@ -38,7 +39,7 @@ include $(PGXS)
 # PGXS tracks no header dependencies
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: test demo deps
+.PHONY: test demo deps bench
 deps:
 	bash test/install-deps.sh
 
@@ -47,3 +48,6 @@ test:
 
 demo:
 	bash test/demo.sh
+
+bench:
+	bash test/bench/bench.sh

@@ -285,7 +285,30 @@ ledger_ingest_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		scan_pipelines();
+		/*
+		 * A failed scan (the extension being dropped under us, say) is
+		 * logged and retried at the next tick; the launcher does not exit.
+		 */
+		PG_TRY();
+		{
+			scan_pipelines();
+		}
+		PG_CATCH();
+		{
+			HOLD_INTERRUPTS();
+			EmitErrorReport();
+			AbortOutOfAnyTransaction();
+			FlushErrorState();
+			MemoryContextSwitchTo(TopMemoryContext);
+			RESUME_INTERRUPTS();
+			for (int i = 0; i < li_max_pipelines; i++)
+			{
+				/* keep the workers we know of until a scan succeeds */
+				entries[i].wanted = entries[i].handle != NULL;
+				entries[i].exists = true;
+			}
+		}
+		PG_END_TRY();
 		nap = reconcile();
 
 		(void) WaitLatch(MyLatch,

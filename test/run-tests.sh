@@ -58,6 +58,7 @@ suite isolation "$pgxs/src/test/isolation/pg_isolation_regress" \
 	--temp-instance="$out/isolation/tmp" --temp-config="$root/test/regress.conf" \
 	--port=58433 --use-existing --dbname=postgres $iso_tests
 
+mkdir -p "$out/tap"
 suite tap env TESTDIR="$out/tap" LEDGER_INGEST_ROOT="$root" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	prove -v -I "$pgxs/src/test/perl" -I "$root/test/t" $root/test/t/*.pl
 

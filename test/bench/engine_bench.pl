@@ -1,6 +1,7 @@
-# Reorg benchmark: journaling overhead on the apply path and revert time.
+# Engine benchmark: journaling overhead on the apply path, revert time, and
+# ABI decoding inside the worker and from SQL.
 #
-#   make bench        (runs test/bench/run.sh, which runs this)
+#   make bench        (test/bench/bench.sh runs this and the ABI core bench)
 #
 # In one run, on one throwaway cluster, with a deterministic workload:
 #  - apply rate (events/s) of an inbox pipeline whose PL/pgSQL handler
@@ -8,7 +9,12 @@
 #    (journaled for reorgs), alternating, median of RUNS runs each;
 #  - the time of one revert of 100 ledgers holding 10,000 journaled row
 #    changes, from the worker's own measurement in its reorg log line,
-#    median of RUNS runs.
+#    median of RUNS runs;
+#  - decoded ERC-20 Transfer events per second inside the worker: the same
+#    pipeline with a no-op SQL handler registered by event signature (args
+#    decoded in C) and by topic0 (no decoding); the decode rate is
+#    events / (time with decoding - time without), median of RUNS runs;
+#  - decode_event() from SQL over the same logs, events/s.
 # Prints a markdown table and writes the raw numbers as JSON to $BENCH_OUT.
 use strict;
 use warnings;
@@ -53,6 +59,19 @@ $node->safe_psql('postgres', q{
 				'transactionIndex', i, 'logIndex', i) ORDER BY i)
 				FROM generate_series(0, per - 1) AS i))
 	$$;
+	-- ERC-20 Transfer logs: 3 topics, 32-byte value
+	CREATE FUNCTION tdoc(n bigint, per int) RETURNS jsonb LANGUAGE sql AS $$
+		SELECT jsonb_build_object('number', n, 'hash', h(n, 9),
+			'logs', (SELECT jsonb_agg(jsonb_build_object(
+				'address', '0x' || repeat('11', 20),
+				'topics', jsonb_build_array('0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef',
+					'0x' || repeat('00', 12) || lpad(to_hex(n * per + i), 40, '0'),
+					'0x' || repeat('00', 12) || lpad(to_hex(n * per + i + 7), 40, '0')),
+				'data', '0x' || lpad(to_hex(n * 1000003 + i), 64, '0'),
+				'transactionIndex', i, 'logIndex', i) ORDER BY i)
+				FROM generate_series(0, per - 1) AS i))
+	$$;
+	CREATE FUNCTION noop(e ledger_ingest.event) RETURNS void LANGUAGE sql AS $$ SELECT $$;
 });
 
 my $events = $ledgers * $per;
@@ -115,6 +134,47 @@ for my $r (1 .. $runs)
 	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$p')");
 }
 
+# decoding inside the worker: by signature vs by topic0, same no-op handler
+sub decode_run
+{
+	my ($name, $by_sig) = @_;
+	my $reg = $by_sig
+	  ? "event => 'Transfer(address indexed from, address indexed to, uint256 value)'"
+	  : "topic0 => '\\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'";
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.create_pipeline('$name', 'inbox', '{"batch_max_ledgers": 50}');
+		SELECT ledger_ingest.add_handler('$name', 'noop(ledger_ingest.event)', $reg);
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT '$name', tdoc(n, $per) FROM generate_series(0, $ledgers - 1) n;
+	});
+	my $t0 = time;
+	$node->safe_psql('postgres', "SELECT ledger_ingest.start('$name')");
+	$node->safe_psql('postgres', "SELECT ledger_ingest.wait_for('$name', $ledgers - 1, '600s')") eq 't' or die;
+	my $secs = time - $t0;
+	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$name')");
+	return $secs;
+}
+my (@raw_s, @sig_s, @worker_decode, @sql_decode);
+for my $r (1 .. $runs)
+{
+	my $raw = decode_run("raw$r", 0);
+	my $sig = decode_run("sig$r", 1);
+	push @raw_s, $raw;
+	push @sig_s, $sig;
+	push @worker_decode, $sig > $raw ? $events / ($sig - $raw) : 0;
+}
+$node->safe_psql('postgres', qq{
+	CREATE TABLE logs AS SELECT (SELECT array_agg(decode(substr(t, 3), 'hex')) FROM jsonb_array_elements_text(l->'topics') t) AS topics,
+		decode(substr(l->>'data', 3), 'hex') AS data
+	FROM generate_series(0, $ledgers - 1) n, jsonb_array_elements(tdoc(n, $per)->'logs') l;
+});
+for my $r (1 .. $runs)
+{
+	my $t0 = time;
+	$node->safe_psql('postgres',
+		q{SELECT count(ledger_ingest.decode_event('Transfer(address indexed from, address indexed to, uint256 value)', topics, data)) FROM logs});
+	push @sql_decode, $events / (time - $t0);
+}
+
 my $cpu = `lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p'`;
 chomp $cpu;
 my $nproc = `nproc`;
@@ -126,19 +186,26 @@ my %result = (
 	untracked_events_per_s => [ map { int } @untracked ],
 	tracked_events_per_s => [ map { int } @tracked ],
 	revert_100_ledgers_10k_changes_ms => \@revert_ms,
+	noop_handler_by_topic0_s => \@raw_s,
+	noop_handler_by_signature_s => \@sig_s,
+	worker_decoded_events_per_s => [ map { int } @worker_decode ],
+	sql_decode_event_per_s => [ map { int } @sql_decode ],
 );
 my ($mu, $mt, $mr) = (median(@untracked), median(@tracked), median(@revert_ms));
+my ($mwd, $msd) = (median(@worker_decode), median(@sql_decode));
 $result{median} = { untracked => int($mu), tracked => int($mt), ratio => sprintf('%.2f', $mt / $mu) + 0,
-	revert_ms => $mr + 0 };
+	revert_ms => $mr + 0, worker_decode => int($mwd), sql_decode => int($msd) };
 open my $fh, '>', $out or die "$out: $!";
 print $fh JSON::PP->new->pretty->canonical->encode(\%result);
 close $fh;
 
-print "\n### Reorg journal (median of $runs runs; $result{machine})\n\n";
+print "\n### Engine: reorg journal and ABI decoding (median of $runs runs; $result{machine})\n\n";
 print "| measure | value |\n|---|---|\n";
 printf "| apply, balances table untracked | %d events/s |\n", $mu;
 printf "| apply, balances table tracked (journaled) | %d events/s |\n", $mt;
 printf "| tracked / untracked | %.2f (target >= 0.70) |\n", $mt / $mu;
 printf "| revert of 100 ledgers, 10,000 journaled row changes | %.1f ms (target < 1000 ms) |\n", $mr;
+printf "| Transfer events decoded per second inside the worker (by signature vs by topic0) | %d events/s (target >= 500,000) |\n", $mwd;
+printf "| decode_event() from SQL | %d events/s |\n", $msd;
 print "\nraw numbers: $out\n";
 $node->stop;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make bench: the benchmarks (not part of make test).
+#   1. test/bench/run.sh: the ABI core's decode rate on the real Transfer logs;
+#   2. test/bench/engine_bench.pl: apply rate with and without reorg
+#      journaling, revert time, decoding inside the worker and from SQL.
+# As root: installs what is missing and the extension, then runs as
+# "postgres" (initdb refuses root).  Results: markdown on stdout, JSON in
+# $BENCH_OUT (default ./bench-results.json when writable, else /tmp).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export LEDGER_INGEST_DATA=${LEDGER_INGEST_DATA:-$(cd "$root/.." && pwd)/shared/data}
+
+if [ "$(id -u)" = 0 ]; then
+	bash "$root/test/install-deps.sh"
+	make -C "$root" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	out=$(mktemp -d /tmp/ledger_ingest-bench.XXXXXX)
+	chown postgres: "$out"
+	exec runuser -u postgres -- env LEDGER_INGEST_DATA="$LEDGER_INGEST_DATA" BENCH_DIR="$out" \
+		PG_CONFIG="$PG_CONFIG" RUNS="${RUNS:-5}" bash "$0" "$@"
+fi
+
+out=${BENCH_DIR:-$(mktemp -d /tmp/ledger_ingest-bench.XXXXXX)}
+bindir=$($PG_CONFIG --bindir)
+pgxs=$(cd "$(dirname "$($PG_CONFIG --pgxs)")/../.." && pwd)
+echo "### ABI core (src/abi_core.c), median of 5 runs"
+bash "$root/test/bench/run.sh"
+cd "$out"
+env PATH="$bindir:$PATH" TESTDIR="$out" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+	BENCH_OUT="${BENCH_OUT:-$out/bench-engine.json}" \
+	perl -I "$pgxs/src/test/perl" "$root/test/bench/engine_bench.pl"
