@@ -5,7 +5,7 @@
 #      journaling, revert time, decoding inside the worker and from SQL.
 # As root: installs what is missing and the extension, then runs as
 # "postgres" (initdb refuses root).  Results: markdown on stdout, JSON in
-# $BENCH_OUT (default ./bench-results.json when writable, else /tmp).
+# $BENCH_OUT (default bench-engine.json in a fresh directory under /tmp).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -29,3 +29,6 @@ cd "$out"
 env PATH="$bindir:$PATH" TESTDIR="$out" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	BENCH_OUT="${BENCH_OUT:-$out/bench-engine.json}" \
 	perl -I "$pgxs/src/test/perl" "$root/test/bench/engine_bench.pl"
+json=${BENCH_OUT:-$out/bench-engine.json}
+cat "${json%.json}.md"
+echo "raw numbers: $json" 

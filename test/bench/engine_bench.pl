@@ -199,13 +199,19 @@ open my $fh, '>', $out or die "$out: $!";
 print $fh JSON::PP->new->pretty->canonical->encode(\%result);
 close $fh;
 
-print "\n### Engine: reorg journal and ABI decoding (median of $runs runs; $result{machine})\n\n";
-print "| measure | value |\n|---|---|\n";
-printf "| apply, balances table untracked | %d events/s |\n", $mu;
-printf "| apply, balances table tracked (journaled) | %d events/s |\n", $mt;
-printf "| tracked / untracked | %.2f (target >= 0.70) |\n", $mt / $mu;
-printf "| revert of 100 ledgers, 10,000 journaled row changes | %.1f ms (target < 1000 ms) |\n", $mr;
-printf "| Transfer events decoded per second inside the worker (by signature vs by topic0) | %d events/s (target >= 500,000) |\n", $mwd;
-printf "| decode_event() from SQL | %d events/s |\n", $msd;
-print "\nraw numbers: $out\n";
+my $md = '';
+$md .= "\n### Engine: reorg journal and ABI decoding (median of $runs runs; $result{machine})\n\n";
+$md .= "| measure | value |\n|---|---|\n";
+$md .= sprintf "| apply, balances table untracked | %d events/s |\n", $mu;
+$md .= sprintf "| apply, balances table tracked (journaled) | %d events/s |\n", $mt;
+$md .= sprintf "| tracked / untracked | %.2f (target >= 0.70) |\n", $mt / $mu;
+$md .= sprintf "| revert of 100 ledgers, 10,000 journaled row changes | %.1f ms (target < 1000 ms) |\n", $mr;
+$md .= sprintf "| Transfer events decoded per second inside the worker (by signature vs by topic0) | %d events/s (target >= 500,000) |\n", $mwd;
+$md .= sprintf "| decode_event() from SQL | %d events/s |\n", $msd;
+$md .= "\nraw numbers: $out\n";
+(my $mdfile = $out) =~ s/\.json$//;
+open my $mh, '>', "$mdfile.md" or die "$mdfile.md: $!";
+print $mh $md;
+close $mh;
+# PostgreSQL::Test::Utils sends STDOUT to its log: bench.sh prints the .md
 $node->stop;
