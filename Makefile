@@ -18,6 +18,7 @@ OBJS = \
 	src/apply.o \
 	src/publish.o \
 	src/functions.o \
+	src/journal.o \
 	src/keccak.o \
 	src/abi_core.o \
 	src/abi.o

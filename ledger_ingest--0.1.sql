@@ -165,7 +165,7 @@ CREATE TABLE tracked (
 );
 
 CREATE TABLE journal (
-	seq bigserial PRIMARY KEY,
+	seq bigserial NOT NULL,		-- order of the changes
 	pipeline text NOT NULL,
 	ledger bigint NOT NULL,
 	tbl oid NOT NULL,
@@ -553,51 +553,12 @@ BEGIN
 END
 $$;
 
--- The journaling context of the current apply transaction for table tbl:
--- (pipeline, ledger) when this backend is a worker applying a ledger inside
--- the reorg window of a pipeline that tracks tbl, else no row.
-CREATE FUNCTION _journal_context(tbl oid, OUT pipeline text, OUT ledger bigint)
-	RETURNS SETOF record
-	AS 'MODULE_PATHNAME', 'ledger_ingest_journal_context'
-	LANGUAGE C VOLATILE STRICT ROWS 1;
-REVOKE ALL ON FUNCTION _journal_context(oid) FROM PUBLIC;
-
--- The journal trigger of tracked tables (TG_ARGV: primary key columns).
--- SECURITY DEFINER so that the handler's owner need no access to the
--- journal; it records nothing outside a worker's apply transaction.
+-- The journal trigger of tracked tables (src/journal.c): outside a worker's
+-- apply transaction it does nothing; inside, it records each row's
+-- pre-image for the ledger being applied.
 CREATE FUNCTION _journal() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	ctx record;
-	newpk jsonb;
-	oldpk jsonb;
-BEGIN
-	SELECT * INTO ctx FROM ledger_ingest._journal_context(TG_RELID);
-	IF ctx.pipeline IS NULL THEN
-		RETURN NULL;
-	END IF;
-	IF TG_OP <> 'DELETE' THEN
-		SELECT jsonb_object_agg(k, to_jsonb(NEW) -> k) INTO newpk FROM unnest(TG_ARGV) AS k;
-	END IF;
-	IF TG_OP <> 'INSERT' THEN
-		SELECT jsonb_object_agg(k, to_jsonb(OLD) -> k) INTO oldpk FROM unnest(TG_ARGV) AS k;
-	END IF;
-	IF TG_OP = 'INSERT' THEN
-		INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row)
-			VALUES (ctx.pipeline, ctx.ledger, TG_RELID, newpk, NULL);
-	ELSIF TG_OP = 'DELETE' OR newpk = oldpk THEN
-		INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row)
-			VALUES (ctx.pipeline, ctx.ledger, TG_RELID, oldpk, to_jsonb(OLD));
-	ELSE
-		-- the primary key changed: the new key did not exist, the old one did
-		INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row)
-			VALUES (ctx.pipeline, ctx.ledger, TG_RELID, newpk, NULL),
-				   (ctx.pipeline, ctx.ledger, TG_RELID, oldpk, to_jsonb(OLD));
-	END IF;
-	RETURN NULL;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'ledger_ingest_journal'
+	LANGUAGE C;
 REVOKE ALL ON FUNCTION _journal() FROM PUBLIC;
 -- CREATE TRIGGER (track_table) needs EXECUTE on the trigger function; it
 -- records nothing outside a worker's apply transaction.
@@ -630,8 +591,7 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_trigger t
 				   WHERE t.tgrelid = tbl AND t.tgname = 'ledger_ingest_journal') THEN
 		EXECUTE format('CREATE TRIGGER ledger_ingest_journal AFTER INSERT OR UPDATE OR DELETE ON %s '
-					   'FOR EACH ROW EXECUTE FUNCTION ledger_ingest._journal(%s)',
-					   tbl, (SELECT string_agg(quote_literal(c), ', ') FROM unnest(cols) AS c));
+					   'FOR EACH ROW EXECUTE FUNCTION ledger_ingest._journal()', tbl);
 	END IF;
 END
 $$;

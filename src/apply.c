@@ -649,6 +649,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	li_apply_ctx.active = true;
 	li_apply_ctx.handler = NULL;
 	li_apply_ctx.pipeline = p;
+	li_journal_begin();
 
 	/* per-event values are built in a context reset after each event */
 	txn_cxt = AllocSetContextCreate(CurTransactionContext, "ledger_ingest event",
@@ -690,6 +691,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	li_apply_ctx.journal = false;
 	error_context_stack = errcb.previous;
 
+	li_journal_flush(p);
 	record_headers(p, segs, nsegs);
 	if (p->ntracked > 0)
 	{

@@ -298,6 +298,10 @@ extern void li_forget_plans(LiPipeline *p);
 extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
 								const LiLedger *l, char **error);
 
+/* journal.c */
+extern void li_journal_begin(void);
+extern void li_journal_flush(LiPipeline *p);
+
 /* the apply position, for error reports (apply.c) */
 typedef struct LiApplyContext
 {

@@ -1,0 +1,245 @@
+/*-------------------------------------------------------------------------
+ *
+ * journal.c
+ *	  The reorg journal trigger of tracked tables.
+ *
+ * An AFTER ROW trigger on every tracked table (created by track_table).
+ * Outside a worker's apply transaction it returns at once.  Inside one, for
+ * a ledger within the reorg window of a pipeline that tracks the table, it
+ * records in ledger_ingest.journal the row's pre-image (or that the row did
+ * not exist), keyed by its primary key and tagged with the ledger.  The
+ * revert (apply.c, li_revert) restores, per key, the oldest pre-image above
+ * the fork point.  This is Ponder's shadow-table journal, kept in one
+ * table and written in the same transaction as the handler's change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+
+#include "ledger_ingest.h"
+
+PG_FUNCTION_INFO_V1(ledger_ingest_journal);
+
+static SPIPlanPtr journal_insert_plan = NULL;
+
+/* The tracked table entry of relid in the applying pipeline, or NULL. */
+static LiTracked *
+journaling(Oid relid)
+{
+	LiPipeline *p = li_apply_ctx.pipeline;
+
+	if (!li_apply_ctx.active || !li_apply_ctx.journal || p == NULL)
+		return NULL;
+	for (int i = 0; i < p->ntracked; i++)
+		if (p->tracked[i].relid == relid)
+			return &p->tracked[i];
+	return NULL;
+}
+
+/* A row as jsonb (row_to_json, then jsonb input: exact for every type). */
+static Jsonb *
+row_jsonb(HeapTuple tuple, TupleDesc desc)
+{
+	Datum		row = heap_copy_tuple_as_datum(tuple, desc);
+	Datum		json = DirectFunctionCall1(row_to_json, row);
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(text_to_cstring(DatumGetTextPP(json)))));
+}
+
+/* The primary key columns of a row, as a jsonb object. */
+static Jsonb *
+key_jsonb(Jsonb *row, LiTracked *t)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < t->npk; i++)
+	{
+		JsonbValue	k;
+		JsonbValue *v = li_jsonb_get(&row->root, t->pk[i]);
+		JsonbValue	null;
+
+		k.type = jbvString;
+		k.val.string.val = t->pk[i];
+		k.val.string.len = strlen(t->pk[i]);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		if (v == NULL)
+		{
+			null.type = jbvNull;
+			v = &null;
+		}
+		if (v->type == jbvBinary)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("primary key column \"%s\" of a tracked table must be a scalar", t->pk[i])));
+		pushJsonbValue(&state, WJB_VALUE, v);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/*
+ * Journal entries of the current apply transaction, kept in memory and
+ * written with one INSERT by li_journal_flush() before the transaction
+ * commits (one statement instead of one per changed row).
+ */
+static int	nbuf = 0;
+static int	maxbuf = 0;
+static Datum *buf_ledger;
+static Datum *buf_tbl;
+static Datum *buf_pk;
+static Datum *buf_old;
+static bool *buf_old_null;
+static MemoryContext buf_cxt = NULL;
+
+/*
+ * li_journal_begin -- start an empty journal buffer for an apply
+ * transaction (its memory goes with the transaction).
+ */
+void
+li_journal_begin(void)
+{
+	nbuf = 0;
+	maxbuf = 0;
+	buf_cxt = CurTransactionContext;
+}
+
+static void
+journal_insert(LiTracked *t, Jsonb *pk, Jsonb *old_row)
+{
+	MemoryContext old = MemoryContextSwitchTo(buf_cxt);
+
+	if (nbuf >= maxbuf)
+	{
+		int			newmax = Max(256, maxbuf * 2);
+
+		if (maxbuf == 0)
+		{
+			buf_ledger = palloc(sizeof(Datum) * newmax);
+			buf_tbl = palloc(sizeof(Datum) * newmax);
+			buf_pk = palloc(sizeof(Datum) * newmax);
+			buf_old = palloc(sizeof(Datum) * newmax);
+			buf_old_null = palloc(sizeof(bool) * newmax);
+		}
+		else
+		{
+			buf_ledger = repalloc(buf_ledger, sizeof(Datum) * newmax);
+			buf_tbl = repalloc(buf_tbl, sizeof(Datum) * newmax);
+			buf_pk = repalloc(buf_pk, sizeof(Datum) * newmax);
+			buf_old = repalloc(buf_old, sizeof(Datum) * newmax);
+			buf_old_null = repalloc(buf_old_null, sizeof(bool) * newmax);
+		}
+		maxbuf = newmax;
+	}
+	buf_ledger[nbuf] = Int64GetDatum(li_apply_ctx.ledger);
+	buf_tbl[nbuf] = ObjectIdGetDatum(t->relid);
+	buf_pk[nbuf] = PointerGetDatum(DatumGetJsonbPCopy(JsonbPGetDatum(pk)));
+	buf_old_null[nbuf] = (old_row == NULL);
+	buf_old[nbuf] = old_row ? PointerGetDatum(DatumGetJsonbPCopy(JsonbPGetDatum(old_row))) : (Datum) 0;
+	nbuf++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * li_journal_flush -- write the buffered entries of pipeline p, in order,
+ * with one INSERT (inside the apply transaction, SPI connected).
+ */
+void
+li_journal_flush(LiPipeline *p)
+{
+	Datum		v[5];
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			ret;
+
+	if (nbuf == 0)
+		return;
+	if (journal_insert_plan == NULL)
+	{
+		Oid			types[5] = {TEXTOID, INT8ARRAYOID, OIDARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row) "
+									   "SELECT $1, u.l, u.t, u.k, u.o FROM ROWS FROM "
+									   "(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+									   "pg_catalog.unnest($5)) WITH ORDINALITY AS u(l, t, k, o, n) ORDER BY u.n",
+									   5, types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the journal insert");
+		journal_insert_plan = plan;
+	}
+	dims[0] = nbuf;
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = PointerGetDatum(construct_array(buf_ledger, nbuf, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[2] = PointerGetDatum(construct_array(buf_tbl, nbuf, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	v[3] = PointerGetDatum(construct_array(buf_pk, nbuf, JSONBOID, -1, false, TYPALIGN_INT));
+	v[4] = PointerGetDatum(construct_md_array(buf_old, buf_old_null, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
+	ret = SPI_execute_plan(journal_insert_plan, v, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "writing the reorg journal failed: %s", SPI_result_code_string(ret));
+	nbuf = 0;
+}
+
+/*
+ * ledger_ingest._journal() RETURNS trigger
+ *
+ * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on tracked tables.  INSERT
+ * records (key, NULL); DELETE and UPDATE record (key, pre-image); an UPDATE
+ * that changes the key records both (new key, NULL) and (old key,
+ * pre-image).  The entries are buffered and written by li_journal_flush()
+ * as the worker's own (superuser) identity, never as the handler's owner,
+ * who has no access to the journal.
+ */
+Datum
+ledger_ingest_journal(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	LiTracked  *t;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger_ingest._journal() must be an AFTER ROW trigger")));
+
+	t = journaling(RelationGetRelid(trigdata->tg_relation));
+	if (t == NULL)
+		return PointerGetDatum(NULL);
+	desc = RelationGetDescr(trigdata->tg_relation);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		journal_insert(t, key_jsonb(row_jsonb(trigdata->tg_trigtuple, desc), t), NULL);
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		Jsonb	   *old = row_jsonb(trigdata->tg_trigtuple, desc);
+
+		journal_insert(t, key_jsonb(old, t), old);
+	}
+	else
+	{
+		Jsonb	   *old = row_jsonb(trigdata->tg_trigtuple, desc);
+		Jsonb	   *oldpk = key_jsonb(old, t);
+		Jsonb	   *newpk = key_jsonb(row_jsonb(trigdata->tg_newtuple, desc), t);
+
+		if (compareJsonbContainers(&oldpk->root, &newpk->root) != 0)
+			journal_insert(t, newpk, NULL);
+		journal_insert(t, oldpk, old);
+	}
+	return PointerGetDatum(NULL);
+}
