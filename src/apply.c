@@ -451,14 +451,30 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 	}
 }
 
-/* Run every matching handler for one event, as the pipeline owner. */
+/*
+ * Run every matching handler for one event, as the pipeline owner.  The
+ * event value is built once (and once per event signature, with its args
+ * decoded, for handlers registered by signature).
+ */
 static void
-run_handlers(LiPipeline *p, Datum ev, LiLedger *l, LiEvent *e)
+run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
+			 LiEvent *e, bool journal_events)
 {
+	Datum		base = (Datum) 0;
+	bool		have_base = false;
+	void	   *last_abi = NULL;
+	Datum		last_ev = (Datum) 0;
+
 	li_apply_ctx.ledger = l->number;
 	li_apply_ctx.tx_index = e->tx_index;
 	li_apply_ctx.event_index = e->event_index;
 
+	if (journal_events)
+	{
+		base = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
+		have_base = true;
+		journal_event(p, pipeline_text, l, base, e);
+	}
 	for (int i = 0; i < p->nhandlers; i++)
 	{
 		LiHandler  *h = &p->handlers[i];
@@ -467,9 +483,23 @@ run_handlers(LiPipeline *p, Datum ev, LiLedger *l, LiEvent *e)
 			continue;
 		li_apply_ctx.handler = h->name;
 		if (h->abi != NULL)
-			call_as_owner(p, handler_plan(h), event_with_args(ev, decode_args(h, e)), h->name);
+		{
+			if (h->abi != last_abi)
+			{
+				last_ev = make_event(p, pipeline_text, l, ledger_hash, e, decode_args(h, e));
+				last_abi = h->abi;
+			}
+			call_as_owner(p, handler_plan(h), last_ev, h->name);
+		}
 		else
-			call_as_owner(p, handler_plan(h), ev, h->name);
+		{
+			if (!have_base)
+			{
+				base = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
+				have_base = true;
+			}
+			call_as_owner(p, handler_plan(h), base, h->name);
+		}
 	}
 	li_apply_ctx.handler = NULL;
 }
@@ -670,7 +700,6 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		{
 			LiEvent    *e = &l->events[i];
 			MemoryContext old;
-			Datum		ev;
 			bool		any = false;
 
 			CHECK_FOR_INTERRUPTS();
@@ -679,11 +708,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 			if (!any)
 				continue;
 			old = MemoryContextSwitchTo(txn_cxt);
-			ev = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
+			run_handlers(p, pipeline_text, l, ledger_hash, e, journal_events);
 			MemoryContextSwitchTo(old);
-			if (journal_events)
-				journal_event(p, pipeline_text, l, ev, e);
-			run_handlers(p, ev, l, e);
 			MemoryContextReset(txn_cxt);
 		}
 	}
