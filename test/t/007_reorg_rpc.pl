@@ -122,6 +122,24 @@ for my $case ([1, 0], [3, 0], [10, 0], [1, 2], [3, 3], [10, 4])
 is(li_scalar($node, q{SELECT reorgs FROM ledger_ingest.status WHERE pipeline = 'anvil'}), '6',
 	'status counts six reorgs');
 
+# a node whose head goes back below the cursor (evm_revert to a snapshot):
+# not a reorg while the node has no block at the cursor's height; when the
+# node's new blocks pass the cursor with other hashes, it is one
+my $snap = cast("rpc --rpc-url $rpc evm_snapshot");
+chain('transfers', $rpc, $token, 6, 300);
+ok(caught_up(), 'caught up before the head goes back');
+my $cursor = li_scalar($node, q{SELECT ledger FROM ledger_ingest.status WHERE pipeline = 'anvil'});
+cast("rpc --rpc-url $rpc evm_revert $snap");
+ok(chain('head', $rpc) < $cursor, 'the node now reports a head below the cursor');
+sleep 2;
+is(li_scalar($node, q{SELECT state || ' ' || reorgs FROM ledger_ingest.status WHERE pipeline = 'anvil'}),
+	'running 6', 'a lower head is neither a failure nor a reorg');
+is(scalar(grep { $_->{pipeline} eq 'anvil' } drain()), 0, 'no reorg notification for a lower head');
+chain('transfers', $rpc, $token, 10, 400);
+ok(caught_up(), 'followed the node once its new branch passed the cursor');
+check_balances('after the head went back and moved on');
+is(scalar(grep { $_->{pipeline} eq 'anvil' } drain()), 1, 'exactly one reorg notification for the replaced blocks');
+
 $dbh->disconnect;
 $node->stop;
 done_testing();
