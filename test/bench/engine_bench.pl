@@ -208,7 +208,6 @@ $md .= sprintf "| tracked / untracked | %.2f (target >= 0.70) |\n", $mt / $mu;
 $md .= sprintf "| revert of 100 ledgers, 10,000 journaled row changes | %.1f ms (target < 1000 ms) |\n", $mr;
 $md .= sprintf "| Transfer events decoded per second inside the worker (by signature vs by topic0) | %d events/s (target >= 500,000) |\n", $mwd;
 $md .= sprintf "| decode_event() from SQL | %d events/s |\n", $msd;
-$md .= "\nraw numbers: $out\n";
 (my $mdfile = $out) =~ s/\.json$//;
 open my $mh, '>', "$mdfile.md" or die "$mdfile.md: $!";
 print $mh $md;
