@@ -1,7 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * launcher.c
- *	  The static launcher: one dynamic worker per running pipeline.
+ *	  The supervisor and the launcher: one dynamic worker per running
+ *	  pipeline.
+ *
+ * The supervisor is the static background worker.  It connects to no
+ * database (like PostgreSQL's logical replication launcher) and keeps one
+ * launcher running while ledger_ingest.database exists, restarting it with
+ * backoff; when the database is missing (never created, or dropped with
+ * DROP DATABASE ... WITH (FORCE), which terminates the launcher and the
+ * workers) it waits, logging once, instead of failing at every restart.
  *
  * The launcher connects to ledger_ingest.database and, whenever its latch
  * is set (start/stop/drop commit, a worker exits) or once a second, reads
@@ -19,6 +27,11 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -250,7 +263,8 @@ reconcile(void)
 }
 
 /*
- * ledger_ingest_launcher_main -- entry point of the static launcher.
+ * ledger_ingest_launcher_main -- entry point of the launcher, a dynamic
+ * worker started by the supervisor; bgw_main_arg is the database OID.
  */
 void
 ledger_ingest_launcher_main(Datum arg)
@@ -259,7 +273,7 @@ ledger_ingest_launcher_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(li_database, NULL, 0);
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	pgstat_report_appname("ledger_ingest launcher");
 
 	entries = MemoryContextAllocZero(TopMemoryContext,
@@ -314,6 +328,129 @@ ledger_ingest_launcher_main(Datum arg)
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 nap, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * The OID of database "name", or InvalidOid.  A heap scan of pg_database,
+ * as autovacuum's get_database_list does: without a database the indexes
+ * of the shared catalogs cannot be used.
+ */
+static Oid
+find_database(const char *name)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), name) == 0)
+		{
+			result = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return result;
+}
+
+/*
+ * ledger_ingest_supervisor_main -- entry point of the static supervisor.
+ */
+void
+ledger_ingest_supervisor_main(Datum arg)
+{
+	BackgroundWorkerHandle *handle = NULL;
+	TimestampTz started_at = 0;
+	TimestampTz next_start = 0;
+	int			backoff_ms = 0;
+	bool		warned_missing = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("ledger_ingest supervisor");
+
+	for (;;)
+	{
+		Oid			dboid;
+		pid_t		pid;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		dboid = find_database(li_database);
+
+		now = GetCurrentTimestamp();
+		if (handle != NULL &&
+			GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+		{
+			bool		ran_long = TimestampDifferenceExceeds(started_at, now, 60000);
+
+			pfree(handle);
+			handle = NULL;
+			backoff_ms = ran_long ? RESTART_MIN_MS :
+				Min(Max(backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+			next_start = TimestampTzPlusMilliseconds(now, backoff_ms);
+		}
+		if (!OidIsValid(dboid))
+		{
+			if (!warned_missing)
+				ereport(LOG,
+						(errmsg("ledger_ingest: database \"%s\" does not exist; waiting for it",
+								li_database),
+						 errhint("Create it, or set ledger_ingest.database and restart the server.")));
+			warned_missing = true;
+		}
+		else if (handle == NULL && now >= next_start)
+		{
+			BackgroundWorker worker;
+
+			warned_missing = false;
+			memset(&worker, 0, sizeof(worker));
+			worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+			worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+			worker.bgw_restart_time = BGW_NEVER_RESTART;
+			strlcpy(worker.bgw_library_name, "ledger_ingest", BGW_MAXLEN);
+			strlcpy(worker.bgw_function_name, "ledger_ingest_launcher_main", BGW_MAXLEN);
+			strlcpy(worker.bgw_name, "ledger_ingest launcher", BGW_MAXLEN);
+			strlcpy(worker.bgw_type, "ledger_ingest launcher", BGW_MAXLEN);
+			worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+			worker.bgw_notify_pid = MyProcPid;
+			if (RegisterDynamicBackgroundWorker(&worker, &handle))
+				started_at = now;
+			else
+			{
+				handle = NULL;
+				ereport(WARNING,
+						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+						 errmsg("could not start the ledger_ingest launcher"),
+						 errhint("Raise max_worker_processes.")));
+				backoff_ms = Min(Max(backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+				next_start = TimestampTzPlusMilliseconds(now, backoff_ms);
+			}
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 OidIsValid(dboid) ? LAUNCHER_NAP_MS : 10 * LAUNCHER_NAP_MS,
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

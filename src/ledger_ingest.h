@@ -180,6 +180,7 @@ extern bool li_position_reached(const LiPosition *committed, int64 ledger);
  * Launcher and worker
  * ----------------------------------------------------------------
  */
+PGDLLEXPORT void ledger_ingest_supervisor_main(Datum arg);
 PGDLLEXPORT void ledger_ingest_launcher_main(Datum arg);
 PGDLLEXPORT void ledger_ingest_worker_main(Datum arg);
 

@@ -4,7 +4,8 @@
  *	  Module load: GUCs, shared memory and the static launcher worker.
  *
  * The library must be in shared_preload_libraries: the shared memory and
- * the launcher are set up by the postmaster.  Loaded any other way, the SQL
+ * the supervisor (which keeps the launcher running) are set up by the
+ * postmaster.  Loaded any other way, the SQL
  * functions that need them raise a clear error (li_attach_shmem).
  *
  *-------------------------------------------------------------------------
@@ -198,9 +199,9 @@ _PG_init(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
 	strlcpy(worker.bgw_library_name, "ledger_ingest", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ledger_ingest_launcher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "ledger_ingest launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "ledger_ingest launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ledger_ingest_supervisor_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "ledger_ingest supervisor", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "ledger_ingest supervisor", BGW_MAXLEN);
 	worker.bgw_main_arg = (Datum) 0;
 	worker.bgw_notify_pid = 0;
 	RegisterBackgroundWorker(&worker);
