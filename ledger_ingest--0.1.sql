@@ -99,6 +99,16 @@ CREATE TABLE ledger (
 	PRIMARY KEY (pipeline, number)
 );
 
+-- Headers of ledgers a reorg orphaned (within the reorg window), so that a
+-- producer re-sending one cannot flip the pipeline back to a dead branch.
+CREATE TABLE orphan (
+	pipeline text NOT NULL REFERENCES pipeline (name) ON DELETE CASCADE,
+	number bigint NOT NULL,
+	hash bytea NOT NULL,
+	orphaned_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (pipeline, number, hash)
+);
+
 -- Ledger number of an inbox document, or NULL when it cannot be read (the
 -- worker then rejects the document with an error naming the problem).
 CREATE FUNCTION doc_ledger(doc jsonb) RETURNS bigint
@@ -119,21 +129,24 @@ CREATE TABLE inbox (
 );
 CREATE INDEX inbox_pending_idx ON inbox (pipeline, ledger, id) WHERE error IS NULL;
 
-REVOKE ALL ON pipeline, cursor, handler, ledger, inbox FROM PUBLIC;
+REVOKE ALL ON pipeline, cursor, handler, ledger, inbox, orphan FROM PUBLIC;
 REVOKE ALL ON SEQUENCE handler_id_seq, inbox_id_seq FROM PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON pipeline, cursor, handler TO ledger_ingest_admin;
 GRANT SELECT, DELETE ON ledger TO ledger_ingest_admin;
+GRANT SELECT ON orphan TO ledger_ingest_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON inbox TO ledger_ingest_admin;
 GRANT USAGE ON SEQUENCE handler_id_seq, inbox_id_seq TO ledger_ingest_admin;
 GRANT USAGE ON SCHEMA ledger_ingest TO ledger_ingest_admin;
 
 -- Row-level security: a non-superuser admin sees and changes only pipelines
--- owned by a role it is a member of, and can only create pipelines it owns.
+-- owned by a role it is a member of (never by ledger_ingest_admin itself,
+-- which every admin is a member of).
 ALTER TABLE pipeline ENABLE ROW LEVEL SECURITY;
 CREATE POLICY pipeline_owner ON pipeline
 	USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'))
-	WITH CHECK (owner OPERATOR(pg_catalog.=) current_user::regrole);
+	WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER')
+				AND owner::pg_catalog.text OPERATOR(pg_catalog.<>) 'ledger_ingest_admin');
 ALTER TABLE cursor ENABLE ROW LEVEL SECURITY;
 CREATE POLICY cursor_owner ON cursor
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) cursor.pipeline));
@@ -143,6 +156,9 @@ CREATE POLICY handler_owner ON handler
 ALTER TABLE ledger ENABLE ROW LEVEL SECURITY;
 CREATE POLICY ledger_owner ON ledger
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) ledger.pipeline));
+ALTER TABLE orphan ENABLE ROW LEVEL SECURITY;
+CREATE POLICY orphan_owner ON orphan
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) orphan.pipeline));
 ALTER TABLE inbox ENABLE ROW LEVEL SECURITY;
 CREATE POLICY inbox_owner ON inbox
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) inbox.pipeline));
@@ -512,6 +528,10 @@ BEGIN
 		  AND c.event_index IS NOT DISTINCT FROM expected.event_index;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	IF n = 1 THEN
+		-- what lies above the new cursor will be applied again
+		DELETE FROM ledger_ingest.ledger l WHERE l.pipeline = cursor_cas.pipeline AND l.number > new.ledger;
+		DELETE FROM ledger_ingest.journal j WHERE j.pipeline = cursor_cas.pipeline AND j.ledger > new.ledger;
+		DELETE FROM ledger_ingest.event_journal j WHERE j.pipeline = cursor_cas.pipeline AND j.ledger > new.ledger;
 		PERFORM ledger_ingest._publish_cursor(pipeline);
 	END IF;
 	RETURN n = 1;
@@ -541,8 +561,6 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use cursor_cas() to move a cursor forward.';
 	END IF;
-	DELETE FROM ledger_ingest.ledger l
-		WHERE l.pipeline = rewind.pipeline AND l.number > rewind.ledger;
 	IF NOT ledger_ingest.cursor_cas(pipeline,
 			ROW(cur.ledger, cur.tx_index, cur.event_index)::ledger_ingest.position,
 			ROW(rewind.ledger, NULL, NULL)::ledger_ingest.position) THEN

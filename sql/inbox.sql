@@ -163,8 +163,8 @@ INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES
 	-- a re-delivery of ledger 2
 	('li_main', jsonb_build_object('number', 2, 'hash', hx(2), 'parentHash', hx(1),
 		'timestamp', 1600000024, 'logs', '[]'::jsonb)),
-	-- another ledger 3 that does not attach to ledger 2
-	('li_main', li_doc(3, hx(131), hx(130), '[]')),
+	-- a re-delivery of ledger 3
+	('li_main', jsonb_build_object('number', 3, 'hash', hx(3), 'logs', '[]'::jsonb)),
 	('li_main', li_doc(4, hx(4), hx(3), jsonb_build_array(
 		li_log(0, 0, :'token_a', ARRAY[:'transfer', hx(4), hx(5)], amount(40)))));
 SELECT ledger_ingest.wait_for('li_main', 4, '30s');
@@ -176,6 +176,14 @@ SELECT state, ledger, events_applied, ledgers_applied, errors,
 					  WHERE pipeline = 'li_main' AND ledger = 3) AS names_the_document
   FROM ledger_ingest.status WHERE pipeline = 'li_main';
 SELECT n, handler, ledger, tx_index, event_index FROM li_seen WHERE pipeline = 'li_main' AND ledger > 3 ORDER BY n;
+
+-- 2b. Another ledger 3 that does not attach to the applied ledger 2 is a
+--     reorg that cannot be resolved: the pipeline fails, nothing is lost
+INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('li_main', li_doc(3, hx(131), hx(130), '[]'));
+SELECT wait_state('li_main', 'failed');
+SELECT ledger, error FROM ledger_ingest.inbox WHERE pipeline = 'li_main' AND error LIKE 'reorg%';
+DELETE FROM ledger_ingest.inbox WHERE pipeline = 'li_main' AND error LIKE 'reorg%';
+SELECT ledger_ingest.start('li_main');
 
 --
 -- 3. A malformed document fails the pipeline; nothing of it is applied;

@@ -29,6 +29,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -221,9 +222,13 @@ handler_plan(LiHandler *h)
 }
 
 /*
- * Call "plan" with the event "ev" as the pipeline owner; GUC changes the
- * function makes (SET search_path, ...) end with the call, as with a
- * SECURITY DEFINER function.
+ * Call "plan" with the event "ev" as the pipeline owner, in a
+ * security-restricted operation, as PostgreSQL runs index expressions and
+ * REFRESH MATERIALIZED VIEW for a table owner: the handler cannot SET ROLE,
+ * create temporary objects or leave a deferred trigger behind to fire later
+ * as the worker's superuser (deferred triggers are fired here, where the
+ * restriction refuses them); every setting it changes is undone when it
+ * returns.
  */
 static void
 call_as_owner(LiPipeline *p, SPIPlanPtr plan, Datum ev, const char *name)
@@ -236,10 +241,13 @@ call_as_owner(LiPipeline *p, SPIPlanPtr plan, Datum ev, const char *name)
 
 	args[0] = ev;
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
 	ret = SPI_execute_plan(plan, args, NULL, false, 0);
-	AtEOXact_GUC(true, save_nestlevel);
+	if (ret >= 0)
+		AfterTriggerFireDeferred();
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_plan failed for handler %s: %s", name,
@@ -622,6 +630,7 @@ queue_notify(LiPipeline *p, const LiPosition *pos, const uint8 *hash,
 static bool
 apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 {
+	MemoryContext caller_cxt;
 	Segment    *lastseg = &segs[nsegs - 1];
 	LiLedger   *last = lastseg->ledger;
 	LiPosition	newpos;
@@ -651,6 +660,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	}
 
 	started = GetCurrentTimestamp();
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -668,6 +678,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		SPI_finish();
 		PopActiveSnapshot();
 		AbortCurrentTransaction();
+		MemoryContextSwitchTo(caller_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return false;
 	}
@@ -748,6 +759,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
@@ -779,7 +791,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 LiApplyResult
 li_apply_batch(LiPipeline *p, LiBatch *b)
 {
-	Segment    *segs = palloc(sizeof(Segment) * Max(b->nledgers, 1));
+	Segment    *segs = MemoryContextAlloc(b->cxt, sizeof(Segment) * Max(b->nledgers, 1));
 	int			nsegs = 0;
 	int64		seg_events = 0;
 
@@ -862,6 +874,7 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	StringInfoData sql;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	Oid			argtypes[1] = {JSONBARRAYOID};
 
 	v[0] = CStringGetTextDatum(p->name);
@@ -892,7 +905,9 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 						 quote_identifier(t->pk[i]), quote_identifier(t->pk[i]));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM %s t USING pg_catalog.unnest($1) AS j(pk), "
@@ -911,6 +926,8 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
 	}
+	AfterTriggerFireDeferred();
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return nkeys;
 }
@@ -926,6 +943,7 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 LiApplyResult
 li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 {
+	MemoryContext caller_cxt;
 	int64		orphaned_to = p->cursor.ledger;
 	int32		depth = (int32) (orphaned_to - fork);
 	Datum		v[7];
@@ -937,6 +955,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	TimestampTz started;
 
 	started = GetCurrentTimestamp();
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -964,6 +983,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 		SPI_finish();
 		PopActiveSnapshot();
 		AbortCurrentTransaction();
+		MemoryContextSwitchTo(caller_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return LI_APPLY_LOST_CAS;
 	}
@@ -978,6 +998,21 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 		Datum		a[2];
 
 		a[0] = CStringGetTextDatum(p->name);
+		a[1] = Int64GetDatum(fork);
+		/* remember the orphaned headers; forget those left of the window */
+		ret = SPI_execute_with_args("INSERT INTO ledger_ingest.orphan (pipeline, number, hash) "
+									"SELECT pipeline, number, hash FROM ledger_ingest.ledger "
+									"WHERE pipeline OPERATOR(pg_catalog.=) $1 AND number OPERATOR(pg_catalog.>) $2 "
+									"ON CONFLICT DO NOTHING",
+									2, types, a, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "recording the orphaned ledgers failed: %s", SPI_result_code_string(ret));
+		a[1] = Int64GetDatum(fork - p->opts.reorg_window);
+		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.orphan WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+									"AND number OPERATOR(pg_catalog.<=) $2",
+									2, types, a, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "pruning the orphaned ledgers failed: %s", SPI_result_code_string(ret));
 		a[1] = Int64GetDatum(fork);
 		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.journal WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 									"AND ledger OPERATOR(pg_catalog.>) $2",
@@ -1012,6 +1047,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 

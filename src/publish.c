@@ -32,6 +32,7 @@ typedef struct LiPending
 {
 	LiSlot	   *slot;
 	LiPosition	pos;
+	int			nestlevel;		/* (sub)transaction that recorded it */
 } LiPending;
 
 static bool callback_registered = false;
@@ -74,9 +75,40 @@ li_xact_callback(XactEvent event, void *arg)
 			npending = 0;
 			pending_wake_launcher = false;
 			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (npending > 0 || pending_wake_launcher)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that moved a ledger_ingest cursor or pipeline")));
+			break;
 		default:
 			break;
 	}
+}
+
+/* A rolled-back subtransaction publishes nothing it recorded. */
+static void
+li_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+	int			keep = 0;
+
+	level = GetCurrentTransactionNestLevel();
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* released into the parent: it now stands or falls with it */
+		for (int i = 0; i < npending; i++)
+			if (pending[i].nestlevel >= level)
+				pending[i].nestlevel = level - 1;
+		return;
+	}
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (int i = 0; i < npending; i++)
+		if (pending[i].nestlevel < level)
+			pending[keep++] = pending[i];
+	npending = keep;
 }
 
 /*
@@ -89,6 +121,7 @@ li_register_xact_callback(void)
 	if (callback_registered)
 		return;
 	RegisterXactCallback(li_xact_callback, NULL);
+	RegisterSubXactCallback(li_subxact_callback, NULL);
 	callback_registered = true;
 }
 
@@ -100,10 +133,12 @@ li_register_xact_callback(void)
 void
 li_publish_at_commit(LiSlot *slot, const LiPosition *pos)
 {
+	int			level = GetCurrentTransactionNestLevel();
+
 	li_register_xact_callback();
 	for (int i = 0; i < npending; i++)
 	{
-		if (pending[i].slot == slot)
+		if (pending[i].slot == slot && pending[i].nestlevel == level)
 		{
 			pending[i].pos = *pos;
 			return;
@@ -117,6 +152,7 @@ li_publish_at_commit(LiSlot *slot, const LiPosition *pos)
 						   LI_MAX_PENDING)));
 	pending[npending].slot = slot;
 	pending[npending].pos = *pos;
+	pending[npending].nestlevel = level;
 	npending++;
 }
 

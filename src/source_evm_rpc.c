@@ -38,6 +38,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
@@ -258,7 +259,8 @@ rpc_call(const char *method, const char *params)
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("JSON-RPC %s returned error " INT64_FORMAT ": %s", method, c,
 						(msg && msg->type == jbvString) ?
-						pnstrdup(msg->val.string.val, Min(msg->val.string.len, 500)) :
+						pnstrdup(msg->val.string.val,
+								 pg_mbcliplen(msg->val.string.val, msg->val.string.len, 500)) :
 						"(no message)")));
 	}
 	v = li_jsonb_get(&doc->root, "result");
@@ -380,6 +382,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	int			nblocks = 0;
 	int64	   *numbers;
 	int			nnumbers = 0;
+	uint8		end_hash[LI_HASH_LEN];
 
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: eth_blockNumber", p->name));
 	r = rpc_call("eth_blockNumber", "[]");
@@ -437,6 +440,19 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		return;
 	}
 	end = Min(next + p->opts.block_range - 1, safe);
+
+	/*
+	 * The hash of the range's last block before eth_getLogs: if it differs
+	 * afterwards, the chain moved between the calls (a block without
+	 * matching logs in our eth_getLogs answer may have been replaced by one
+	 * with some), and the range is fetched again.
+	 */
+	{
+		LiLedger	endl;
+
+		fetch_ledger(end, "", &endl, false);
+		memcpy(end_hash, endl.hash, LI_HASH_LEN);
+	}
 
 	/* eth_getLogs over [next, end] */
 	pgstat_report_activity(STATE_RUNNING,
@@ -521,10 +537,22 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
 										p->name, numbers[k]));
 		fetch_ledger(numbers[k], blogs, &l, false);
+		if (numbers[k] == end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("block " INT64_FORMAT " changed while its range was fetched; fetching it again", end)));
 		if (!li_check_continuity(p, prev, &l, &reorg_error))
 		{
-			batch->reorg = true;
-			batch->reorg_error = reorg_error;
+			/*
+			 * At the cursor: a reorg, for the fork-point walk.  Between two
+			 * fetched blocks: the chain moved during the fetch; keep the
+			 * consistent prefix and look again from there next cycle.
+			 */
+			if (prev == NULL)
+			{
+				batch->reorg = true;
+				batch->reorg_error = reorg_error;
+			}
 			break;
 		}
 		*li_batch_add(batch) = l;
@@ -545,6 +573,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 LiForkResult
 li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 {
+	MemoryContext caller_cxt;
 	Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
 	Datum		args[3];
 	int			ret;
@@ -552,12 +581,13 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 	int64	   *numbers;
 	uint8	  (*hashes)[LI_HASH_LEN];
 
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	args[0] = CStringGetTextDatum(p->name);
-	args[1] = Int64GetDatum(p->cursor.ledger);
+	args[1] = Int64GetDatum(p->cursor.complete ? p->cursor.ledger : p->cursor.ledger - 1);
 	args[2] = Int64GetDatum(p->cursor.ledger - p->opts.reorg_window);
 	ret = SPI_execute_with_args("SELECT number, hash FROM ledger_ingest.ledger "
 								"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
@@ -567,8 +597,9 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading ledger headers failed: %s", SPI_result_code_string(ret));
 	n = (int) SPI_processed;
-	numbers = palloc(sizeof(int64) * Max(n, 1));
-	hashes = palloc(LI_HASH_LEN * Max(n, 1));
+	/* in the caller's context: SPI_finish frees SPI's */
+	numbers = MemoryContextAlloc(caller_cxt, sizeof(int64) * Max(n, 1));
+	hashes = MemoryContextAlloc(caller_cxt, LI_HASH_LEN * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -578,9 +609,24 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		memcpy(hashes[i], VARDATA_ANY(h), LI_HASH_LEN);
 	}
+	if (!p->cursor.complete && p->has_cursor_hash)
+	{
+		/*
+		 * A partially applied ledger has no stored header yet: it is the
+		 * first candidate (its hash is the cursor's).
+		 */
+		numbers = repalloc(numbers, sizeof(int64) * (n + 1));
+		hashes = repalloc(hashes, LI_HASH_LEN * (n + 1));
+		memmove(numbers + 1, numbers, sizeof(int64) * n);
+		memmove(hashes + 1, hashes, LI_HASH_LEN * n);
+		numbers[0] = p->cursor.ledger;
+		memcpy(hashes[0], p->cursor_hash, LI_HASH_LEN);
+		n++;
+	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	for (int i = 0; i < n; i++)

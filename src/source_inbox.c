@@ -15,8 +15,14 @@
  *	  'failed', because skipping the ledger could lose data.  Fix the
  *	  document (UPDATE ... SET doc = ..., error = NULL) or delete it, then
  *	  start() the pipeline;
- *	- its ledger number is not above the cursor (a re-delivery, or a
- *	  duplicate number): the pipeline carries on, as nothing is lost.
+ *	- its ledger number is not above the cursor and it is the applied ledger
+ *	  again, one a reorg orphaned, or one the cursor passed without applying
+ *	  it (inserted after a later ledger, or skipped with cursor_cas): the
+ *	  pipeline carries on; the row keeps saying why it was not applied
+ *	  (producers insert ledgers in order; rewind() to apply it after all);
+ *	- another ledger at an applied number that does not attach to the
+ *	  applied chain: a reorg that cannot be resolved, the pipeline goes to
+ *	  'failed'.
  * A document whose number is not above the cursor, whose parentHash is the
  * stored hash of ledger number - 1 and whose hash differs from the stored
  * one starts a new branch: the worker rolls the pipeline back to
@@ -43,30 +49,54 @@
 
 static SPIPlanPtr fetch_plan = NULL;
 
-/*
- * Does "l" (number not above the cursor) start a new branch?  It does when
- * its parentHash is the stored hash of ledger number - 1 and its own hash
- * differs from the stored hash of its number: the worker then rolls back to
- * number - 1 (the fork point) and applies it.  Sets the batch's fork.
- */
-static bool
-starts_branch(LiPipeline *p, LiLedger *l, LiBatch *batch)
+typedef enum StaleKind
 {
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		args[2];
-	int			ret;
-	bool		parent_ok = false;
-	bool		differs = true;
+	STALE_BRANCH,				/* first ledger of a new branch: roll back */
+	STALE_DUPLICATE,			/* the applied ledger again: harmless */
+	STALE_ORPHAN,				/* a ledger a reorg orphaned: harmless */
+	STALE_SKIPPED,				/* never applied: the cursor passed it */
+	STALE_CONFLICT				/* another ledger at an applied number */
+} StaleKind;
 
-	if (!l->has_parent || l->number < 1)
-		return false;
+/*
+ * Classify a document whose number is not above the cursor (prev is NULL:
+ * it is the first of the batch).  It starts a new branch when a header is
+ * stored at its number with another hash, its parentHash is the stored hash
+ * of ledger number - 1, and it is not a ledger an earlier reorg orphaned
+ * (a producer re-sending an orphan must not flip the pipeline back).  It is
+ * a duplicate when the stored header at its number has its hash.  With no
+ * header stored at its number it was never applied: the cursor passed it
+ * (it arrived after a later ledger, or cursor_cas moved the cursor past
+ * it).  With another header stored there and no attachment to the applied
+ * chain it is a conflicting ledger that cannot be applied in order.
+ */
+static StaleKind
+classify_stale(LiPipeline *p, LiLedger *l, LiBatch *batch)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, BYTEAOID};
+	Datum		args[3];
+	int			ret;
+	bool		have_parent = false;
+	bool		parent_ok = false;
+	bool		have_same = false;
+	bool		have_other = false;
+	bytea	   *hash = palloc(VARHDRSZ + LI_HASH_LEN);
+
+	SET_VARSIZE(hash, VARHDRSZ + LI_HASH_LEN);
+	memcpy(VARDATA(hash), l->hash, LI_HASH_LEN);
 	args[0] = CStringGetTextDatum(p->name);
 	args[1] = Int64GetDatum(l->number - 1);
-	ret = SPI_execute_with_args("SELECT number, hash FROM ledger_ingest.ledger "
+	args[2] = PointerGetDatum(hash);
+	ret = SPI_execute_with_args("SELECT number, hash, false FROM ledger_ingest.ledger "
 								"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 								"AND number OPERATOR(pg_catalog.>=) $2 "
-								"AND number OPERATOR(pg_catalog.<=) ($2 OPERATOR(pg_catalog.+) 1)",
-								2, types, args, NULL, true, 0);
+								"AND number OPERATOR(pg_catalog.<=) ($2 OPERATOR(pg_catalog.+) 1) "
+								"UNION ALL "
+								"SELECT number, hash, true FROM ledger_ingest.orphan "
+								"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+								"AND number OPERATOR(pg_catalog.=) ($2 OPERATOR(pg_catalog.+) 1) "
+								"AND hash OPERATOR(pg_catalog.=) $3",
+								3, types, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading ledger headers failed: %s", SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -74,24 +104,38 @@ starts_branch(LiPipeline *p, LiLedger *l, LiBatch *batch)
 		bool		isnull;
 		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		bool		orphan = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		bool		same = VARSIZE_ANY_EXHDR(h) == LI_HASH_LEN &&
+			memcmp(VARDATA_ANY(h), n == l->number ? l->hash : l->parent_hash, LI_HASH_LEN) == 0;
 
-		if (VARSIZE_ANY_EXHDR(h) != LI_HASH_LEN)
-			continue;
-		if (n == l->number - 1 && memcmp(VARDATA_ANY(h), l->parent_hash, LI_HASH_LEN) == 0)
-			parent_ok = true;
-		if (n == l->number && memcmp(VARDATA_ANY(h), l->hash, LI_HASH_LEN) == 0)
-			differs = false;
+		if (orphan)
+			return STALE_ORPHAN;
+		if (n == l->number - 1)
+		{
+			have_parent = true;
+			parent_ok = l->has_parent && same;
+		}
+		else if (same)
+			have_same = true;
+		else
+			have_other = true;
 	}
-	if (!parent_ok || !differs)
-		return false;
-	batch->reorg = true;
-	batch->has_fork = true;
-	batch->fork_ledger = l->number - 1;
-	memcpy(batch->fork_hash, l->parent_hash, LI_HASH_LEN);
-	batch->reorg_error = MemoryContextStrdup(batch->cxt,
-											 psprintf("reorg at ledger " INT64_FORMAT ": a new branch forks after ledger " INT64_FORMAT,
-													  l->number, l->number - 1));
-	return true;
+	if (have_same)
+		return STALE_DUPLICATE;
+	if (!have_other)
+		return STALE_SKIPPED;
+	if (have_parent && parent_ok)
+	{
+		batch->reorg = true;
+		batch->has_fork = true;
+		batch->fork_ledger = l->number - 1;
+		memcpy(batch->fork_hash, l->parent_hash, LI_HASH_LEN);
+		batch->reorg_error = MemoryContextStrdup(batch->cxt,
+												 psprintf("reorg at ledger " INT64_FORMAT ": a new branch forks after ledger " INT64_FORMAT,
+														  l->number, l->number - 1));
+		return STALE_BRANCH;
+	}
+	return STALE_CONFLICT;
 }
 
 /*
@@ -102,12 +146,14 @@ starts_branch(LiPipeline *p, LiLedger *l, LiBatch *batch)
 void
 li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 {
+	MemoryContext caller_cxt;
 	Datum		args[2];
 	int			ret;
 	int			limit = p->opts.batch_max_ledgers;
 	SPITupleTable *rows;
 	uint64		nrows;
 
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -162,6 +208,9 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 
 			MemoryContextSwitchTo(batch->cxt);
 			edata = CopyErrorData();
+			/* only the parser's own data errors reject the document */
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+				PG_RE_THROW();
 			FlushErrorState();
 			batch->reject_id = id;
 			batch->reject_error = edata->message;
@@ -189,13 +238,24 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		if (parsed.number < floor_ledger ||
 			(parsed.number == floor_ledger && !floor_inclusive))
 		{
-			if (prev == NULL && starts_branch(p, &parsed, batch))
+			StaleKind	kind = prev == NULL ? classify_stale(p, &parsed, batch) : STALE_SKIPPED;
+
+			if (kind == STALE_BRANCH)
 				break;			/* a reorg: roll back, then apply it */
 			batch->reject_id = id;
+			batch->reject_fatal = (kind == STALE_CONFLICT);
 			batch->reject_error = MemoryContextStrdup(batch->cxt,
-													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT ")",
-															   parsed.number, floor_ledger));
-			batch->reject_fatal = false;
+													  kind == STALE_DUPLICATE ?
+													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): already applied",
+															   parsed.number, floor_ledger) :
+													  kind == STALE_ORPHAN ?
+													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): a reorg orphaned it",
+															   parsed.number, floor_ledger) :
+													  kind == STALE_SKIPPED ?
+													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): it was never applied (it arrived after a later ledger, or the cursor was moved past it)",
+															   parsed.number, floor_ledger) :
+													  psprintf("reorg at ledger " INT64_FORMAT ": it differs from the applied ledger " INT64_FORMAT " and does not attach to the applied chain (cursor at ledger " INT64_FORMAT ")",
+															   parsed.number, parsed.number, floor_ledger));
 			break;
 		}
 		if (!li_check_continuity(p, prev, &parsed, &reorg_error))
@@ -213,6 +273,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -223,10 +284,12 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 void
 li_inbox_reject(LiPipeline *p, int64 id, const char *error)
 {
+	MemoryContext caller_cxt;
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		args[2];
 	int			ret;
 
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -242,6 +305,7 @@ li_inbox_reject(LiPipeline *p, int64 id, const char *error)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 	ereport(WARNING,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("ledger_ingest pipeline \"%s\" rejected inbox document " INT64_FORMAT ": %s",

@@ -32,6 +32,7 @@
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -42,6 +43,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -91,11 +93,13 @@ worker_shmem_exit(int code, Datum arg)
 static void
 set_pipeline_state(const char *state, const char *error, bool count_error)
 {
+	MemoryContext caller_cxt;
 	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID};
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			ret;
 
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -127,7 +131,8 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 		appendStringInfoString(&buf, ",\"error\":");
 		if (error)
 		{
-			char	   *e = pnstrdup(error, 1000);	/* keep the payload small */
+			/* keep the payload small, cutting at a character boundary */
+			char	   *e = pnstrdup(error, pg_mbcliplen(error, strlen(error), 1000));
 
 			escape_json(&buf, e);
 		}
@@ -139,6 +144,7 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 }
 
 /* Stop the worker for good: the pipeline failed or finished. */
@@ -159,6 +165,7 @@ finish_pipeline(const char *state, const char *error)
 static void
 refresh_pipeline(LiPipeline *p)
 {
+	MemoryContext caller_cxt;
 	static MemoryContext cxt = NULL;
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1];
@@ -180,6 +187,7 @@ refresh_pipeline(LiPipeline *p)
 	cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest pipeline",
 								ALLOCSET_SMALL_SIZES);
 
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -302,12 +310,14 @@ refresh_pipeline(LiPipeline *p)
 		}
 		for (int j = 0; j < p->nhandlers; j++)
 		{
-			if (p->handlers[j].plan != NULL && p->handlers[j].funcoid == h->funcoid)
+			if (h->plan == NULL && p->handlers[j].plan != NULL &&
+				p->handlers[j].funcoid == h->funcoid)
 			{
 				h->plan = p->handlers[j].plan;
 				p->handlers[j].plan = NULL;
 			}
-			if (p->handlers[j].revert_plan != NULL && p->handlers[j].revert_oid == h->revert_oid)
+			if (h->revert_plan == NULL && p->handlers[j].revert_plan != NULL &&
+				p->handlers[j].revert_oid == h->revert_oid)
 			{
 				h->revert_plan = p->handlers[j].revert_plan;
 				p->handlers[j].revert_plan = NULL;
@@ -359,6 +369,7 @@ refresh_pipeline(LiPipeline *p)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -448,7 +459,8 @@ worker_cycle(MemoryContext batch_cxt)
 		int64		depth = pipeline.cursor.ledger - batch.fork_ledger;
 
 		if (depth > pipeline.opts.reorg_window ||
-			(pipeline.ntracked > 0 && pipeline.is_rpc && batch.fork_ledger < pipeline.journal_floor))
+			((pipeline.ntracked > 0 || pipeline.has_revert) && pipeline.is_rpc &&
+			 batch.fork_ledger < pipeline.journal_floor))
 			finish_pipeline("failed",
 							psprintf("reorg at ledger " INT64_FORMAT ": the fork is " INT64_FORMAT " ledgers deep, beyond reorg_window %d; nothing was changed",
 									 batch.fork_ledger + 1, depth, pipeline.opts.reorg_window));
@@ -477,7 +489,8 @@ ledger_ingest_worker_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	MemoryContext batch_cxt;
 	LiSlot	   *slot;
-	static int	failures = 0;
+	static int	failures = 0;	/* consecutive failures, any phase */
+	static int	apply_failures = 0; /* consecutive handler/apply failures */
 	pid_t		other = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -488,7 +501,9 @@ ledger_ingest_worker_main(Datum arg)
 	strlcpy(pipeline.name, MyBgworkerEntry->bgw_extra, LI_NAME_MAX);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	pgstat_report_appname(psprintf("ledger_ingest %s", pipeline.name));
+	/* as a setting, so that restoring a handler's settings keeps it */
+	SetConfigOption("application_name", psprintf("ledger_ingest %s", pipeline.name),
+					PGC_USERSET, PGC_S_SESSION);
 
 	slot = li_find_slot(dboid, pipeline.name, true);
 	if (slot == NULL)
@@ -602,7 +617,9 @@ ledger_ingest_worker_main(Datum arg)
 			long		backoff;
 
 			failures++;
-			if (failed_phase == PHASE_APPLY && failures > pipeline.opts.max_retries)
+			if (failed_phase == PHASE_APPLY)
+				apply_failures++;
+			if (failed_phase == PHASE_APPLY && apply_failures > pipeline.opts.max_retries)
 				finish_pipeline("failed", errmsg_copy);
 			set_pipeline_state("running", errmsg_copy, true);
 			li_set_wstate(slot, LI_WS_RETRYING);
@@ -615,6 +632,7 @@ ledger_ingest_worker_main(Datum arg)
 		}
 
 		failures = 0;
+		apply_failures = 0;
 		if (!applied)
 		{
 			li_set_wstate(slot, LI_WS_IDLE);
