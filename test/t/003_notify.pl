@@ -15,27 +15,8 @@ use LiTest;
 my $node = li_node('notify');
 my $blocks = li_data() . '/evm/mainnet-blocks.ndjson';
 
-my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
-	'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
-$dbh->do('LISTEN ledger_ingest');
-
-# Collect notifications until none arrived for $quiet seconds.
-sub drain
-{
-	my ($quiet) = @_;
-	my @got;
-	my $last = time;
-	while (time - $last < $quiet)
-	{
-		while (my $n = $dbh->pg_notifies)
-		{
-			push @got, decode_json($n->[2]);
-			$last = time;
-		}
-		usleep(20_000);
-	}
-	return @got;
-}
+my $dbh = li_listen($node);
+sub drain { return li_drain($dbh, @_); }
 
 # 1. "ledger" commit mode: one transaction, hence one notification, per ledger
 $node->safe_psql('postgres', q{

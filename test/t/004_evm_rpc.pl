@@ -11,16 +11,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 use LiTest;
 
-my $chain = li_root() . '/test/chain.sh';
-my $state = "$PostgreSQL::Test::Utils::tmp_check/anvil";
-mkdir $state;
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $rpc = `bash $chain start $port $state`;
-chomp $rpc;
-die "anvil did not start" unless $rpc =~ m{^http://};
-END { system("bash $chain stop $state") if defined $state; }
-
-sub chain { my $out = `bash $chain @_`; die "chain.sh @_ failed" if $?; chomp $out; return $out; }
+my $rpc = li_anvil();
 
 my $token = chain('deploy', $rpc);
 chain('mint', $rpc, $token);

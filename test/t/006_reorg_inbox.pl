@@ -16,20 +16,8 @@ use LiTest;
 my $node = li_node('reorg_inbox');
 my $headers = li_data() . '/evm/mainnet-headers-0-8191.ndjson';
 
-my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
-	'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
-$dbh->do('LISTEN ledger_ingest');
-sub drain
-{
-	my @got;
-	my $last = time;
-	while (time - $last < 1.0)
-	{
-		while (my $n = $dbh->pg_notifies) { push @got, decode_json($n->[2]); $last = time; }
-		usleep(20_000);
-	}
-	return @got;
-}
+my $dbh = li_listen($node);
+sub drain { return li_drain($dbh); }
 
 $node->safe_psql('postgres', qq{
 	CREATE TABLE nd (doc jsonb);

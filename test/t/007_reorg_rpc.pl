@@ -14,25 +14,7 @@ use Time::HiRes qw(usleep time);
 use LiTest;
 
 my $root = li_root();
-my $chain = "$root/test/chain.sh";
-my $cast = "$root/test/node_modules/\@foundry-rs/cast-linux-amd64/bin/cast";
-my $castdir = "$root/test/node_modules/\@foundry-rs/cast-linux-amd64/bin";
-my $state = "$PostgreSQL::Test::Utils::tmp_check/anvil";
-mkdir $state;
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $rpc = `bash $chain start $port $state`;
-chomp $rpc;
-die "anvil did not start" unless $rpc =~ m{^http://};
-END { system("bash $chain stop $state") if defined $state; }
-
-sub chain { my $out = `bash $chain @_`; die "chain.sh @_ failed" if $?; chomp $out; return $out; }
-sub cast
-{
-	my $out = `cd $castdir && $cast @_`;
-	die "cast @_ failed" if $?;
-	chomp $out;
-	return $out;
-}
+my $rpc = li_anvil();
 
 my $token = chain('deploy', $rpc);
 chain('mint', $rpc, $token);
@@ -40,20 +22,8 @@ chain('transfers', $rpc, $token, 15, 1);
 
 my $node = li_node('reorg_rpc');
 $node->safe_psql('postgres', slurp_file("$root/test/fixtures/erc20.sql"));
-my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
-	'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
-$dbh->do('LISTEN ledger_ingest');
-sub drain
-{
-	my @got;
-	my $last = time;
-	while (time - $last < 1.0)
-	{
-		while (my $n = $dbh->pg_notifies) { push @got, decode_json($n->[2]); $last = time; }
-		usleep(20_000);
-	}
-	return grep { $_->{type} eq 'reorg' } @got;
-}
+my $dbh = li_listen($node);
+sub drain { return grep { $_->{type} eq 'reorg' } li_drain($dbh); }
 
 $node->safe_psql('postgres', qq{
 	SELECT ledger_ingest.create_pipeline('anvil', 'evm_rpc',

@@ -10,7 +10,8 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(li_root li_data li_node li_load_erc20 li_load_ndjson li_wait
-  li_scalar li_worker_pid li_wait_state li_wait_up);
+  li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
+  li_anvil chain cast);
 
 # project root and the real ledger data (../shared/data)
 sub li_root { return $ENV{LEDGER_INGEST_ROOT} // die "LEDGER_INGEST_ROOT not set" }
@@ -105,6 +106,70 @@ sub li_wait_up
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# A connection LISTENing on the ledger_ingest channel.
+sub li_listen
+{
+	my ($node) = @_;
+	require DBI;
+	my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
+		'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
+	$dbh->do('LISTEN ledger_ingest');
+	return $dbh;
+}
+
+# The notifications received until none arrived for $quiet seconds (1),
+# decoded from JSON.
+sub li_drain
+{
+	my ($dbh, $quiet) = @_;
+	$quiet //= 1.0;
+	require JSON::PP;
+	my @got;
+	my $last = Time::HiRes::time();
+	while (Time::HiRes::time() - $last < $quiet)
+	{
+		while (my $n = $dbh->pg_notifies)
+		{
+			push @got, JSON::PP::decode_json($n->[2]);
+			$last = Time::HiRes::time();
+		}
+		usleep(20_000);
+	}
+	return @got;
+}
+
+# A local anvil node (test/chain.sh), stopped when the test ends; its URL.
+my $anvil_state;
+sub li_anvil
+{
+	$anvil_state = "$PostgreSQL::Test::Utils::tmp_check/anvil";
+	mkdir $anvil_state;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $rpc = chain('start', $port, $anvil_state);
+	die "anvil did not start" unless $rpc =~ m{^http://};
+	return $rpc;
+}
+END { system('bash', li_root() . '/test/chain.sh', 'stop', $anvil_state) if defined $anvil_state; }
+
+# test/chain.sh with arguments; its output.
+sub chain
+{
+	my $out = `bash @{[ li_root() ]}/test/chain.sh @_`;
+	die "chain.sh @_ failed" if $?;
+	chomp $out;
+	return $out;
+}
+
+# cast (Foundry), run from its own directory (it scans the current one).
+sub cast
+{
+	my $dir = li_root() . '/test/node_modules/@foundry-rs/cast-linux-amd64/bin';
+	my $out = `cd $dir && ./cast @_`;
+	die "cast @_ failed" if $?;
+	chomp $out;
+	return $out;
 }
 
 1;
