@@ -660,11 +660,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	}
 
 	started = GetCurrentTimestamp();
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	if (nsegs == 1)
 		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledger " INT64_FORMAT,
 													   p->name, last->number));
@@ -675,10 +671,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 
 	if (!cursor_cas(p, &newpos, last->hash, nevents, nledgers))
 	{
-		SPI_finish();
-		PopActiveSnapshot();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(caller_cxt);
+		li_txn_abort(caller_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return false;
 	}
@@ -756,10 +749,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	queue_notify(p, &newpos, last->hash, segs[0].ledger->number, nevents);
 	li_publish_at_commit(p->slot, &newpos);
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
+	li_txn_commit(caller_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
@@ -955,11 +945,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	TimestampTz started;
 
 	started = GetCurrentTimestamp();
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("ledger_ingest %s: reverting ledgers " INT64_FORMAT " to " INT64_FORMAT,
 									p->name, fork + 1, orphaned_to));
@@ -980,10 +966,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 		elog(ERROR, "cursor update failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
 	{
-		SPI_finish();
-		PopActiveSnapshot();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(caller_cxt);
+		li_txn_abort(caller_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return LI_APPLY_LOST_CAS;
 	}
@@ -1044,10 +1027,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	newpos.complete = true;
 	li_publish_at_commit(p->slot, &newpos);
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
+	li_txn_commit(caller_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 

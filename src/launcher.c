@@ -123,6 +123,7 @@ static void
 scan_pipelines(void)
 {
 	int			ret;
+	MemoryContext caller_cxt;
 
 	for (int i = 0; i < li_max_pipelines; i++)
 	{
@@ -130,10 +131,7 @@ scan_pipelines(void)
 		entries[i].exists = false;
 	}
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	pgstat_report_activity(STATE_RUNNING, "ledger_ingest launcher: scanning pipelines");
 
 	if (OidIsValid(get_extension_oid("ledger_ingest", true)))
@@ -165,9 +163,7 @@ scan_pipelines(void)
 		}
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	li_txn_commit(caller_cxt);
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -458,6 +458,7 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 		if (n > 1)
 		{
 			qsort(out->events, n, sizeof(LiEvent), event_cmp);
+			/* logIndex is block-wide: unique, increasing with the tx index */
 			for (int i = 1; i < n; i++)
 			{
 				if (out->events[i].event_index == out->events[i - 1].event_index)
@@ -465,10 +466,6 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("invalid ledger document: duplicate logIndex %d",
 									out->events[i].event_index)));
-			}
-			/* logIndex is block-wide: it must increase with the tx index */
-			for (int i = 1; i < n; i++)
-			{
 				if (out->events[i].event_index < out->events[i - 1].event_index)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

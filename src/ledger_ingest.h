@@ -172,6 +172,9 @@ typedef struct LiShared
 extern LiShared *li_shared;
 
 extern void li_attach_shmem(void);
+extern MemoryContext li_txn_begin(void);
+extern void li_txn_commit(MemoryContext caller);
+extern void li_txn_abort(MemoryContext caller);
 extern LiSlot *li_find_slot(Oid dboid, const char *name, bool create);
 extern void li_set_wstate(LiSlot *slot, LiWorkerState st);
 extern bool li_position_reached(const LiPosition *committed, int64 ledger);

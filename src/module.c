@@ -12,12 +12,15 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 
 #include "ledger_ingest.h"
 
@@ -136,6 +139,45 @@ li_find_slot(Oid dboid, const char *name, bool create)
 	}
 	LWLockRelease(li_shared->lock);
 	return result;
+}
+
+/*
+ * li_txn_begin -- start one of the worker's short transactions: a
+ * transaction, SPI and an active snapshot.  Returns the caller's memory
+ * context, which li_txn_commit/li_txn_abort restore (ending a transaction
+ * leaves CurrentMemoryContext at TopMemoryContext, where anything the
+ * caller allocates next would leak).
+ */
+MemoryContext
+li_txn_begin(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return caller;
+}
+
+/* li_txn_commit -- commit a transaction of li_txn_begin. */
+void
+li_txn_commit(MemoryContext caller)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+}
+
+/* li_txn_abort -- roll back a transaction of li_txn_begin. */
+void
+li_txn_abort(MemoryContext caller)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(caller);
 }
 
 /* li_set_wstate -- publish what the worker is doing, for status. */

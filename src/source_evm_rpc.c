@@ -581,11 +581,7 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 	int64	   *numbers;
 	uint8	  (*hashes)[LI_HASH_LEN];
 
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	args[0] = CStringGetTextDatum(p->name);
 	args[1] = Int64GetDatum(p->cursor.complete ? p->cursor.ledger : p->cursor.ledger - 1);
 	args[2] = Int64GetDatum(p->cursor.ledger - p->opts.reorg_window);
@@ -623,10 +619,7 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 		memcpy(hashes[0], p->cursor_hash, LI_HASH_LEN);
 		n++;
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
+	li_txn_commit(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	for (int i = 0; i < n; i++)

@@ -153,11 +153,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	SPITupleTable *rows;
 	uint64		nrows;
 
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading inbox", p->name));
 
 	if (fetch_plan == NULL)
@@ -270,10 +266,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 			break;
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
+	li_txn_commit(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -289,11 +282,7 @@ li_inbox_reject(LiPipeline *p, int64 id, const char *error)
 	Datum		args[2];
 	int			ret;
 
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	args[0] = Int64GetDatum(id);
 	args[1] = CStringGetTextDatum(error);
 	ret = SPI_execute_with_args("UPDATE ledger_ingest.inbox SET error = $2, rejected_at = pg_catalog.now() "
@@ -302,10 +291,7 @@ li_inbox_reject(LiPipeline *p, int64 id, const char *error)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "marking inbox document " INT64_FORMAT " failed: %s", id,
 			 SPI_result_code_string(ret));
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
+	li_txn_commit(caller_cxt);
 	ereport(WARNING,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("ledger_ingest pipeline \"%s\" rejected inbox document " INT64_FORMAT ": %s",

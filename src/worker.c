@@ -99,11 +99,7 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			ret;
 
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	args[0] = CStringGetTextDatum(pipeline.name);
 	args[1] = CStringGetTextDatum(state);
 	if (error)
@@ -141,10 +137,7 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 		appendStringInfoChar(&buf, '}');
 		Async_Notify(LI_CHANNEL, buf.data);
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
+	li_txn_commit(caller_cxt);
 }
 
 /* Stop the worker for good: the pipeline failed or finished. */
@@ -187,11 +180,7 @@ refresh_pipeline(LiPipeline *p)
 	cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest pipeline",
 								ALLOCSET_SMALL_SIZES);
 
-	caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	caller_cxt = li_txn_begin();
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading pipeline", p->name));
 
 	/*
@@ -366,10 +355,7 @@ refresh_pipeline(LiPipeline *p)
 	pipeline_cxt = cxt;
 	cxt = NULL;
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_cxt);
+	li_txn_commit(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
