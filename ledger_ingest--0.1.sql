@@ -367,7 +367,9 @@ END
 $$;
 
 -- add_handler(pipeline, handler, topic0, address, revert, event): registers
--- a function taking one ledger_ingest.event; called for each event whose
+-- a function taking one ledger_ingest.event (or, set-based, one
+-- ledger_ingest.event[]: called once per apply transaction with all its
+-- matching events, in order); called for each event whose
 -- topics[1] equals topic0 (32 bytes) and whose address equals address (20
 -- bytes), NULL matching all.  event, a Solidity event signature such as
 -- 'Transfer(address indexed from, address indexed to, uint256 value)', sets
@@ -396,9 +398,11 @@ BEGIN
 		CONTINUE WHEN f IS NULL;
 		SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype
 			FROM pg_proc p WHERE p.oid = f;
-		IF nargs IS DISTINCT FROM 1 OR argtype IS DISTINCT FROM 'ledger_ingest.event'::regtype THEN
+		IF nargs IS DISTINCT FROM 1 OR NOT (argtype = 'ledger_ingest.event'::regtype
+				OR (argtype = 'ledger_ingest.event[]'::regtype AND f = handler)) THEN
 			RAISE EXCEPTION 'handler % must take exactly one argument of type ledger_ingest.event', f
-				USING ERRCODE = 'invalid_function_definition';
+				USING ERRCODE = 'invalid_function_definition',
+					  HINT = 'A set-based handler takes ledger_ingest.event[] instead; a revert function takes ledger_ingest.event.';
 		END IF;
 		IF NOT has_function_privilege(current_user, f, 'EXECUTE') THEN
 			RAISE EXCEPTION 'permission denied for function %', f

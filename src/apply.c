@@ -35,11 +35,13 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -191,86 +193,65 @@ prepare_internal_plans(void)
 	}
 }
 
-/* The SPI plan "SELECT function($1)" for a function taking an event. */
-static SPIPlanPtr
-function_plan(Oid funcoid)
+/*
+ * The function-call info of a handler (or revert) function, set up on
+ * first use in the pipeline's memory context: handlers are called directly
+ * through the function manager, with no per-event parse, plan or executor
+ * start.  Checks that the owner may execute it.
+ */
+static FmgrInfo *
+handler_fn(LiPipeline *p, Oid funcoid, FmgrInfo **cache)
 {
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
-	Form_pg_proc proc;
-	char	   *sql;
-	Oid			argtype = event_tupdesc->tdtypeid;
+	if (*cache == NULL)
+	{
+		FmgrInfo   *fn;
+		MemoryContext cxt = GetMemoryChunkContext(p->handlers);
 
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("handler function %u no longer exists", funcoid)));
-	proc = (Form_pg_proc) GETSTRUCT(tup);
-	sql = psprintf("SELECT %s($1)",
-				   quote_qualified_identifier(get_namespace_name(proc->pronamespace),
-											  NameStr(proc->proname)));
-	ReleaseSysCache(tup);
-	return keep_plan(sql, 1, &argtype);
-}
-
-/* The kept plan of a handler, prepared on first use. */
-static SPIPlanPtr
-handler_plan(LiHandler *h)
-{
-	if (h->plan == NULL)
-		h->plan = function_plan(h->funcoid);
-	return (SPIPlanPtr) h->plan;
+		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcoid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("handler function %u no longer exists", funcoid)));
+		if (pg_proc_aclcheck(funcoid, p->owner, ACL_EXECUTE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for function %s", format_procedure(funcoid))));
+		fn = MemoryContextAllocZero(cxt, sizeof(FmgrInfo));
+		fmgr_info_cxt(funcoid, fn, cxt);
+		*cache = fn;
+	}
+	return *cache;
 }
 
 /*
- * Call "plan" with the event "ev" as the pipeline owner, in a
- * security-restricted operation, as PostgreSQL runs index expressions and
- * REFRESH MATERIALIZED VIEW for a table owner: the handler cannot SET ROLE,
- * create temporary objects or leave a deferred trigger behind to fire later
- * as the worker's superuser (deferred triggers are fired here, where the
- * restriction refuses them); every setting it changes is undone when it
- * returns.
+ * Call fn(arg) as the pipeline owner, in a security-restricted operation,
+ * as PostgreSQL runs index expressions and REFRESH MATERIALIZED VIEW for a
+ * table owner: the handler cannot SET ROLE, create temporary objects or
+ * leave a deferred trigger behind to fire later as the worker's superuser
+ * (deferred triggers are fired here, where the restriction refuses them);
+ * every setting it changes is undone when it returns.
  */
 static void
-call_as_owner(LiPipeline *p, SPIPlanPtr plan, Datum ev, const char *name)
+call_as_owner(LiPipeline *p, FmgrInfo *fn, Datum arg)
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
-	int			ret;
-	Datum		args[1];
+	LOCAL_FCINFO(fcinfo, 1);
 
-	args[0] = ev;
+	InitFunctionCallInfoData(*fcinfo, fn, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = arg;
+	fcinfo->args[0].isnull = false;
+
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
-	ret = SPI_execute_plan(plan, args, NULL, false, 0);
-	if (ret >= 0)
-		AfterTriggerFireDeferred();
+	(void) FunctionCallInvoke(fcinfo);
+	AfterTriggerFireDeferred();
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (ret < 0)
-		elog(ERROR, "SPI_execute_plan failed for handler %s: %s", name,
-			 SPI_result_code_string(ret));
-	SPI_freetuptable(SPI_tuptable);
-}
-
-/*
- * li_forget_plans -- free the handlers' kept plans (before the handler list
- * is reloaded).
- */
-void
-li_forget_plans(LiPipeline *p)
-{
-	for (int i = 0; i < p->nhandlers; i++)
-	{
-		if (p->handlers[i].plan)
-			SPI_freeplan((SPIPlanPtr) p->handlers[i].plan);
-		p->handlers[i].plan = NULL;
-		if (p->handlers[i].revert_plan)
-			SPI_freeplan((SPIPlanPtr) p->handlers[i].revert_plan);
-		p->handlers[i].revert_plan = NULL;
-	}
+	/* what the handler did is visible to the next one */
+	CommandCounterIncrement();
 }
 
 static bytea *
@@ -370,7 +351,10 @@ apply_error_callback(void *arg)
 {
 	if (!li_apply_ctx.active)
 		return;
-	if (li_apply_ctx.handler)
+	if (li_apply_ctx.handler && li_apply_ctx.event_index < 0)
+		errcontext("ledger_ingest: applying the events of ledgers up to " INT64_FORMAT " with set-based handler %s",
+				   li_apply_ctx.ledger, li_apply_ctx.handler);
+	else if (li_apply_ctx.handler)
 		errcontext("ledger_ingest: applying ledger " INT64_FORMAT ", tx_index %d, event_index %d with handler %s",
 				   li_apply_ctx.ledger, li_apply_ctx.tx_index, li_apply_ctx.event_index,
 				   li_apply_ctx.handler);
@@ -450,11 +434,10 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 
 			if (!OidIsValid(h->revert_oid) || !handler_matches(h, &e))
 				continue;
-			if (h->revert_plan == NULL)
-				h->revert_plan = function_plan(h->revert_oid);
-			call_as_owner(p, (SPIPlanPtr) h->revert_plan,
-						  h->abi != NULL ? event_with_args(ev, decode_args(h, &e)) : ev,
-						  h->revert_name);
+			li_apply_ctx.handler = h->revert_name;
+			call_as_owner(p, handler_fn(p, h->revert_oid, &h->revert_fn),
+						  h->abi != NULL ? event_with_args(ev, decode_args(h, &e)) : ev);
+			li_apply_ctx.handler = NULL;
 		}
 	}
 }
@@ -462,11 +445,14 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 /*
  * Run every matching handler for one event, as the pipeline owner.  The
  * event value is built once (and once per event signature, with its args
- * decoded, for handlers registered by signature).
+ * decoded, for handlers registered by signature).  Set-based handlers (that
+ * take ledger_ingest.event[]) get the event appended to sets[i], in
+ * set_cxt, and are called once per transaction by run_set_handlers.
  */
 static void
 run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
-			 LiEvent *e, bool journal_events)
+			 LiEvent *e, bool journal_events, ArrayBuildState **sets,
+			 MemoryContext set_cxt)
 {
 	Datum		base = (Datum) 0;
 	bool		have_base = false;
@@ -486,6 +472,7 @@ run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 	for (int i = 0; i < p->nhandlers; i++)
 	{
 		LiHandler  *h = &p->handlers[i];
+		Datum		ev;
 
 		if (!handler_matches(h, e))
 			continue;
@@ -497,7 +484,7 @@ run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 				last_ev = make_event(p, pipeline_text, l, ledger_hash, e, decode_args(h, e));
 				last_abi = h->abi;
 			}
-			call_as_owner(p, handler_plan(h), last_ev, h->name);
+			ev = last_ev;
 		}
 		else
 		{
@@ -506,8 +493,30 @@ run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 				base = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
 				have_base = true;
 			}
-			call_as_owner(p, handler_plan(h), base, h->name);
+			ev = base;
 		}
+		if (h->set_based)
+			sets[i] = accumArrayResult(sets[i], ev, false, event_tupdesc->tdtypeid, set_cxt);
+		else
+			call_as_owner(p, handler_fn(p, h->funcoid, &h->fn), ev);
+	}
+	li_apply_ctx.handler = NULL;
+}
+
+/* Call each set-based handler once with the events it matched. */
+static void
+run_set_handlers(LiPipeline *p, ArrayBuildState **sets)
+{
+	for (int i = 0; i < p->nhandlers; i++)
+	{
+		LiHandler  *h = &p->handlers[i];
+
+		if (sets[i] == NULL)
+			continue;
+		li_apply_ctx.handler = h->name;
+		li_apply_ctx.event_index = -1;
+		call_as_owner(p, handler_fn(p, h->funcoid, &h->fn),
+					  makeArrayResult(sets[i], CurrentMemoryContext));
 	}
 	li_apply_ctx.handler = NULL;
 }
@@ -639,6 +648,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	ErrorContextCallback errcb;
 	Datum		pipeline_text;
 	MemoryContext txn_cxt;
+	MemoryContext set_cxt;
+	ArrayBuildState **sets;
 	TimestampTz started;
 	double		elapsed_us;
 	bool		journal_events = false;
@@ -688,6 +699,9 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	/* per-event values are built in a context reset after each event */
 	txn_cxt = AllocSetContextCreate(CurTransactionContext, "ledger_ingest event",
 									ALLOCSET_DEFAULT_SIZES);
+	set_cxt = AllocSetContextCreate(CurTransactionContext, "ledger_ingest event sets",
+									ALLOCSET_DEFAULT_SIZES);
+	sets = MemoryContextAllocZero(set_cxt, sizeof(ArrayBuildState *) * Max(p->nhandlers, 1));
 	pipeline_text = CStringGetTextDatum(p->name);
 
 	for (int s = 0; s < nsegs; s++)
@@ -712,11 +726,12 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 			if (!any)
 				continue;
 			old = MemoryContextSwitchTo(txn_cxt);
-			run_handlers(p, pipeline_text, l, ledger_hash, e, journal_events);
+			run_handlers(p, pipeline_text, l, ledger_hash, e, journal_events, sets, set_cxt);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(txn_cxt);
 		}
 	}
+	run_set_handlers(p, sets);
 	li_apply_ctx.active = false;
 	li_apply_ctx.journal = false;
 	error_context_stack = errcb.previous;

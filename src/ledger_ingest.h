@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -208,10 +209,11 @@ typedef struct LiHandler
 	uint8		topic0[LI_HASH_LEN];
 	bool		has_address;
 	uint8		address[LI_ADDRESS_LEN];
-	void	   *plan;			/* SPIPlanPtr, kept */
+	bool		set_based;		/* takes ledger_ingest.event[] */
+	FmgrInfo   *fn;				/* set up on first call */
 	Oid			revert_oid;		/* InvalidOid: none */
 	char	   *revert_name;
-	void	   *revert_plan;
+	FmgrInfo   *revert_fn;
 	void	   *abi;			/* compiled event signature (abi.h), or NULL */
 	int			abi_ntopics;	/* topics a log of that event has */
 } LiHandler;
@@ -298,7 +300,6 @@ typedef enum LiApplyResult
 
 extern LiApplyResult li_apply_batch(LiPipeline *p, LiBatch *batch);
 extern LiApplyResult li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash);
-extern void li_forget_plans(LiPipeline *p);
 extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
 								const LiLedger *l, char **error);
 

@@ -253,9 +253,12 @@ refresh_pipeline(LiPipeline *p)
 		p->cursor.tx_index = 0;
 	MemoryContextSwitchTo(old);
 
-	/* handlers, in registration order; keep plans of unchanged ones */
+	/* handlers, in registration order */
 	ret = SPI_execute_with_args("SELECT h.id, h.handler::pg_catalog.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
-								"h.revert::pg_catalog.oid, h.revert::pg_catalog.text, h.event "
+								"h.revert::pg_catalog.oid, h.revert::pg_catalog.text, h.event, "
+								"(SELECT pr.proargtypes[0] FROM pg_catalog.pg_proc pr "
+								" WHERE pr.oid OPERATOR(pg_catalog.=) h.handler::pg_catalog.oid) "
+								"OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype "
 								"FROM ledger_ingest.handler h "
 								"WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
 								1, types, args, NULL, true, 0);
@@ -297,21 +300,7 @@ refresh_pipeline(LiPipeline *p)
 			h->abi = li_abi_compile_event(TextDatumGetCString(d), cxt);
 			h->abi_ntopics = li_abi_event_ntopics(h->abi);
 		}
-		for (int j = 0; j < p->nhandlers; j++)
-		{
-			if (h->plan == NULL && p->handlers[j].plan != NULL &&
-				p->handlers[j].funcoid == h->funcoid)
-			{
-				h->plan = p->handlers[j].plan;
-				p->handlers[j].plan = NULL;
-			}
-			if (h->revert_plan == NULL && p->handlers[j].revert_plan != NULL &&
-				p->handlers[j].revert_oid == h->revert_oid)
-			{
-				h->revert_plan = p->handlers[j].revert_plan;
-				p->handlers[j].revert_plan = NULL;
-			}
-		}
+		h->set_based = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 	}
 	p->has_revert = false;
 	for (int i = 0; i < nh; i++)
@@ -347,7 +336,6 @@ refresh_pipeline(LiPipeline *p)
 	if (!p->is_rpc)
 		p->journal_floor = PG_INT64_MIN;
 
-	li_forget_plans(p);
 	p->handlers = handlers;
 	p->nhandlers = nh;
 	if (pipeline_cxt != NULL)

@@ -1,6 +1,7 @@
 # Replay real mainnet ledgers through the inbox: ERC-20 balances must equal
 # the expected deltas exactly, in "batch", "ledger" and "event" commit
-# modes; the 8,192-ledger header chain must arrive linked and complete.
+# modes and with a set-based handler (all events of a transaction at once);
+# the 8,192-ledger header chain must arrive linked and complete.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -12,13 +13,16 @@ li_load_erc20($node);
 my $blocks = li_data() . '/evm/mainnet-blocks.ndjson';
 my $transfer = '\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
 
-for my $mode ('batch', 'ledger', 'event')
+for my $mode ('batch', 'ledger', 'event', 'set')
 {
 	my $p = "replay_$mode";
+	my ($commit, $handler) = $mode eq 'set'
+	  ? ('batch', 'erc20_on_transfers(ledger_ingest.event[])')   # set-based
+	  : ($mode, 'erc20_on_transfer(ledger_ingest.event)');
 	$node->safe_psql('postgres', qq{
 		TRUNCATE erc20_balances;
-		SELECT ledger_ingest.create_pipeline('$p', 'inbox', '{"commit":"$mode","batch_max_ledgers":7}');
-		SELECT ledger_ingest.add_handler('$p', 'erc20_on_transfer(ledger_ingest.event)', '$transfer');
+		SELECT ledger_ingest.create_pipeline('$p', 'inbox', '{"commit":"$commit","batch_max_ledgers":7}');
+		SELECT ledger_ingest.add_handler('$p', '$handler', '$transfer');
 	});
 	li_load_ndjson($node, $p, $blocks);
 	$node->safe_psql('postgres', "SELECT ledger_ingest.start('$p')");
