@@ -19,6 +19,7 @@ OBJS = \
 	src/publish.o \
 	src/functions.o \
 	src/journal.o \
+	src/sink.o \
 	src/keccak.o \
 	src/abi_core.o \
 	src/abi.o

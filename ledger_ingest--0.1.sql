@@ -99,6 +99,13 @@ CREATE TABLE ledger (
 	PRIMARY KEY (pipeline, number)
 );
 
+-- Raw sinks: tables that receive every event as a row (add_raw_sink).
+CREATE TABLE sink (
+	pipeline text NOT NULL REFERENCES pipeline (name) ON DELETE CASCADE,
+	tbl regclass NOT NULL,
+	PRIMARY KEY (pipeline, tbl)
+);
+
 -- Headers of ledgers a reorg orphaned (within the reorg window), so that a
 -- producer re-sending one cannot flip the pipeline back to a dead branch.
 CREATE TABLE orphan (
@@ -129,10 +136,11 @@ CREATE TABLE inbox (
 );
 CREATE INDEX inbox_pending_idx ON inbox (pipeline, ledger, id) WHERE error IS NULL;
 
-REVOKE ALL ON pipeline, cursor, handler, ledger, inbox, orphan FROM PUBLIC;
+REVOKE ALL ON pipeline, cursor, handler, ledger, inbox, orphan, sink FROM PUBLIC;
 REVOKE ALL ON SEQUENCE handler_id_seq, inbox_id_seq FROM PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON pipeline, cursor, handler TO ledger_ingest_admin;
+GRANT SELECT, INSERT, DELETE ON sink TO ledger_ingest_admin;
 GRANT SELECT, DELETE ON ledger TO ledger_ingest_admin;
 GRANT SELECT ON orphan TO ledger_ingest_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON inbox TO ledger_ingest_admin;
@@ -156,6 +164,9 @@ CREATE POLICY handler_owner ON handler
 ALTER TABLE ledger ENABLE ROW LEVEL SECURITY;
 CREATE POLICY ledger_owner ON ledger
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) ledger.pipeline));
+ALTER TABLE sink ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sink_owner ON sink
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) sink.pipeline));
 ALTER TABLE orphan ENABLE ROW LEVEL SECURITY;
 CREATE POLICY orphan_owner ON orphan
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) orphan.pipeline));
@@ -432,6 +443,65 @@ BEGIN
 	RETURN hid;
 END
 $$;
+
+-- add_raw_sink(pipeline, tbl): every event the pipeline applies lands as a
+-- row of tbl, in the apply transaction, through COPY's multi-row insert
+-- path (src/sink.c).  tbl has columns named after fields of
+-- ledger_ingest.event (any subset, same types); other columns take their
+-- defaults.  The pipeline owner needs INSERT on it; no row-level security.
+CREATE FUNCTION add_raw_sink(pipeline text, tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bad text;
+	n int;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF NOT has_table_privilege(current_user, tbl, 'INSERT') THEN
+		RAISE EXCEPTION 'permission denied for table %', tbl USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = tbl) THEN
+		RAISE EXCEPTION 'raw sink table % has row-level security enabled', tbl
+			USING ERRCODE = 'feature_not_supported';
+	END IF;
+	SELECT count(*), string_agg(format('%I is %s, not %s', a.attname, format_type(a.atttypid, NULL),
+										format_type(e.atttypid, NULL)), '; ')
+			FILTER (WHERE a.atttypid <> e.atttypid)
+		INTO n, bad
+		FROM pg_attribute a
+		JOIN pg_attribute e ON e.attrelid = 'ledger_ingest.event'::regclass AND e.attname = a.attname
+			AND e.attname <> 'args'
+		WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'raw sink table %: column %', tbl, bad
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
+	IF n = 0 THEN
+		RAISE EXCEPTION 'raw sink table % has no column named after a field of ledger_ingest.event', tbl
+			USING ERRCODE = 'invalid_table_definition',
+				  HINT = 'Name columns pipeline, ledger, ledger_hash, ledger_time, tx_index, tx_hash, event_index, address, topics or data.';
+	END IF;
+	INSERT INTO ledger_ingest.sink (pipeline, tbl) VALUES (add_raw_sink.pipeline, add_raw_sink.tbl)
+		ON CONFLICT DO NOTHING;
+END
+$$;
+
+-- remove_raw_sink(pipeline, tbl): stops writing events into tbl.
+CREATE FUNCTION remove_raw_sink(pipeline text, tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	DELETE FROM ledger_ingest.sink s WHERE s.pipeline = remove_raw_sink.pipeline AND s.tbl = remove_raw_sink.tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not a raw sink of pipeline "%"', tbl, pipeline
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION add_raw_sink(text, regclass), remove_raw_sink(text, regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_raw_sink(text, regclass), remove_raw_sink(text, regclass) TO ledger_ingest_admin;
 
 -- remove_handler(pipeline, handler): unregisters every registration of the
 -- function; returns how many were removed.

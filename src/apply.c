@@ -732,6 +732,23 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		}
 	}
 	run_set_handlers(p, sets);
+	if (p->nsinks > 0)
+	{
+		LiLedger  **ls = palloc(sizeof(LiLedger *) * nsegs);
+		int		   *firsts = palloc(sizeof(int) * nsegs);
+		int		   *lasts = palloc(sizeof(int) * nsegs);
+
+		for (int i = 0; i < nsegs; i++)
+		{
+			ls[i] = segs[i].ledger;
+			firsts[i] = segs[i].first;
+			lasts[i] = segs[i].last;
+		}
+		li_apply_ctx.handler = "raw sink";
+		li_apply_ctx.event_index = -1;
+		li_sink_write(p, ls, firsts, lasts, nsegs);
+		li_apply_ctx.handler = NULL;
+	}
 	li_apply_ctx.active = false;
 	li_apply_ctx.journal = false;
 	error_context_stack = errcb.previous;

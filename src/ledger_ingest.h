@@ -227,6 +227,13 @@ typedef struct LiTracked
 	char	  **pk;				/* primary key column names */
 } LiTracked;
 
+/* A raw sink table: columns named after event fields (sink.c). */
+typedef struct LiSink
+{
+	Oid			relid;
+	int			fields;			/* bitmask over sink.c's sink_fields */
+} LiSink;
+
 typedef struct LiPipeline
 {
 	char		name[LI_NAME_MAX];
@@ -239,6 +246,8 @@ typedef struct LiPipeline
 	int			ntracked;
 	LiTracked  *tracked;
 	bool		has_revert;		/* some handler has a revert function */
+	int			nsinks;
+	LiSink	   *sinks;
 	int64		journal_floor;	/* journal ledgers above this one */
 	/* ledger hash at the cursor, for parentHash continuity */
 	bool		has_cursor_hash;
@@ -302,6 +311,10 @@ extern LiApplyResult li_apply_batch(LiPipeline *p, LiBatch *batch);
 extern LiApplyResult li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash);
 extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
 								const LiLedger *l, char **error);
+
+/* sink.c */
+extern uint64 li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nsegs);
+extern int	li_sink_fields(char **names, int n);
 
 /* journal.c */
 extern void li_journal_begin(void);

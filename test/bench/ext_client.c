@@ -8,23 +8,20 @@
  * usage: ext_client CONNINFO FILE HANDLER [--pipeline-mode]
  *						 [--per ledger | --per batch N]
  *
- * FILE has one event per line, tab-separated and sorted by
- * (ledger, tx_index, event_index):
- *	 ledger tx_index event_index address_hex topic0_hex topic1_hex topic2_hex data_hex
- * HANDLER is SQL taking these eight columns as text parameters $1..$8; it
- * is prepared once and executed once per event.  Each transaction covers one
- * ledger (--per ledger, the default) or N whole ledgers (--per batch N):
+ * FILE: one event per line, sorted by (ledger, tx_index, event_index),
+ *	 ledger tx_index event_index address topic0 topic1 topic2 data
+ * tab-separated, the last five in hex.  HANDLER: SQL taking these columns
+ * as text parameters $1..$8, prepared once, executed once per event.  Each
+ * transaction covers one ledger (default) or N whole ledgers:
  *	 BEGIN; HANDLER per event;
  *	 UPDATE ext_cursor SET ledger = $1 WHERE id = 1 AND ledger = $2; COMMIT
- * and fails when the compare-and-swap updates no row.  Ledgers at or below
- * the cursor read at start are skipped.  Prints one line:
- *	 events=N ledgers=M seconds=S events_per_s=R
- * timed from the first BEGIN to the last COMMIT (CLOCK_MONOTONIC).
+ * and fails when this compare-and-swap updates no row.  Ledgers at or below
+ * the starting cursor are skipped.  Prints one line, timed from the first
+ * BEGIN to the last COMMIT: events=N ledgers=M seconds=S events_per_s=R
  *
- * --pipeline-mode sends a whole transaction with libpq's pipeline mode and
- * one sync, then drains and checks every result.  The CAS result must be
- * known before COMMIT is sent (a pipelined COMMIT would commit even when the
- * CAS matched no row), so a transaction's COMMIT is sent at the head of the
+ * --pipeline-mode sends each transaction with one pipeline sync, then drains
+ * and checks every result.  COMMIT must wait for the CAS result (pipelined,
+ * it would commit after a failed CAS too), so it is sent at the head of the
  * next transaction's pipeline: still one round trip per transaction.
  *
  *-------------------------------------------------------------------------
@@ -50,10 +47,13 @@ typedef struct Client
 	long long	cursor;			/* cursor after the last transaction sent */
 	bool		commit_pending; /* pipeline: last transaction awaits COMMIT */
 	int			nsent;			/* pipeline: queries sent since the last sync */
+	long		txn_line;		/* pipeline: input line of the first event */
 	long long	events;
 	long long	ledgers;
 	long		lineno;			/* input line being applied, for messages */
 } Client;
+
+static void die(const char *fmt,...) __attribute__((noreturn, format(printf, 1, 2)));
 
 static void
 die(const char *fmt,...)
@@ -68,9 +68,12 @@ die(const char *fmt,...)
 	exit(1);
 }
 
-/* Dies unless res is a success; returns res (to be PQclear'ed). */
+/*
+ * Dies unless res is a success; returns res (to be PQclear'ed).  line is the
+ * input line of the event concerned, 0 if none.
+ */
 static PGresult *
-check(PGresult *res, const Client *c, const char *what)
+check(PGresult *res, const Client *c, const char *what, long line)
 {
 	ExecStatusType st = PQresultStatus(res);
 
@@ -78,12 +81,9 @@ check(PGresult *res, const Client *c, const char *what)
 		return res;
 	if (st == PGRES_PIPELINE_ABORTED)
 		die("%s skipped: pipeline aborted by an earlier error", what);
-	if (c->pipeline)			/* results are read at the end of a transaction */
-		die("%s failed (transaction ending at ledger %lld): %s", what, c->cursor,
-			res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn));
-	die("%s failed (input line %ld): %s", what, c->lineno,
-		res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn));
-	return NULL;
+	if (line > 0)
+		die("%s failed (input line %ld): %s", what, line, PQresultErrorMessage(res));
+	die("%s failed: %s", what, res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn));
 }
 
 /* Runs SQL (no parameters, or the prepared statement stmt) or queues it. */
@@ -102,33 +102,34 @@ run(Client *c, const char *sql, const char *stmt, const char *const *vals,
 		return;
 	}
 	PQclear(check(stmt ? PQexecPrepared(c->conn, stmt, nvals, vals, NULL, NULL, 0)
-				  : PQexec(c->conn, sql), c, what));
+				  : PQexec(c->conn, sql), c, what, stmt ? c->lineno : 0));
 }
 
 /*
- * Pipeline: sync, then read the nsent results in order.  The first is a
- * COMMIT if commit_first, the last the CAS if cas_last.  libpq reads
- * incoming results whenever the socket is full while sending, so large
- * pipelines cannot deadlock in blocking mode.
+ * Pipeline: sync, then read the nsent results in order: a COMMIT first if
+ * commit_first, then, if cas is not NULL (it describes the CAS), BEGIN, the
+ * events and the CAS.  libpq reads incoming results whenever the socket is
+ * full while sending, so large pipelines cannot deadlock in blocking mode.
  */
 static void
-sync_and_drain(Client *c, bool commit_first, bool cas_last)
+sync_and_drain(Client *c, bool commit_first, const char *cas)
 {
 	PGresult   *res;
 
 	if (!PQpipelineSync(c->conn))
 		die("cannot sync pipeline: %s", PQerrorMessage(c->conn));
-	for (int i = 0; i < c->nsent; i++)
+	for (int i = 0, ev = -1 - commit_first; i < c->nsent; i++, ev++)
 	{
-		const char *what = (i == 0 && commit_first) ? "COMMIT"
-			: (i == c->nsent - 1 && cas_last) ? "cursor update" : "statement";
+		bool		is_cas = cas && i == c->nsent - 1;
+		const char *what = ev < -1 ? "COMMIT" : ev == -1 ? "BEGIN"
+			: is_cas ? "cursor update" : "HANDLER";
 
-		res = check(PQgetResult(c->conn), c, what);
-		if (i == 0 && commit_first && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		res = check(PQgetResult(c->conn), c, what,
+					strcmp(what, "HANDLER") == 0 ? c->txn_line + ev : 0);
+		if (ev < -1 && strcmp(PQcmdStatus(res), "COMMIT") != 0)
 			die("COMMIT returned %s", PQcmdStatus(res));
-		if (i == c->nsent - 1 && cas_last && strcmp(PQcmdTuples(res), "1") != 0)
-			die("cursor moved: compare-and-swap to ledger %lld updated no row",
-				c->cursor);
+		if (is_cas && strcmp(PQcmdTuples(res), "1") != 0)
+			die("cursor moved: compare-and-swap %s updated no row", cas);
 		PQclear(res);
 		if ((res = PQgetResult(c->conn)) != NULL)
 			die("unexpected extra result: %s", PQresStatus(PQresultStatus(res)));
@@ -146,6 +147,7 @@ begin_txn(Client *c)
 	if (c->commit_pending)		/* the previous transaction passed its CAS */
 		run(c, "COMMIT", NULL, NULL, 0, "COMMIT");
 	run(c, "BEGIN", NULL, NULL, 0, "BEGIN");
+	c->txn_line = c->lineno;
 }
 
 /* CAS the cursor from c->cursor to last_ledger, then commit. */
@@ -153,28 +155,30 @@ static void
 end_txn(Client *c, long long last_ledger)
 {
 	char		newv[24],
-				oldv[24];
+				oldv[24],
+				desc[64];
 	const char *vals[2] = {newv, oldv};
 	PGresult   *res;
 
 	snprintf(newv, sizeof(newv), "%lld", last_ledger);
 	snprintf(oldv, sizeof(oldv), "%lld", c->cursor);
+	snprintf(desc, sizeof(desc), "%s -> %s", oldv, newv);
 	c->cursor = last_ledger;
 	if (c->pipeline)
 	{
 		bool		commit_first = c->commit_pending;
 
 		run(c, NULL, "cas", vals, 2, "cursor update");
-		sync_and_drain(c, commit_first, true);
+		sync_and_drain(c, commit_first, desc);
 		c->commit_pending = true;	/* COMMIT goes with the next pipeline */
 		return;
 	}
 	res = check(PQexecPrepared(c->conn, "cas", 2, vals, NULL, NULL, 0), c,
-				"cursor update");
+				"cursor update", 0);
 	if (strcmp(PQcmdTuples(res), "1") != 0)
-		die("cursor moved: compare-and-swap %s -> %s updated no row", oldv, newv);
+		die("cursor moved: compare-and-swap %s updated no row", desc);
 	PQclear(res);
-	res = check(PQexec(c->conn, "COMMIT"), c, "COMMIT");
+	res = check(PQexec(c->conn, "COMMIT"), c, "COMMIT", 0);
 	if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
 		die("COMMIT returned %s", PQcmdStatus(res));
 	PQclear(res);
@@ -217,6 +221,7 @@ main(int argc, char **argv)
 	char	   *line = NULL;
 	size_t		cap = 0;
 	char	   *f[NFIELDS];
+	char	   *end;
 	long long	start,
 				cur = 0,		/* ledger being applied */
 				prev[3] = {-1, -1, -1};
@@ -231,11 +236,14 @@ main(int argc, char **argv)
 	{
 		if (strcmp(argv[i], "--pipeline-mode") == 0)
 			c.pipeline = true;
-		else if (strcmp(argv[i], "--per") == 0 && i + 1 < argc && strcmp(argv[i + 1], "ledger") == 0)
-			per = 1, i++;
-		else if (strcmp(argv[i], "--per") == 0 && i + 2 < argc && strcmp(argv[i + 1], "batch") == 0
-				 && (per = atol(argv[i + 2])) > 0)
-			i += 2;
+		else if (strcmp(argv[i], "--per") == 0 && i + 1 < argc)
+		{
+			if (strcmp(argv[++i], "ledger") == 0)
+				per = 1;
+			else if (strcmp(argv[i], "batch") != 0 || ++i == argc ||
+					 (per = strtol(argv[i], &end, 10)) < 1 || *end != '\0')
+				usage = true;
+		}
 		else
 			usage = true;
 	}
@@ -252,13 +260,15 @@ main(int argc, char **argv)
 	if (PQstatus(c.conn) != CONNECTION_OK)
 		die("cannot connect: %s", PQerrorMessage(c.conn));
 	res = check(PQexec(c.conn, "SELECT ledger FROM ext_cursor WHERE id = 1"), &c,
-				"reading ext_cursor");
+				"reading ext_cursor", 0);
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
 		die("ext_cursor has no row with id = 1 and a non-null ledger");
 	start = c.cursor = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	PQclear(check(PQprepare(c.conn, "handler", argv[3], NFIELDS, NULL), &c, "preparing HANDLER"));
-	PQclear(check(PQprepare(c.conn, "cas", CAS_SQL, 2, NULL), &c, "preparing the cursor update"));
+	PQclear(check(PQprepare(c.conn, "handler", argv[3], NFIELDS, NULL), &c,
+				  "preparing HANDLER", 0));
+	PQclear(check(PQprepare(c.conn, "cas", CAS_SQL, 2, NULL), &c,
+				  "preparing the cursor update", 0));
 	if (c.pipeline && !PQenterPipelineMode(c.conn))
 		die("cannot enter pipeline mode: %s", PQerrorMessage(c.conn));
 
@@ -270,7 +280,11 @@ main(int argc, char **argv)
 		if (!split(line, f))
 			die("%s:%ld: expected %d tab-separated fields", argv[2], c.lineno, NFIELDS);
 		for (int k = 0; k < 3; k++)
-			key[k] = atoll(f[k]);
+		{
+			key[k] = strtoll(f[k], &end, 10);
+			if (end == f[k] || *end != '\0')
+				die("%s:%ld: field %d is not an integer", argv[2], c.lineno, k + 1);
+		}
 		if (key[0] < prev[0] || (key[0] == prev[0] && (key[1] < prev[1] ||
 													   (key[1] == prev[1] && key[2] <= prev[2]))))
 			die("%s:%ld: not sorted by (ledger, tx_index, event_index)", argv[2], c.lineno);
@@ -306,7 +320,7 @@ main(int argc, char **argv)
 	if (c.commit_pending)		/* pipeline: the last transaction's COMMIT */
 	{
 		run(&c, "COMMIT", NULL, NULL, 0, "COMMIT");
-		sync_and_drain(&c, true, false);
+		sync_and_drain(&c, true, NULL);
 	}
 	secs = c.events > 0 ? now() - t0 : 0;
 

@@ -24,9 +24,34 @@ for my $mode ('batch', 'ledger', 'event', 'set')
 		SELECT ledger_ingest.create_pipeline('$p', 'inbox', '{"commit":"$commit","batch_max_ledgers":7}');
 		SELECT ledger_ingest.add_handler('$p', '$handler', '$transfer');
 	});
+	if ($mode eq 'batch')
+	{
+		# a raw sink next to the handler: every event as a row, via COPY
+		$node->safe_psql('postgres', qq{
+			CREATE TABLE raw_events (pipeline text, ledger bigint, ledger_hash bytea, ledger_time timestamptz,
+				tx_index int, tx_hash bytea, event_index int, address bytea, topics bytea[], data bytea,
+				note text DEFAULT 'sink', PRIMARY KEY (ledger, event_index));
+			SELECT ledger_ingest.add_raw_sink('$p', 'raw_events');
+		});
+	}
 	li_load_ndjson($node, $p, $blocks);
 	$node->safe_psql('postgres', "SELECT ledger_ingest.start('$p')");
 	ok(li_wait($node, $p, 17000000, 180), "$mode: reached the last ledger");
+	if ($mode eq 'batch')
+	{
+		is(li_scalar($node, q{SELECT count(*) || '/' || count(DISTINCT note) FROM raw_events}), '1540/1',
+			'raw sink: one row per event');
+		is( li_scalar($node, q{
+			SELECT count(*) FROM (
+				(SELECT ledger_ingest.doc_ledger(d.doc), ('x' || lpad(substr(l->>'logIndex', 3), 8, '0'))::bit(32)::int,
+						decode(substr(l->>'address', 3), 'hex'), decode(substr(l->>'data', 3), 'hex'),
+						ARRAY(SELECT decode(substr(t, 3), 'hex') FROM jsonb_array_elements_text(l->'topics') t),
+						decode(substr(d.doc->>'hash', 3), 'hex'), decode(substr(l->>'transactionHash', 3), 'hex')
+				 FROM nd d, jsonb_array_elements(d.doc->'logs') l)
+				EXCEPT
+				(SELECT ledger, event_index, address, data, topics, ledger_hash, tx_hash FROM raw_events)) x}),
+			'0', 'raw sink: every field equals the ledger documents');
+	}
 	is(li_scalar($node, 'SELECT count(*) FROM erc20_mismatch'), '0',
 		"$mode: balances equal the expected ERC-20 deltas");
 	is(li_scalar($node, 'SELECT count(*) FROM erc20_expected'), '810', "$mode: 810 expected rows");

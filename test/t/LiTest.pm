@@ -51,7 +51,8 @@ sub li_load_ndjson
 {
 	my ($node, $pipeline, $file) = @_;
 	$node->safe_psql('postgres', <<"SQL");
-CREATE TEMP TABLE nd (doc jsonb);
+CREATE TABLE IF NOT EXISTS nd (doc jsonb);
+TRUNCATE nd;
 COPY nd FROM '$file' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02');
 INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT '$pipeline', doc FROM nd;
 SQL
