@@ -2,7 +2,10 @@
 # make bench: the benchmarks (not part of make test).
 #   1. test/bench/run.sh: the ABI core's decode rate on the real Transfer logs;
 #   2. test/bench/engine_bench.pl: apply rate with and without reorg
-#      journaling, revert time, decoding inside the worker and from SQL.
+#      journaling, revert time, decoding inside the worker and from SQL;
+#   3. test/bench/throughput_bench.pl: ledger_ingest next to COPY and next to
+#      an external libpq client (test/bench/ext_client.c), commit modes,
+#      notification latency, worker memory.
 # As root: installs what is missing and the extension, then runs as
 # "postgres" (initdb refuses root).  Results: markdown on stdout, JSON in
 # $BENCH_OUT (default bench-engine.json in a fresh directory under /tmp).
@@ -26,9 +29,15 @@ pgxs=$(cd "$(dirname "$($PG_CONFIG --pgxs)")/../.." && pwd)
 echo "### ABI core (src/abi_core.c), median of 5 runs"
 bash "$root/test/bench/run.sh"
 cd "$out"
+mkdir -p "$out/throughput"
 env PATH="$bindir:$PATH" TESTDIR="$out" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	BENCH_OUT="${BENCH_OUT:-$out/bench-engine.json}" \
 	perl -I "$pgxs/src/test/perl" "$root/test/bench/engine_bench.pl"
 json=${BENCH_OUT:-$out/bench-engine.json}
 cat "${json%.json}.md"
-echo "raw numbers: $json" 
+echo "raw numbers: $json"
+env PATH="$bindir:$PATH" TESTDIR="$out/throughput" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+	PG_CONFIG="$PG_CONFIG" LEDGER_INGEST_ROOT="$root" BENCH_OUT="$out/bench-throughput.json" \
+	perl -I "$pgxs/src/test/perl" "$root/test/bench/throughput_bench.pl"
+cat "$out/bench-throughput.md"
+echo "raw numbers: $out/bench-throughput.json" 
