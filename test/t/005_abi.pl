@@ -15,21 +15,6 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use LiTest;
 
-my $cast_dir = li_root() . '/test/node_modules/@foundry-rs/cast-linux-amd64/bin';
-
-# cast, run from its own directory (it scans the cwd for a foundry project)
-sub cast
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ "$cast_dir/cast", @args ],
-		'<', \undef, '>', \$out, '2>', \$err,
-		init => sub { chdir $cast_dir or die "chdir $cast_dir: $!" })
-	  or die "cast @args failed: $err";
-	chomp $out;
-	return $out;
-}
-
 my $node = li_node('abi');
 # a UTF-8 database whatever the test locale
 $node->safe_psql('postgres',

@@ -37,7 +37,7 @@ $node->safe_psql('postgres', qq{
 sub caught_up
 {
 	my $head = chain('head', $rpc);
-	my $hash = cast("block $head -f hash --rpc-url $rpc");
+	my $hash = cast('block', $head, '-f', 'hash', '--rpc-url', $rpc);
 	for (1 .. 300)
 	{
 		my $got = li_scalar($node,
@@ -76,11 +76,11 @@ for my $case ([1, 0], [3, 0], [10, 0], [1, 2], [3, 3], [10, 4])
 	for my $i (0 .. $ntx - 1)
 	{
 		my $to = $accounts[1 + ($i % 3)];
-		my $data = cast("calldata 'transfer(address,uint256)' $to " . (1000 + $n * 10 + $i));
+		my $data = cast('calldata', 'transfer(address,uint256)', $to, 1000 + $n * 10 + $i);
 		push @txs, qq{[{"from":"$accounts[0]","to":"$token","data":"$data"},} . ($i % $depth) . ']';
 	}
 	my $txs = '[' . join(',', @txs) . ']';
-	cast("rpc --rpc-url $rpc anvil_reorg $depth '$txs'");
+	cast('rpc', '--rpc-url', $rpc, 'anvil_reorg', $depth, $txs);
 	ok(caught_up(), "case $n: depth $depth with $ntx replacement transfers: followed the new branch");
 	check_balances("case $n (depth $depth, $ntx replacements)");
 	my @reorgs = grep { $_->{pipeline} eq 'anvil' } drain();
@@ -95,11 +95,11 @@ is(li_scalar($node, q{SELECT reorgs FROM ledger_ingest.status WHERE pipeline = '
 # a node whose head goes back below the cursor (evm_revert to a snapshot):
 # not a reorg while the node has no block at the cursor's height; when the
 # node's new blocks pass the cursor with other hashes, it is one
-my $snap = cast("rpc --rpc-url $rpc evm_snapshot");
+my $snap = cast('rpc', '--rpc-url', $rpc, 'evm_snapshot');
 chain('transfers', $rpc, $token, 6, 300);
 ok(caught_up(), 'caught up before the head goes back');
 my $cursor = li_scalar($node, q{SELECT ledger FROM ledger_ingest.status WHERE pipeline = 'anvil'});
-cast("rpc --rpc-url $rpc evm_revert $snap");
+cast('rpc', '--rpc-url', $rpc, 'evm_revert', $snap);
 ok(chain('head', $rpc) < $cursor, 'the node now reports a head below the cursor');
 sleep 2;
 is(li_scalar($node, q{SELECT state || ' ' || reorgs FROM ledger_ingest.status WHERE pipeline = 'anvil'}),

@@ -7,6 +7,7 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(li_root li_data li_node li_load_erc20 li_load_ndjson li_wait
@@ -163,12 +164,17 @@ sub chain
 	return $out;
 }
 
-# cast (Foundry), run from its own directory (it scans the current one).
+# cast (Foundry) with a list of arguments, run from its own directory (it
+# scans the current directory for a foundry project); its output.
 sub cast
 {
+	my @args = @_;
 	my $dir = li_root() . '/test/node_modules/@foundry-rs/cast-linux-amd64/bin';
-	my $out = `cd $dir && ./cast @_`;
-	die "cast @_ failed" if $?;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ "$dir/cast", @args ],
+		'<', \undef, '>', \$out, '2>', \$err,
+		init => sub { chdir $dir or die "chdir $dir: $!" })
+	  or die "cast @args failed: $err";
 	chomp $out;
 	return $out;
 }
