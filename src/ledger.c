@@ -28,16 +28,30 @@
 
 PG_FUNCTION_INFO_V1(ledger_ingest_doc_ledger);
 
-static int
+/* hex digit values, -1 for anything else */
+static const int8 hexvals[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -1, -1, -1, -1, -1,
+	-1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+};
+
+static inline int
 hexval(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return hexvals[(unsigned char) c];
 }
 
 /*
@@ -197,7 +211,7 @@ li_hex_to_bytes(const char *field, const char *s, int len, uint8 *out, int outle
 		int			hi = hexval(s[2 + 2 * i]);
 		int			lo = hexval(s[3 + 2 * i]);
 
-		if (hi < 0 || lo < 0)
+		if ((hi | lo) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid ledger document: field \"%s\" contains a non-hex character", field)));
@@ -294,17 +308,20 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 	char		field[64];
 	JsonbValue *v;
 	int64		q;
+	int			prefix;
 
 	if (!JsonContainerIsObject(log))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
+	/* field names for errors: "logs[i]." once, then each key after it */
+	prefix = snprintf(field, sizeof(field), "logs[%d].", i);
 
 	/* the log must belong to this ledger */
 	v = li_jsonb_get(log, "blockNumber");
 	if (v != NULL && v->type != jbvNull)
 	{
-		snprintf(field, sizeof(field), "logs[%d].blockNumber", i);
+		strlcpy(field + prefix, "blockNumber", sizeof(field) - prefix);
 		q = get_quantity(v, field);
 		if (q != l->number)
 			ereport(ERROR,
@@ -317,7 +334,7 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 	{
 		uint8		h[LI_HASH_LEN];
 
-		snprintf(field, sizeof(field), "logs[%d].blockHash", i);
+		strlcpy(field + prefix, "blockHash", sizeof(field) - prefix);
 		get_fixed(log, "blockHash", field, h, LI_HASH_LEN, true, NULL);
 		if (memcmp(h, l->hash, LI_HASH_LEN) != 0)
 			ereport(ERROR,
@@ -331,7 +348,7 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 				 errmsg("invalid ledger document: \"logs[%d]\" is marked removed", i),
 				 errdetail("A removed log belongs to an orphaned block; send the canonical block instead.")));
 
-	snprintf(field, sizeof(field), "logs[%d].transactionIndex", i);
+	strlcpy(field + prefix, "transactionIndex", sizeof(field) - prefix);
 	q = get_quantity(li_jsonb_get(log, "transactionIndex"), field);
 	if (q > PG_INT32_MAX)
 		ereport(ERROR,
@@ -339,7 +356,7 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 				 errmsg("invalid ledger document: field \"%s\" is out of range", field)));
 	e->tx_index = (int32) q;
 
-	snprintf(field, sizeof(field), "logs[%d].logIndex", i);
+	strlcpy(field + prefix, "logIndex", sizeof(field) - prefix);
 	q = get_quantity(li_jsonb_get(log, "logIndex"), field);
 	if (q > PG_INT32_MAX)
 		ereport(ERROR,
@@ -347,13 +364,13 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 				 errmsg("invalid ledger document: field \"%s\" is out of range", field)));
 	e->event_index = (int32) q;
 
-	snprintf(field, sizeof(field), "logs[%d].transactionHash", i);
+	strlcpy(field + prefix, "transactionHash", sizeof(field) - prefix);
 	get_fixed(log, "transactionHash", field, e->tx_hash, LI_HASH_LEN, false, &e->has_tx_hash);
 
-	snprintf(field, sizeof(field), "logs[%d].address", i);
+	strlcpy(field + prefix, "address", sizeof(field) - prefix);
 	get_fixed(log, "address", field, e->address, LI_ADDRESS_LEN, true, NULL);
 
-	snprintf(field, sizeof(field), "logs[%d].topics", i);
+	strlcpy(field + prefix, "topics", sizeof(field) - prefix);
 	v = li_jsonb_get(log, "topics");
 	if (v == NULL || v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
 		ereport(ERROR,
@@ -373,7 +390,8 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 		{
 			JsonbValue *tv = getIthJsonbValueFromContainer(tc, t);
 
-			snprintf(field, sizeof(field), "logs[%d].topics[%d]", i, t);
+			memcpy(field + prefix, "topics[0]", sizeof("topics[0]"));
+			field[prefix + 7] = (char) ('0' + t);	/* t < LI_MAX_TOPICS */
 			if (tv == NULL || tv->type != jbvString)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -383,7 +401,7 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 		}
 	}
 
-	snprintf(field, sizeof(field), "logs[%d].data", i);
+	strlcpy(field + prefix, "data", sizeof(field) - prefix);
 	v = li_jsonb_get(log, "data");
 	if (v == NULL || v->type != jbvString)
 		ereport(ERROR,
