@@ -185,7 +185,7 @@ refresh_pipeline(LiPipeline *p)
 
 	/*
 	 * The extension was dropped and created again under this worker: its
-	 * kept plans and the event type it knows are stale.  Exit; the launcher
+	 * prepared statements and the event type it knows are stale.  Exit; the launcher
 	 * starts a fresh worker.
 	 */
 	{
