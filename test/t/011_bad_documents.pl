@@ -1,0 +1,94 @@
+# Hostile and malformed inbox documents: each gets a clear error naming the
+# problem, the document stays in the inbox with that error, the pipeline
+# stops ('failed') rather than skip a ledger, and no valid ledger is lost:
+# after the bad document is deleted and the pipeline started again, the
+# next valid ledger is applied.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use LiTest;
+
+my $node = li_node('bad_documents');
+$node->safe_psql('postgres', q{
+	CREATE TABLE seen (pipeline text, ledger bigint, event_index int);
+	CREATE FUNCTION see(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO seen VALUES (e.pipeline, e.ledger, e.event_index) $$;
+	CREATE FUNCTION h(n int) RETURNS text LANGUAGE sql AS $$ SELECT '0x' || repeat(lpad(to_hex(n % 256), 2, '0'), 32) $$;
+	CREATE FUNCTION lg(i int, extra jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS $$
+		SELECT jsonb_build_object('address', '0x' || repeat('aa', 20), 'topics', jsonb_build_array(h(200)),
+			'data', '0x01', 'transactionIndex', '0x0', 'logIndex', '0x' || to_hex(i)) || extra $$;
+	CREATE FUNCTION good(n int) RETURNS jsonb LANGUAGE sql AS $$
+		SELECT jsonb_build_object('number', n, 'hash', h(n), 'parentHash', h(n - 1), 'logs', jsonb_build_array(lg(0))) $$;
+});
+
+my $h2 = '0x' . ('02' x 32);
+my @cases = (
+	[ 'a JSON array', q{'[1,2]'}, qr/not a JSON object/ ],
+	[ 'a JSON string', q{'"block"'}, qr/not a JSON object/ ],
+	[ 'no number', q{good(2) - 'number'}, qr/field "number" is missing/ ],
+	[ 'number not hex', q{good(2) || '{"number":"0xzz"}'}, qr/field "number" contains a non-hex character/ ],
+	[ 'number without 0x', q{good(2) || '{"number":"2"}'}, qr/field "number" must be a 0x-prefixed hex quantity/ ],
+	[ 'number with leading zeros', q{good(2) || '{"number":"0x02"}'}, qr/field "number" has leading zeros/ ],
+	[ 'number over 2^63', q{good(2) || '{"number":"0x8000000000000000"}'}, qr/field "number" is out of range/ ],
+	[ 'negative number', q{good(2) || '{"number":-2}'}, qr/field "number" (must not be negative|must be an integer)/ ],
+	[ 'fractional number', q{good(2) || '{"number":2.5}'}, qr/field "number" must be an integer/ ],
+	[ 'number as boolean', q{good(2) || '{"number":true}'}, qr/field "number" must be a 0x-hex string or a JSON integer/ ],
+	[ 'no hash', q{good(2) - 'hash'}, qr/field "hash" is missing/ ],
+	[ 'hash odd length', q{good(2) || jsonb_build_object('hash', h(2) || '0')}, qr/field "hash" has an odd number of hex digits/ ],
+	[ 'hash too short', q{good(2) || '{"hash":"0x1234"}'}, qr/field "hash" must be 32 bytes, got 2/ ],
+	[ 'hash not a string', q{good(2) || '{"hash":12}'}, qr/field "hash" must be a 0x-hex string/ ],
+	[ 'parentHash bad hex', q{good(2) || jsonb_build_object('parentHash', '0x' || repeat('g', 64))}, qr/field "parentHash" contains a non-hex character/ ],
+	[ 'timestamp negative', q{good(2) || '{"timestamp":-5}'}, qr/field "timestamp" must not be negative/ ],
+	[ 'logs not an array', q{good(2) || '{"logs":{}}'}, qr/field "logs" must be an array/ ],
+	[ 'a log not an object', q{good(2) || '{"logs":[7]}'}, qr/"logs\[0\]" must be an object/ ],
+	[ 'log without address', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0) - 'address'))}, qr/field "logs\[0\]\.address" is missing/ ],
+	[ 'address 19 bytes', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('address', '0x' || repeat('aa', 19)))))}, qr/field "logs\[0\]\.address" must be 20 bytes, got 19/ ],
+	[ 'topic not 32 bytes', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"topics":["0xabcd"]}')))}, qr/field "logs\[0\]\.topics\[0\]" must be 32 bytes, got 2/ ],
+	[ 'five topics', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('topics', jsonb_build_array(h(1), h(2), h(3), h(4), h(5))))))}, qr/has 5 topics, at most 4 are allowed/ ],
+	[ 'topics not an array', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"topics":"0x00"}')))}, qr/field "logs\[0\]\.topics" must be an array/ ],
+	[ 'data odd length', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"data":"0x123"}')))}, qr/field "logs\[0\]\.data" has an odd number of hex digits/ ],
+	[ 'data missing', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0) - 'data'))}, qr/field "logs\[0\]\.data" must be a 0x-hex string/ ],
+	[ 'logIndex missing', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0) - 'logIndex'))}, qr/field "logs\[0\]\.logIndex" is missing/ ],
+	[ 'transactionIndex over int32', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"transactionIndex":"0x80000000"}')))}, qr/field "logs\[0\]\.transactionIndex" is out of range/ ],
+	[ 'duplicate logIndex', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(3), lg(3)))}, qr/duplicate logIndex 3/ ],
+	[ 'logIndex against tx order', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(5), lg(1, '{"transactionIndex":"0x1"}')))}, qr/logIndex 1 of transactionIndex 1 precedes logIndex 5 of transactionIndex 0/ ],
+	[ 'a log from another block number', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"blockNumber":"0x9"}')))}, qr/field "logs\[0\]\.blockNumber" is 9, but the ledger number is 2/ ],
+	[ 'a log from another block hash', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('blockHash', h(77)))))}, qr/field "logs\[0\]\.blockHash" does not match the ledger hash/ ],
+	[ 'a removed log', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"removed":true}')))}, qr/"logs\[0\]" is marked removed/ ],
+	[ 'deeply nested JSON', q{good(2) || jsonb_build_object('logs', (repeat('[', 500) || repeat(']', 500))::jsonb)}, qr/"logs\[0\]" must be an object/ ],
+	[ 'huge data (16 MB)', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('data', '0x' || repeat('ab', 8000000) || 'z'))))}, qr/field "logs\[0\]\.data" has an odd number of hex digits/ ],
+);
+
+my $n = 0;
+for my $c (@cases)
+{
+	my ($what, $doc, $re) = @$c;
+	my $p = 'bad' . (++$n);
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.create_pipeline('$p', 'inbox');
+		SELECT ledger_ingest.add_handler('$p', 'see(ledger_ingest.event)');
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('$p', good(1)), ('$p', $doc), ('$p', good(3));
+		SELECT ledger_ingest.start('$p');
+	});
+	my $state = li_wait_state($node, $p, 'failed', 30);
+	my $err = li_scalar($node, "SELECT coalesce(error, '') FROM ledger_ingest.inbox WHERE pipeline = '$p' AND error IS NOT NULL");
+	ok($state eq 'failed' && $err =~ $re, "$what: rejected, $err");
+	# nothing lost: ledger 1 applied before, ledger 3 applied once the bad document is removed
+	$node->safe_psql('postgres', qq{
+		DELETE FROM ledger_ingest.inbox WHERE pipeline = '$p' AND error IS NOT NULL;
+		SELECT ledger_ingest.start('$p');
+	});
+	ok(li_wait($node, $p, 3, 30) && li_scalar($node, "SELECT string_agg(ledger::text, ',' ORDER BY ledger) FROM seen WHERE pipeline = '$p'") eq '1,3',
+		"$what: nothing lost");
+	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$p')");
+}
+
+# a NUL inside a string: jsonb itself refuses it, the producer gets the error
+my ($ret, $out, $err) = $node->psql('postgres',
+	q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('x', '{"number":"0x1","hash":"0x00\u0000"}')});
+like($err, qr/unsupported Unicode escape sequence/, 'a \u0000 in a document is refused at INSERT, clearly');
+
+note scalar(@cases) . ' bad documents tried';
+$node->stop;
+done_testing();
