@@ -957,6 +957,26 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 }
 
 /*
+ * Run an internal statement with $1 = the pipeline name and $2 = a ledger
+ * number (inside a transaction of li_txn_begin); raise unless SPI answers
+ * "expect".
+ */
+static void
+pipeline_ledger_sql(LiPipeline *p, int64 ledger, int expect, const char *sql)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		v[2];
+	int			ret;
+
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(ledger);
+	ret = SPI_execute_with_args(sql, 2, types, v, NULL, false, 0);
+	if (ret != expect)
+		elog(ERROR, "ledger_ingest internal statement failed (%s): %s",
+			 SPI_result_code_string(ret), sql);
+}
+
+/*
  * li_revert -- roll back every ledger after "fork" in ONE transaction:
  * restore the tracked tables from the reorg journal, delete the orphaned
  * ledgers' headers and journal, move the cursor back to the end of "fork"
@@ -1010,43 +1030,24 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	for (int i = 0; i < p->ntracked; i++)
 		restored += restore_table(p, &p->tracked[i], fork);
 
-	{
-		Oid			types[2] = {TEXTOID, INT8OID};
-		Datum		a[2];
-
-		a[0] = CStringGetTextDatum(p->name);
-		a[1] = Int64GetDatum(fork);
-		/* remember the orphaned headers; forget those left of the window */
-		ret = SPI_execute_with_args("INSERT INTO ledger_ingest.orphan (pipeline, number, hash) "
-									"SELECT pipeline, number, hash FROM ledger_ingest.ledger "
-									"WHERE pipeline OPERATOR(pg_catalog.=) $1 AND number OPERATOR(pg_catalog.>) $2 "
-									"ON CONFLICT DO NOTHING",
-									2, types, a, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "recording the orphaned ledgers failed: %s", SPI_result_code_string(ret));
-		a[1] = Int64GetDatum(fork - p->opts.reorg_window);
-		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.orphan WHERE pipeline OPERATOR(pg_catalog.=) $1 "
-									"AND number OPERATOR(pg_catalog.<=) $2",
-									2, types, a, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "pruning the orphaned ledgers failed: %s", SPI_result_code_string(ret));
-		a[1] = Int64GetDatum(fork);
-		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.journal WHERE pipeline OPERATOR(pg_catalog.=) $1 "
-									"AND ledger OPERATOR(pg_catalog.>) $2",
-									2, types, a, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "deleting the reverted journal failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.event_journal WHERE pipeline OPERATOR(pg_catalog.=) $1 "
-									"AND ledger OPERATOR(pg_catalog.>) $2",
-									2, types, a, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "deleting the reverted event journal failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute_with_args("DELETE FROM ledger_ingest.ledger WHERE pipeline OPERATOR(pg_catalog.=) $1 "
-									"AND number OPERATOR(pg_catalog.>) $2",
-									2, types, a, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "deleting the orphaned ledgers failed: %s", SPI_result_code_string(ret));
-	}
+	/* remember the orphaned headers; forget those left of the window */
+	pipeline_ledger_sql(p, fork, SPI_OK_INSERT,
+						"INSERT INTO ledger_ingest.orphan (pipeline, number, hash) "
+						"SELECT pipeline, number, hash FROM ledger_ingest.ledger "
+						"WHERE pipeline OPERATOR(pg_catalog.=) $1 AND number OPERATOR(pg_catalog.>) $2 "
+						"ON CONFLICT DO NOTHING");
+	pipeline_ledger_sql(p, fork - p->opts.reorg_window, SPI_OK_DELETE,
+						"DELETE FROM ledger_ingest.orphan WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+						"AND number OPERATOR(pg_catalog.<=) $2");
+	pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
+						"DELETE FROM ledger_ingest.journal WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+						"AND ledger OPERATOR(pg_catalog.>) $2");
+	pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
+						"DELETE FROM ledger_ingest.event_journal WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+						"AND ledger OPERATOR(pg_catalog.>) $2");
+	pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
+						"DELETE FROM ledger_ingest.ledger WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+						"AND number OPERATOR(pg_catalog.>) $2");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\":\"reorg\",\"pipeline\":");
