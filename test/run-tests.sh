@@ -20,6 +20,16 @@ if [ "$(id -u)" = 0 ]; then
 	make -C "$root" -s PG_CONFIG="$PG_CONFIG" install >/dev/null || exit 1
 	out=$(mktemp -d /tmp/ledger_ingest-test.XXXXXX)
 	chown postgres: "$out"
+	# the suites run as "postgres": it must reach the project and the data
+	# (a checkout under a private directory, e.g. mktemp -d, is not)
+	for path in "$root/test/chain.sh" "$LEDGER_INGEST_DATA/evm/mainnet-blocks.ndjson"; do
+		dir=$(dirname "$path")
+		while ! runuser -u postgres -- test -r "$path" && [ "$dir" != / ]; do
+			echo "run-tests: letting postgres traverse $dir" >&2
+			chmod o+rx "$dir"
+			dir=$(dirname "$dir")
+		done
+	done
 	exec runuser -u postgres -- env LEDGER_INGEST_DATA="$LEDGER_INGEST_DATA" \
 		LEDGER_INGEST_OUT="$out" PG_CONFIG="$PG_CONFIG" bash "$0" "$@"
 fi
