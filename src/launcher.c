@@ -27,6 +27,7 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -82,6 +83,48 @@ slot_index(LiSlot *s)
 }
 
 /*
+ * Show in the pipeline's last_error (and errors counter) that its worker
+ * could not be started because every background worker slot is taken, so
+ * that status says why a running pipeline stays 'starting'.  Best effort:
+ * a failure here is logged and the launcher goes on.
+ */
+static void
+record_start_failure(const char *name)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		args[2];
+
+		(void) li_txn_begin();
+		args[0] = CStringGetTextDatum(name);
+		args[1] = CStringGetTextDatum(psprintf("53000: could not start the pipeline's worker: "
+											   "no background worker slot is free "
+											   "(max_worker_processes = %d); retrying",
+											   max_worker_processes));
+		if (SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = $2, "
+								  "errors = errors OPERATOR(pg_catalog.+) 1 "
+								  "WHERE name OPERATOR(pg_catalog.=) $1 "
+								  "AND state OPERATOR(pg_catalog.=) 'running'",
+								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "recording the worker start failure failed");
+		li_txn_commit(caller_cxt);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		MemoryContextSwitchTo(caller_cxt);
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+}
+
+/*
  * Register the dynamic worker of a pipeline.  The pipeline name travels in
  * bgw_extra, the database OID in bgw_main_arg.  Returns false (and logs
  * why) when no worker slot is free.
@@ -111,6 +154,7 @@ start_worker(LiSlot *slot, LauncherEntry *e)
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start the worker of ledger_ingest pipeline \"%s\"", slot->name),
 				 errhint("Raise max_worker_processes: each running pipeline needs one.")));
+		record_start_failure(slot->name);
 		return false;
 	}
 	e->handle = handle;

@@ -103,6 +103,9 @@ typedef enum LiCommitMode
 	LI_COMMIT_BATCH
 } LiCommitMode;
 
+#define LI_MAX_URLS 16
+#define LI_RPC_MAX_RESPONSE ((int64) 256 * 1024 * 1024)
+
 typedef struct LiOptions
 {
 	bool		is_rpc;
@@ -113,7 +116,8 @@ typedef struct LiOptions
 	int			poll_ms;
 	int			max_retries;	/* handler failures before 'failed' */
 	/* evm_rpc */
-	char	   *url;
+	char	  **urls;			/* endpoints, failed over in order */
+	int			nurls;
 	Jsonb	   *addresses;		/* eth_getLogs "address" filter or NULL */
 	Jsonb	   *topics;			/* eth_getLogs "topics" filter or NULL */
 	int64		from_block;
@@ -121,6 +125,9 @@ typedef struct LiOptions
 	int			confirmations;
 	int			block_range;
 	int			timeout_ms;
+	int			max_requests_per_second;	/* 0: no limit */
+	int64		max_response_bytes;
+	int			max_redirects;
 	/* reorgs */
 	int			reorg_window;	/* ledgers kept revertible; 0: none */
 	char	   *finality;		/* evm_rpc: "latest", "safe" or "finalized" */
@@ -291,6 +298,7 @@ extern void li_inbox_reject(LiPipeline *p, int64 id, const char *error);
 extern void li_rpc_init(LiPipeline *p);
 extern void li_rpc_fetch(LiPipeline *p, LiBatch *batch);
 extern void li_rpc_cleanup(void);
+extern int64 li_rpc_retry_after_ms;
 
 typedef enum LiForkResult
 {

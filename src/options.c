@@ -27,6 +27,7 @@ typedef enum OptKind
 	OPT_INT,
 	OPT_STRING,
 	OPT_ARRAY,
+	OPT_URLS,
 	OPT_COMMIT
 } OptKind;
 
@@ -46,7 +47,8 @@ static const OptDef opt_defs[] = {
 	{"batch_max_ms", OPT_INT, false, 0, 3600000},
 	{"poll_ms", OPT_INT, false, 10, 3600000},
 	{"max_retries", OPT_INT, false, 0, 1000000},
-	{"url", OPT_STRING, true, 0, 0},
+	{"url", OPT_URLS, true, 0, 0},
+	{"urls", OPT_URLS, true, 0, 0},
 	{"addresses", OPT_ARRAY, true, 0, 0},
 	{"topics", OPT_ARRAY, true, 0, 0},
 	{"from_block", OPT_INT, true, 0, PG_INT64_MAX / 2},
@@ -54,6 +56,9 @@ static const OptDef opt_defs[] = {
 	{"confirmations", OPT_INT, true, 0, 100000},
 	{"block_range", OPT_INT, true, 1, 1000000},
 	{"timeout_ms", OPT_INT, true, 100, 600000},
+	{"max_requests_per_second", OPT_INT, true, 0, 100000},
+	{"max_response_bytes", OPT_INT, true, 1024, LI_RPC_MAX_RESPONSE},
+	{"max_redirects", OPT_INT, true, 0, 20},
 	{"reorg_window", OPT_INT, false, 0, 100000},
 	{"finality", OPT_STRING, true, 0, 0},
 };
@@ -78,12 +83,16 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->batch_max_ms = 1000;
 	o->poll_ms = is_rpc ? 1000 : 200;
 	o->max_retries = 5;
-	o->url = NULL;
+	o->urls = NULL;
+	o->nurls = 0;
 	o->from_block = 0;
 	o->to_block = -1;
 	o->confirmations = 0;
 	o->block_range = 1000;
 	o->timeout_ms = 30000;
+	o->max_requests_per_second = 0;
+	o->max_response_bytes = LI_RPC_MAX_RESPONSE;
+	o->max_redirects = 3;
 	o->reorg_window = 128;
 	o->finality = "latest";
 }
@@ -165,6 +174,67 @@ check_array(const char *key, JsonbValue *v)
 		}
 		else
 			check_hex(key, e, LI_HASH_LEN);
+	}
+}
+
+/*
+ * url: "http(s)://..."; urls: ["http(s)://...", ...] (1 to LI_MAX_URLS
+ * endpoints of the same chain, tried in order, failing over on transport
+ * errors).  Only http and https are accepted; a URL is never echoed back in
+ * an error, since it may carry credentials.
+ */
+static void
+parse_urls(const char *key, JsonbValue *v, LiOptions *out)
+{
+	JsonbValue *elems;
+	int			n;
+
+	if (strcmp(key, "url") == 0)
+	{
+		if (v->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"url\" must be a string")));
+		elems = v;
+		n = 1;
+	}
+	else
+	{
+		if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"urls\" must be an array of strings")));
+		n = JsonContainerSize(v->val.binary.data);
+		if (n < 1 || n > LI_MAX_URLS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"urls\" must hold 1 to %d URLs, got %d", LI_MAX_URLS, n)));
+		elems = palloc(sizeof(JsonbValue) * n);
+		for (int i = 0; i < n; i++)
+			elems[i] = *getIthJsonbValueFromContainer(v->val.binary.data, i);
+	}
+	out->urls = palloc(sizeof(char *) * n);
+	out->nurls = n;
+	for (int i = 0; i < n; i++)
+	{
+		char	   *u;
+
+		if (elems[i].type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must hold strings (element %d is not)", key, i + 1)));
+		u = pnstrdup(elems[i].val.string.val, elems[i].val.string.len);
+		if (pg_strncasecmp(u, "http://", 7) != 0 && pg_strncasecmp(u, "https://", 8) != 0)
+		{
+			if (strcmp(key, "url") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"url\" must be an http:// or https:// URL")));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"urls\" must hold http:// or https:// URLs (element %d is not)", i + 1)));
+		}
+		out->urls[i] = u;
 	}
 }
 
@@ -256,6 +326,12 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 						out->block_range = (int) i;
 					else if (strcmp(key, "timeout_ms") == 0)
 						out->timeout_ms = (int) i;
+					else if (strcmp(key, "max_requests_per_second") == 0)
+						out->max_requests_per_second = (int) i;
+					else if (strcmp(key, "max_response_bytes") == 0)
+						out->max_response_bytes = i;
+					else if (strcmp(key, "max_redirects") == 0)
+						out->max_redirects = (int) i;
 					else if (strcmp(key, "reorg_window") == 0)
 						out->reorg_window = (int) i;
 					break;
@@ -277,11 +353,14 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 										out->finality)));
 					break;
 				}
-				out->url = pnstrdup(val.val.string.val, val.val.string.len);
-				if (strncmp(out->url, "http://", 7) != 0 && strncmp(out->url, "https://", 8) != 0)
+				elog(ERROR, "unexpected string option \"%s\"", key);
+				break;
+			case OPT_URLS:
+				if (out->urls != NULL)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("option \"url\" must be an http:// or https:// URL")));
+							 errmsg("options \"url\" and \"urls\" cannot both be given")));
+				parse_urls(key, &val, out);
 				break;
 			case OPT_ARRAY:
 				check_array(key, &val);
@@ -292,10 +371,10 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 				break;
 		}
 	}
-	if (is_rpc && out->url == NULL)
+	if (is_rpc && out->urls == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"url\" is required for source \"evm_rpc\"")));
+				 errmsg("option \"url\" or \"urls\" is required for source \"evm_rpc\"")));
 	if (is_rpc && out->to_block >= 0 && out->to_block < out->from_block)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -32,6 +32,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include <curl/curl.h>
 
 #include "access/xact.h"
@@ -42,14 +44,16 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "ledger_ingest.h"
 
-#define RPC_MAX_RESPONSE	(256 * 1024 * 1024)
 #define RPC_CONNECT_TIMEOUT_MS	5000
 
 static CURL *curl = NULL;
@@ -57,10 +61,30 @@ static struct curl_slist *headers = NULL;
 static char curl_errbuf[CURL_ERROR_SIZE];
 static int64 rpc_id = 0;
 
+/* the options of the pipeline being fetched (set by rpc_configure) */
+static const LiOptions *rpc_opts = NULL;
+static int	cur_url = 0;		/* index into rpc_opts->urls */
+static bool call_open = false;	/* the previous call did not complete */
+static TimestampTz last_request_at = 0;
+
+/* eth_getLogs range, adapted to the node's limits (see fetch_logs) */
+static int	logs_range = 0;
+static int	logs_range_max = 0;
+
+/* highest head seen, to notice a node whose head goes back */
+static int64 last_head = -1;
+
+/*
+ * Milliseconds the node asked us to wait (HTTP Retry-After on 429 or 503),
+ * for the worker's backoff; 0 when it did not ask.
+ */
+int64		li_rpc_retry_after_ms = 0;
+
 /* response buffer, grown without ereport (we are inside libcurl) */
 static char *resp_data = NULL;
 static size_t resp_len = 0;
 static size_t resp_cap = 0;
+static size_t resp_limit = LI_RPC_MAX_RESPONSE;
 static bool resp_overflow = false;
 
 static size_t
@@ -68,7 +92,7 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	size_t		n = size * nmemb;
 
-	if (resp_len + n + 1 > RPC_MAX_RESPONSE)
+	if (resp_len + n + 1 > resp_limit)
 	{
 		resp_overflow = true;
 		return 0;				/* makes libcurl fail with CURLE_WRITE_ERROR */
@@ -104,6 +128,8 @@ progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 	return (ProcDiePending || QueryCancelPending) ? 1 : 0;
 }
 
+static void rpc_configure(LiPipeline *p);
+
 static void
 rpc_cleanup_cb(int code, Datum arg)
 {
@@ -125,8 +151,9 @@ li_rpc_cleanup(void)
 }
 
 /*
- * li_rpc_init -- set up the libcurl handle for the pipeline's URL.  One
- * handle per worker, reused so that connections are kept alive.
+ * li_rpc_init -- create the worker's libcurl handle (one per worker, reused
+ * so that connections are kept alive).  The per-pipeline settings are
+ * applied by rpc_configure before each fetch, since options can change.
  */
 void
 li_rpc_init(LiPipeline *p)
@@ -146,19 +173,85 @@ li_rpc_init(LiPipeline *p)
 	headers = curl_slist_append(headers, "Accept: application/json");
 	on_proc_exit(rpc_cleanup_cb, (Datum) 0);
 
-	curl_easy_setopt(curl, CURLOPT_URL, p->opts.url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* keep POST (and its body) across 301/302/303 */
+	curl_easy_setopt(curl, CURLOPT_POSTREDIR, (long) CURL_REDIR_POST_ALL);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) RPC_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) p->opts.timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_errbuf);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "ledger_ingest/0.1");
 	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+	rpc_configure(p);
+}
+
+/*
+ * rpc_configure -- apply the pipeline's current options to the handle:
+ * endpoint, timeouts, redirect limit, response size cap.
+ */
+static void
+rpc_configure(LiPipeline *p)
+{
+	rpc_opts = &p->opts;
+	if (cur_url >= p->opts.nurls)
+		cur_url = 0;
+	curl_easy_setopt(curl, CURLOPT_URL, p->opts.urls[cur_url]);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) p->opts.timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, p->opts.max_redirects > 0 ? 1L : 0L);
+	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, (long) p->opts.max_redirects);
+	resp_limit = (size_t) p->opts.max_response_bytes;
+	if (logs_range_max != p->opts.block_range)
+		logs_range = logs_range_max = p->opts.block_range;
+}
+
+/* Move to the next endpoint of a pipeline with several URLs. */
+static void
+rpc_failover(void)
+{
+	if (rpc_opts->nurls < 2)
+		return;
+	cur_url = (cur_url + 1) % rpc_opts->nurls;
+	curl_easy_setopt(curl, CURLOPT_URL, rpc_opts->urls[cur_url]);
+}
+
+/* " (endpoint i of n)" for messages when there are several; never the URL */
+static char *
+endpoint_label(void)
+{
+	if (rpc_opts->nurls < 2)
+		return "";
+	return psprintf(" (endpoint %d of %d)", cur_url + 1, rpc_opts->nurls);
+}
+
+/*
+ * Wait, outside any transaction, until the pipeline's request rate allows
+ * another request (max_requests_per_second; 0 is no limit).
+ */
+static void
+rpc_rate_limit(void)
+{
+	TimestampTz next_at;
+
+	if (rpc_opts->max_requests_per_second <= 0 || last_request_at == 0)
+		return;
+	next_at = last_request_at + USECS_PER_SEC / rpc_opts->max_requests_per_second;
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (now >= next_at)
+			break;
+		ms = (long) ((next_at - now + 999) / 1000);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 }
 
 /* errcontext: which call's response failed to parse */
@@ -169,56 +262,132 @@ rpc_error_callback(void *arg)
 }
 
 /*
- * rpc_call -- one JSON-RPC 2.0 request; returns its "result" (never
- * NULL; a JSON null result comes back as a jbvNull value).  Raises
- * ERRCODE_CONNECTION_FAILURE for transport errors and HTTP statuses,
- * ERRCODE_INVALID_TEXT_REPRESENTATION for a response that is not a JSON-RPC
- * response, and ERRCODE_EXTERNAL_ROUTINE_EXCEPTION for a JSON-RPC error
- * object.  Must not be called inside a transaction.
+ * rpc_perform -- send one request body to the current endpoint.  Returns
+ * NULL when a response with HTTP status 200 arrived (in resp_data), else a
+ * palloc'd description of what failed (a transport error, an HTTP status,
+ * the size cap), after noting any Retry-After the node sent.
  */
-static JsonbValue *
-rpc_call(const char *method, const char *params)
+static char *
+rpc_perform(const char *method, const char *body, int *sqlstate)
 {
-	char	   *body;
 	CURLcode	rc;
 	long		http_status = 0;
-	Jsonb	   *doc;
-	JsonbValue *v;
-	int64		id;
-	ErrorContextCallback errcb;
 
-	if (IsTransactionState())
-		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
-
-	id = ++rpc_id;
-	body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
-					id, method, params);
+	rpc_rate_limit();
 	resp_len = 0;
 	resp_overflow = false;
 	curl_errbuf[0] = '\0';
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	last_request_at = GetCurrentTimestamp();
 	rc = curl_easy_perform(curl);
 	CHECK_FOR_INTERRUPTS();
+	*sqlstate = ERRCODE_CONNECTION_FAILURE;
 	if (rc != CURLE_OK)
 	{
 		if (resp_overflow)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("JSON-RPC %s: response larger than %d bytes", method, RPC_MAX_RESPONSE)));
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("JSON-RPC %s failed: %s", method,
-						curl_errbuf[0] ? curl_errbuf : curl_easy_strerror(rc))));
+		{
+			*sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			return psprintf("JSON-RPC %s%s: response larger than max_response_bytes (" INT64_FORMAT ")",
+							method, endpoint_label(), rpc_opts->max_response_bytes);
+		}
+		return psprintf("JSON-RPC %s failed%s: %s", method, endpoint_label(),
+						curl_errbuf[0] ? curl_errbuf : curl_easy_strerror(rc));
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
 	if (http_status != 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("JSON-RPC %s failed: HTTP status %ld", method, http_status)));
-	if (resp_len == 0)
+	{
+		curl_off_t	retry_after = 0;
+
+		if ((http_status == 429 || http_status == 503) &&
+			curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+			retry_after > 0)
+			li_rpc_retry_after_ms = Max(li_rpc_retry_after_ms,
+										(int64) Min(retry_after, 3600) * 1000);
+		return psprintf("JSON-RPC %s failed%s: HTTP status %ld%s", method, endpoint_label(),
+						http_status,
+						http_status == 429 ? " (rate limited)" : "");
+	}
+	return NULL;
+}
+
+/*
+ * rpc_call_ex -- one JSON-RPC 2.0 request; returns its "result" (never
+ * NULL on success; a JSON null result comes back as a jbvNull value).
+ *
+ * Transport errors and HTTP statuses other than 200 fail over to the next
+ * endpoint at once (each endpoint is tried once per call); when all fail,
+ * ERRCODE_CONNECTION_FAILURE is raised.  A response that is not a JSON-RPC
+ * response raises ERRCODE_INVALID_TEXT_REPRESENTATION, and the next call
+ * starts at the next endpoint.  A JSON-RPC error object raises
+ * ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, unless "err" is given: then NULL is
+ * returned with the error's code and message in *err.  Must not be called
+ * inside a transaction.
+ */
+typedef struct RpcError
+{
+	int64		code;
+	char	   *message;
+} RpcError;
+
+static JsonbValue *
+rpc_call_ex(const char *method, const char *params, RpcError *err)
+{
+	char	   *body;
+	Jsonb	   *doc;
+	JsonbValue *v;
+	int64		id;
+	ErrorContextCallback errcb;
+	char	   *failure = NULL;
+	int			sqlstate = 0;
+	const char *p;
+
+	if (IsTransactionState())
+		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
+
+	/* the previous call failed on a bad response: try another endpoint */
+	if (call_open)
+		rpc_failover();
+	call_open = true;
+
+	id = ++rpc_id;
+	body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
+					id, method, params);
+	for (int attempt = 0; attempt < rpc_opts->nurls; attempt++)
+	{
+		if (attempt > 0)
+		{
+			ereport(LOG,
+					(errmsg("ledger_ingest: %s; failing over to the next endpoint", failure)));
+			rpc_failover();
+		}
+		failure = rpc_perform(method, body, &sqlstate);
+		if (failure == NULL)
+			break;
+		if (sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED && err != NULL)
+		{
+			/* too large a result: the caller can ask for less */
+			call_open = false;
+			err->code = 0;
+			err->message = failure;
+			return NULL;
+		}
+	}
+	if (failure != NULL)
+		ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", failure)));
+
+	/* an HTML error page or other non-JSON body: say so plainly */
+	for (p = resp_data; p && *p && isspace((unsigned char) *p); p++)
+		;
+	if (resp_len == 0 || p == NULL || *p == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s: empty response", method)));
+				 errmsg("JSON-RPC %s%s: empty response", method, endpoint_label())));
+	if (*p != '{' && *p != '[')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: the response is not JSON (it starts with \"%s\")",
+						method, endpoint_label(),
+						pnstrdup(p, pg_mbcliplen(p, strnlen(p, 40), 40)))));
 
 	errcb.callback = rpc_error_callback;
 	errcb.arg = (void *) method;
@@ -230,7 +399,7 @@ rpc_call(const char *method, const char *params)
 	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s: the response is not a JSON object", method)));
+				 errmsg("JSON-RPC %s%s: the response is not a JSON object", method, endpoint_label())));
 	v = li_jsonb_get(&doc->root, "id");
 	{
 		int64		got;
@@ -238,8 +407,8 @@ rpc_call(const char *method, const char *params)
 		if (v == NULL || !li_quantity_from_jsonb(v, &got) || got != id)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("JSON-RPC %s: the response id does not match the request id " INT64_FORMAT,
-							method, id)));
+					 errmsg("JSON-RPC %s%s: the response id does not match the request id " INT64_FORMAT,
+							method, endpoint_label(), id)));
 	}
 	v = li_jsonb_get(&doc->root, "error");
 	if (v != NULL && v->type != jbvNull)
@@ -247,6 +416,7 @@ rpc_call(const char *method, const char *params)
 		JsonbValue *code = NULL;
 		JsonbValue *msg = NULL;
 		int64		c = 0;
+		char	   *m;
 
 		if (v->type == jbvBinary)
 		{
@@ -255,20 +425,38 @@ rpc_call(const char *method, const char *params)
 		}
 		if (code && code->type == jbvNumeric)
 			(void) li_numeric_to_int64(code->val.numeric, &c);
+		m = (msg && msg->type == jbvString) ?
+			pnstrdup(msg->val.string.val,
+					 pg_mbcliplen(msg->val.string.val, msg->val.string.len, 500)) :
+			"(no message)";
+		if (err != NULL)
+		{
+			/* the caller handles it: the endpoint answered properly */
+			call_open = false;
+			err->code = c;
+			err->message = m;
+			return NULL;
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("JSON-RPC %s returned error " INT64_FORMAT ": %s", method, c,
-						(msg && msg->type == jbvString) ?
-						pnstrdup(msg->val.string.val,
-								 pg_mbcliplen(msg->val.string.val, msg->val.string.len, 500)) :
-						"(no message)")));
+				 errmsg("JSON-RPC %s%s returned error " INT64_FORMAT ": %s", method,
+						endpoint_label(), c, m)));
 	}
 	v = li_jsonb_get(&doc->root, "result");
 	if (v == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s: the response has neither \"result\" nor \"error\"", method)));
+				 errmsg("JSON-RPC %s%s: the response has neither \"result\" nor \"error\"",
+						method, endpoint_label())));
+	call_open = false;
 	return v;
+}
+
+/* rpc_call_ex that raises every JSON-RPC error object */
+static JsonbValue *
+rpc_call(const char *method, const char *params)
+{
+	return rpc_call_ex(method, params, NULL);
 }
 
 static char *
@@ -364,6 +552,141 @@ fetch_ledger(int64 n, const char *logs, LiLedger *out, bool missing_ok)
 }
 
 /*
+ * Does this eth_getLogs error message say the query was too large (too
+ * many logs, too wide a block range, too large a response)?  Providers use
+ * different codes for these (-32005, -32602, -32000, -32603, ...), and
+ * some of those codes also mean "rate limited", so the message decides,
+ * not the code.  The phrases are the ones real providers send (geth,
+ * Erigon, Infura, Alchemy, QuickNode, Ankr, BlastAPI, Chainstack).
+ */
+static bool
+logs_error_is_range(const char *message)
+{
+	static const char *const not_range[] = {
+		"rate limit", "request count", "too many requests", "requests per second",
+		"compute units", "capacity", "credits", "quota"
+	};
+	static const char *const range[] = {
+		"query returned more than", "more than 10000 results", "block range",
+		"range too large", "range is too large", "range too wide", "exceeds max results",
+		"exceed max results", "exceeds the max", "max results", "response size exceeded",
+		"response size should not", "log response size", "response is too big",
+		"too many logs", "too many results", "result set too large", "limit exceeded",
+		"logs over", "query timeout", "returned too many", "larger than max_response_bytes"
+	};
+	char	   *m = asc_tolower(message, strlen(message));
+
+	for (size_t i = 0; i < lengthof(not_range); i++)
+		if (strstr(m, not_range[i]) != NULL)
+			return false;
+	for (size_t i = 0; i < lengthof(range); i++)
+		if (strstr(m, range[i]) != NULL)
+			return true;
+	return false;
+}
+
+/* parse "0x..." at *s (advancing it); false when there is none */
+static bool
+scan_hex_quantity(const char **s, int64 *out)
+{
+	const char *p = *s;
+	uint64		v = 0;
+	int			n = 0;
+
+	if (p[0] != '0' || (p[1] != 'x' && p[1] != 'X'))
+		return false;
+	for (p += 2; isxdigit((unsigned char) *p); p++, n++)
+	{
+		if (n >= 15)
+			return false;
+		v = (v << 4) | (uint64) (isdigit((unsigned char) *p) ? *p - '0' :
+								 (tolower((unsigned char) *p) - 'a' + 10));
+	}
+	if (n == 0)
+		return false;
+	*s = p;
+	*out = (int64) v;
+	return true;
+}
+
+/*
+ * A block range an error message suggests, as Infura ("Try with this block
+ * range [0x1, 0x2]") and Alchemy ("this block range should work: [0x1,
+ * 0x2]") send it; false when there is none.
+ */
+static bool
+logs_error_suggestion(const char *message, int64 *from, int64 *to)
+{
+	for (const char *b = strchr(message, '['); b != NULL; b = strchr(b + 1, '['))
+	{
+		const char *p = b + 1;
+
+		while (*p == ' ')
+			p++;
+		if (!scan_hex_quantity(&p, from))
+			continue;
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (scan_hex_quantity(&p, to) && *to >= *from)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * fetch_logs -- eth_getLogs over [from, to] with the pipeline's filters.
+ * Returns the result, or NULL after shrinking logs_range when the node
+ * says the query is too large (the caller retries with the new range): to
+ * the range the message suggests, else by half.  After each success the
+ * range grows back by a quarter, up to block_range.  Any other JSON-RPC
+ * error is raised; so is a range error for a single block.
+ */
+static JsonbValue *
+fetch_logs(LiPipeline *p, int64 from, int64 to)
+{
+	StringInfoData filter;
+	RpcError	err;
+	JsonbValue *r;
+	int64		sfrom;
+	int64		sto;
+	int64		span = to - from + 1;
+	int64		shrunk;
+
+	initStringInfo(&filter);
+	appendStringInfo(&filter, "[{\"fromBlock\":%s,\"toBlock\":%s", hexq(from), hexq(to));
+	if (p->opts.addresses)
+		appendStringInfo(&filter, ",\"address\":%s",
+						 JsonbToCString(NULL, &p->opts.addresses->root, VARSIZE(p->opts.addresses)));
+	if (p->opts.topics)
+		appendStringInfo(&filter, ",\"topics\":%s",
+						 JsonbToCString(NULL, &p->opts.topics->root, VARSIZE(p->opts.topics)));
+	appendStringInfoString(&filter, "}]");
+	r = rpc_call_ex("eth_getLogs", filter.data, &err);
+	if (r != NULL)
+	{
+		if (logs_range < logs_range_max)
+			logs_range = (int) Min((int64) logs_range_max, (int64) logs_range + Max(1, logs_range / 4));
+		return r;
+	}
+	if (!logs_error_is_range(err.message) || span <= 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("JSON-RPC eth_getLogs%s returned error " INT64_FORMAT ": %s",
+						endpoint_label(), err.code, err.message),
+				 span <= 1 ? errdetail("The query already covers a single block (" INT64_FORMAT ").", from) : 0));
+	if (logs_error_suggestion(err.message, &sfrom, &sto) && sfrom == from && sto < to)
+		shrunk = sto - sfrom + 1;
+	else
+		shrunk = span / 2;
+	logs_range = (int) Max(1, Min(shrunk, span - 1));
+	ereport(LOG,
+			(errmsg("ledger_ingest pipeline \"%s\": eth_getLogs over %lld blocks is too large for the node; trying %d",
+					p->name, (long long) span, logs_range),
+			 errdetail("The node answered error " INT64_FORMAT ": %s", err.code, err.message)));
+	return NULL;
+}
+
+/*
  * li_rpc_fetch -- fetch the next range of blocks into the batch (see the
  * file header).  Leaves the batch empty when the pipeline is at the head.
  */
@@ -375,7 +698,6 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	int64		safe;
 	int64		next;
 	int64		end;
-	StringInfoData filter;
 	JsonbContainer *logs;
 	int			nlogs;
 	BlockLogs  *blocks = NULL;
@@ -384,9 +706,27 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	int			nnumbers = 0;
 	uint8		end_hash[LI_HASH_LEN];
 
+	rpc_configure(p);
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: eth_blockNumber", p->name));
 	r = rpc_call("eth_blockNumber", "[]");
 	head = result_quantity(r, "eth_blockNumber");
+	if (head < last_head)
+	{
+		/*
+		 * A node that is behind (or another endpoint behind a load
+		 * balancer): say so once, then follow it; nothing above its head is
+		 * fetched, and a replaced block is found by the hash checks.
+		 */
+		int64		was = last_head;
+
+		last_head = head;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC eth_blockNumber%s: the head went back from " INT64_FORMAT " to " INT64_FORMAT,
+						endpoint_label(), was, head),
+				 errhint("The node may be syncing or behind another node.")));
+	}
+	last_head = head;
 	SpinLockAcquire(&p->slot->mutex);
 	p->slot->head = head;
 	SpinLockRelease(&p->slot->mutex);
@@ -439,39 +779,33 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return;
 	}
-	end = Min(next + p->opts.block_range - 1, safe);
-
 	/*
-	 * The hash of the range's last block before eth_getLogs: if it differs
-	 * afterwards, the chain moved between the calls (a block without
-	 * matching logs in our eth_getLogs answer may have been replaced by one
-	 * with some), and the range is fetched again.
+	 * eth_getLogs over [next, end], with the range shrunk while the node
+	 * says it is too large (see fetch_logs).  Before it, the hash of the
+	 * range's last block: if it differs afterwards, the chain moved between
+	 * the calls (a block without matching logs in our eth_getLogs answer
+	 * may have been replaced by one with some), and the range is fetched
+	 * again.
 	 */
+	for (;;)
 	{
 		LiLedger	endl;
 
+		CHECK_FOR_INTERRUPTS();
+		end = Min(next + logs_range - 1, safe);
 		fetch_ledger(end, "", &endl, false);
 		memcpy(end_hash, endl.hash, LI_HASH_LEN);
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
+										p->name, next, end));
+		r = fetch_logs(p, next, end);
+		if (r != NULL)
+			break;
 	}
-
-	/* eth_getLogs over [next, end] */
-	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
-									p->name, next, end));
-	initStringInfo(&filter);
-	appendStringInfo(&filter, "[{\"fromBlock\":%s,\"toBlock\":%s", hexq(next), hexq(end));
-	if (p->opts.addresses)
-		appendStringInfo(&filter, ",\"address\":%s",
-						 JsonbToCString(NULL, &p->opts.addresses->root, VARSIZE(p->opts.addresses)));
-	if (p->opts.topics)
-		appendStringInfo(&filter, ",\"topics\":%s",
-						 JsonbToCString(NULL, &p->opts.topics->root, VARSIZE(p->opts.topics)));
-	appendStringInfoString(&filter, "}]");
-	r = rpc_call("eth_getLogs", filter.data);
 	if (r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC eth_getLogs: the result is not an array")));
+				 errmsg("JSON-RPC eth_getLogs%s: the result is not an array", endpoint_label())));
 	logs = r->val.binary.data;
 	nlogs = JsonContainerSize(logs);
 
@@ -581,6 +915,7 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 	int64	   *numbers;
 	uint8	  (*hashes)[LI_HASH_LEN];
 
+	rpc_configure(p);
 	caller_cxt = li_txn_begin();
 	args[0] = CStringGetTextDatum(p->name);
 	args[1] = Int64GetDatum(p->cursor.complete ? p->cursor.ledger : p->cursor.ledger - 1);

@@ -628,6 +628,10 @@ ledger_ingest_worker_main(Datum arg)
 			backoff = BACKOFF_MIN_MS << Min(failures - 1, 10);
 			backoff = Min(backoff, BACKOFF_MAX_MS);
 			backoff += (long) pg_prng_uint64_range(&pg_global_prng_state, 0, backoff / 4);
+			/* the node's Retry-After, when it sent one, up to the cap */
+			if (li_rpc_retry_after_ms > backoff)
+				backoff = (long) Min(li_rpc_retry_after_ms, (int64) BACKOFF_MAX_MS);
+			li_rpc_retry_after_ms = 0;
 			pfree(errmsg_copy);
 			worker_sleep(backoff);
 			continue;
