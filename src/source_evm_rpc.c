@@ -70,6 +70,9 @@ static TimestampTz last_request_at = 0;
 /* eth_getLogs range, adapted to the node's limits (see fetch_logs) */
 static int	logs_range = 0;
 static int	logs_range_max = 0;
+static int	logs_successes = 0; /* in a row, since the range last changed */
+
+#define LOGS_GROW_AFTER 10		/* successes before the range grows */
 
 /* highest head seen, to notice a node whose head goes back */
 static int64 last_head = -1;
@@ -254,6 +257,13 @@ rpc_rate_limit(void)
 	}
 }
 
+/* s, cut to at most n bytes at a character boundary */
+static char *
+clip(const char *s, int n)
+{
+	return pnstrdup(s, pg_mbcliplen(s, strlen(s), n));
+}
+
 /* errcontext: which call's response failed to parse */
 static void
 rpc_error_callback(void *arg)
@@ -340,6 +350,7 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 	char	   *failure = NULL;
 	int			sqlstate = 0;
 	const char *p;
+	MemoryContext cxt;
 
 	if (IsTransactionState())
 		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
@@ -354,14 +365,18 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 					id, method, params);
 	for (int attempt = 0; attempt < rpc_opts->nurls; attempt++)
 	{
+		char	   *f;
+
 		if (attempt > 0)
 		{
 			ereport(LOG,
 					(errmsg("ledger_ingest: %s; failing over to the next endpoint", failure)));
 			rpc_failover();
 		}
-		failure = rpc_perform(method, body, &sqlstate);
-		if (failure == NULL)
+		f = rpc_perform(method, body, &sqlstate);
+		/* with several endpoints, the error lists what each one did */
+		failure = (f == NULL || failure == NULL) ? f : psprintf("%s; %s", failure, f);
+		if (f == NULL)
 			break;
 		if (sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED && err != NULL)
 		{
@@ -393,7 +408,28 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 	errcb.arg = (void *) method;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
-	doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(resp_data)));
+	cxt = CurrentMemoryContext;
+	PG_TRY();
+	{
+		doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(resp_data)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* name the call in the message itself (status shows only that) */
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();		/* an interrupt, out of memory, ... */
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: the response is not valid JSON (%s)", method,
+						endpoint_label(),
+						clip(edata->detail ? edata->detail : edata->message, 200))));
+	}
+	PG_END_TRY();
 	error_context_stack = errcb.previous;
 
 	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
@@ -504,12 +540,10 @@ int64_cmp(const void *a, const void *b)
 
 /*
  * Fetch block n's header and build its ledger from it and "logs" (a JSON
- * array text).
+ * array text).  A node without block n (a null result) is an error.
  */
-static bool fetch_ledger(int64 n, const char *logs, LiLedger *out, bool missing_ok);
-
-static bool
-fetch_ledger(int64 n, const char *logs, LiLedger *out, bool missing_ok)
+static void
+fetch_ledger(int64 n, const char *logs, LiLedger *out)
 {
 	JsonbValue *r = rpc_call("eth_getBlockByNumber", psprintf("[%s,false]", hexq(n)));
 	JsonbContainer *h;
@@ -517,8 +551,6 @@ fetch_ledger(int64 n, const char *logs, LiLedger *out, bool missing_ok)
 	static const char *const fields[] = {"number", "hash", "parentHash", "timestamp"};
 	Jsonb	   *jb;
 
-	if (r->type == jbvNull && missing_ok)
-		return false;
 	if (r->type == jbvNull)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -548,7 +580,6 @@ fetch_ledger(int64 n, const char *logs, LiLedger *out, bool missing_ok)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC eth_getBlockByNumber: asked for block " INT64_FORMAT ", got block " INT64_FORMAT,
 						n, out->number)));
-	return true;
 }
 
 /*
@@ -637,9 +668,10 @@ logs_error_suggestion(const char *message, int64 *from, int64 *to)
  * fetch_logs -- eth_getLogs over [from, to] with the pipeline's filters.
  * Returns the result, or NULL after shrinking logs_range when the node
  * says the query is too large (the caller retries with the new range): to
- * the range the message suggests, else by half.  After each success the
- * range grows back by a quarter, up to block_range.  Any other JSON-RPC
- * error is raised; so is a range error for a single block.
+ * the range the message suggests, else by half.  After LOGS_GROW_AFTER
+ * successes in a row the range grows back by a quarter, up to block_range.
+ * Any other JSON-RPC error is raised; so is a range error for a single
+ * block.
  */
 static JsonbValue *
 fetch_logs(LiPipeline *p, int64 from, int64 to)
@@ -664,10 +696,14 @@ fetch_logs(LiPipeline *p, int64 from, int64 to)
 	r = rpc_call_ex("eth_getLogs", filter.data, &err);
 	if (r != NULL)
 	{
-		if (logs_range < logs_range_max)
+		if (logs_range < logs_range_max && ++logs_successes >= LOGS_GROW_AFTER)
+		{
 			logs_range = (int) Min((int64) logs_range_max, (int64) logs_range + Max(1, logs_range / 4));
+			logs_successes = 0;
+		}
 		return r;
 	}
+	logs_successes = 0;
 	if (!logs_error_is_range(err.message) || span <= 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -759,16 +795,17 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	{
 		/*
 		 * At the head: re-check that the cursor's ledger is still canonical,
-		 * so that a reorg that keeps the height is seen too.  A node that
-		 * does not have that block (syncing, or a lower head) is not a reorg.
+		 * so that a reorg that keeps the height is seen too.  A node with a
+		 * lower head is not asked; one that has no block at a height below
+		 * its head is inconsistent (an error, retried), not a reorg.
 		 */
 		if (p->has_cursor_hash && p->cursor.complete && p->cursor.ledger >= 0 &&
 			p->cursor.ledger <= head)
 		{
 			LiLedger	l;
 
-			if (fetch_ledger(p->cursor.ledger, "", &l, true) &&
-				memcmp(l.hash, p->cursor_hash, LI_HASH_LEN) != 0)
+			fetch_ledger(p->cursor.ledger, "", &l);
+			if (memcmp(l.hash, p->cursor_hash, LI_HASH_LEN) != 0)
 			{
 				batch->reorg = true;
 				batch->reorg_error = psprintf("reorg at ledger " INT64_FORMAT ": its hash changed from %s to %s",
@@ -793,7 +830,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 
 		CHECK_FOR_INTERRUPTS();
 		end = Min(next + logs_range - 1, safe);
-		fetch_ledger(end, "", &endl, false);
+		fetch_ledger(end, "", &endl);
 		memcpy(end_hash, endl.hash, LI_HASH_LEN);
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
@@ -870,7 +907,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
 										p->name, numbers[k]));
-		fetch_ledger(numbers[k], blogs, &l, false);
+		fetch_ledger(numbers[k], blogs, &l);
 		if (numbers[k] == end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -965,7 +1002,7 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: looking for the fork point at block " INT64_FORMAT,
 										p->name, numbers[i]));
-		fetch_ledger(numbers[i], "", &l, false);
+		fetch_ledger(numbers[i], "", &l);
 		if (memcmp(l.hash, hashes[i], LI_HASH_LEN) == 0)
 		{
 			pgstat_report_activity(STATE_IDLE, NULL);

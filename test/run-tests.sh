@@ -69,7 +69,10 @@ suite isolation "$pgxs/src/test/isolation/pg_isolation_regress" \
 	--port=58433 --use-existing --dbname=postgres $iso_tests
 
 mkdir -p "$out/tap"
-suite tap env TESTDIR="$out/tap" LEDGER_INGEST_ROOT="$root" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+report="$out/tap/families.tsv"
+: >"$report"
+suite tap env TESTDIR="$out/tap" LEDGER_INGEST_ROOT="$root" LEDGER_INGEST_REPORT="$report" \
+	PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	prove -v -I "$pgxs/src/test/perl" -I "$root/test/t" $root/test/t/*.pl
 
 # libFuzzer + ASan/UBSan over the ABI decoder, seeded with the real logs
@@ -77,6 +80,11 @@ suite fuzz bash "$root/test/fuzz/run.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
 
 for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
 	[ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }
+done
+# the hardening matrix, one line per family (cases recorded by li_case)
+for family in "faults injected" "crash points" "bad inputs" "security cases"; do
+	awk -F'\t' -v f="$family" '$1 == f { n++; if ($2 == "passed") p++ }
+		END { printf "ledger_ingest %s: %d tried, %d passed\n", f, n, p }' "$report"
 done
 echo "ledger_ingest: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -73,22 +73,83 @@ for my $c (@cases)
 	});
 	my $state = li_wait_state($node, $p, 'failed', 30);
 	my $err = li_scalar($node, "SELECT coalesce(error, '') FROM ledger_ingest.inbox WHERE pipeline = '$p' AND error IS NOT NULL");
-	ok($state eq 'failed' && $err =~ $re, "$what: rejected, $err");
+	my $rejected = $state eq 'failed' && $err =~ $re;
+	ok($rejected, "$what: rejected, $err");
 	# nothing lost: ledger 1 applied before, ledger 3 applied once the bad document is removed
 	$node->safe_psql('postgres', qq{
 		DELETE FROM ledger_ingest.inbox WHERE pipeline = '$p' AND error IS NOT NULL;
 		SELECT ledger_ingest.start('$p');
 	});
-	ok(li_wait($node, $p, 3, 30) && li_scalar($node, "SELECT string_agg(ledger::text, ',' ORDER BY ledger) FROM seen WHERE pipeline = '$p'") eq '1,3',
-		"$what: nothing lost");
+	my $kept = li_wait($node, $p, 3, 30) && li_scalar($node, "SELECT string_agg(ledger::text, ',' ORDER BY ledger) FROM seen WHERE pipeline = '$p'") eq '1,3';
+	ok($kept, "$what: nothing lost");
+	li_case('bad inputs', $what, $rejected && $kept);
 	$node->safe_psql('postgres', "SELECT ledger_ingest.drop_pipeline('$p')");
 }
 
-# a NUL inside a string: jsonb itself refuses it, the producer gets the error
+# a NUL inside a string, or text that is not JSON: jsonb itself refuses
+# them, the producer gets the error at INSERT and nothing reaches the inbox
 my ($ret, $out, $err) = $node->psql('postgres',
 	q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('x', '{"number":"0x1","hash":"0x00\u0000"}')});
-like($err, qr/unsupported Unicode escape sequence/, 'a \u0000 in a document is refused at INSERT, clearly');
+li_case('bad inputs', '\u0000 inside a string: refused at INSERT',
+	$ret != 0 && $err =~ /unsupported Unicode escape sequence/);
+($ret, $out, $err) = $node->psql('postgres',
+	q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('x', 'block 12 of the chain')});
+li_case('bad inputs', 'not JSON: refused at INSERT',
+	$ret != 0 && $err =~ /invalid input syntax for type json/);
+is(li_scalar($node, 'SELECT count(*) FROM ledger_ingest.inbox'), '0', 'nothing reached the inbox');
 
-note scalar(@cases) . ' bad documents tried';
+# ledger numbers not above the cursor: the applied ledger again is set
+# aside (the pipeline carries on); another ledger at an applied number that
+# does not attach to the chain fails the pipeline (skipping it could lose
+# data); valid ledgers after it are applied once it is removed
+$node->safe_psql('postgres', q{
+	SELECT ledger_ingest.create_pipeline('stale', 'inbox');
+	SELECT ledger_ingest.add_handler('stale', 'see(ledger_ingest.event)');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('stale', good(1)), ('stale', good(2));
+	SELECT ledger_ingest.start('stale');
+});
+ok(li_wait($node, 'stale', 2, 30), 'stale: ledgers 1 and 2 applied');
+$node->safe_psql('postgres', q{
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('stale', good(1)), ('stale', good(3));
+});
+ok(li_wait($node, 'stale', 3, 30), 'stale: ledger 3 applied after a repeated ledger 1');
+$err = li_scalar($node, q{SELECT coalesce(string_agg(error, '; '), '') FROM ledger_ingest.inbox WHERE pipeline = 'stale'});
+li_case('bad inputs', 'a ledger number not above the cursor (the applied ledger again): set aside, pipeline running',
+	$err =~ /ledger 1 is not above the cursor \(ledger 2\): already applied/
+	  && li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 'stale'}) eq 'running');
+$node->safe_psql('postgres', q{
+	DELETE FROM ledger_ingest.inbox WHERE pipeline = 'stale';
+	INSERT INTO ledger_ingest.inbox (pipeline, doc)
+		VALUES ('stale', good(2) || jsonb_build_object('hash', h(99), 'parentHash', h(42))), ('stale', good(4));
+});
+my $state = li_wait_state($node, 'stale', 'failed', 30);
+$err = li_scalar($node, q{SELECT coalesce(string_agg(error, '; '), '') FROM ledger_ingest.inbox WHERE pipeline = 'stale'});
+$node->safe_psql('postgres', q{
+	DELETE FROM ledger_ingest.inbox WHERE pipeline = 'stale' AND error IS NOT NULL;
+	SELECT ledger_ingest.start('stale');
+});
+li_case('bad inputs', 'another ledger at an applied number: failed, then nothing lost',
+	$state eq 'failed' && $err =~ /reorg at ledger 2: it differs from the applied ledger 2 and does not attach/
+	  && li_wait($node, 'stale', 4, 30)
+	  && li_scalar($node, q{SELECT string_agg(ledger::text, ',' ORDER BY ledger) FROM seen WHERE pipeline = 'stale'}) eq '1,2,3,4');
+
+# a 100 MB document (one log with 50 MB of data): applied in full, once
+$node->safe_psql('postgres', q{
+	CREATE TABLE big (ledger bigint, len int, md5 text);
+	CREATE FUNCTION keep_big(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO big VALUES (e.ledger, length(e.data), md5(e.data)) $$;
+	SELECT ledger_ingest.create_pipeline('big', 'inbox');
+	SELECT ledger_ingest.add_handler('big', 'keep_big(ledger_ingest.event)');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc)
+		SELECT 'big', good(1) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('data', '0x' || repeat('c0ffee', 16666667)))));
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('big', good(2));
+	SELECT ledger_ingest.start('big');
+});
+li_case('bad inputs', 'a 100 MB document: applied in full, once',
+	li_wait($node, 'big', 2, 120)
+	  && li_scalar($node, q{SELECT string_agg(ledger || ':' || len || ':' || (md5 = md5(decode(repeat('c0ffee', 16666667), 'hex'))), ',' ORDER BY ledger) FROM big})
+	  eq '1:50000001:true,2:1:false');
+
+note scalar(@cases) . ' malformed documents tried';
 $node->stop;
 done_testing();

@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(li_root li_data li_node li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
-  li_anvil chain cast);
+  li_anvil chain cast li_case);
 
 # project root and the real ledger data (../shared/data)
 sub li_root { return $ENV{LEDGER_INGEST_ROOT} // die "LEDGER_INGEST_ROOT not set" }
@@ -30,7 +30,6 @@ shared_preload_libraries = 'ledger_ingest'
 ledger_ingest.database = 'postgres'
 max_worker_processes = 16
 restart_after_crash = on
-log_min_messages = log
 CONF
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION ledger_ingest');
@@ -57,6 +56,23 @@ TRUNCATE nd;
 COPY nd FROM '$file' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02');
 INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT '$pipeline', doc FROM nd;
 SQL
+}
+
+# One case of a reported family ("faults injected", "crash points", "bad
+# inputs", "security cases"): a test, ok($ok, "$family: $name"), also
+# appended to $LEDGER_INGEST_REPORT for the per-family summary that
+# test/run-tests.sh prints.  Returns the test's result.
+sub li_case
+{
+	my ($family, $name, $ok) = @_;
+	my $r = ok($ok, "$family: $name");
+	if (my $f = $ENV{LEDGER_INGEST_REPORT})
+	{
+		open(my $fh, '>>', $f) or die "$f: $!";
+		print $fh "$family\t" . ($r ? 'passed' : 'failed') . "\t$name\n";
+		close $fh;
+	}
+	return $r;
 }
 
 sub li_scalar

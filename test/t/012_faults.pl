@@ -1,0 +1,266 @@
+# The fault matrix of the evm_rpc source: a fault-injecting JSON-RPC proxy
+# (test/fault_proxy.js) between the worker and a real anvil node.  For each
+# fault: the problem shows in status.last_error and the errors counter,
+# nothing inconsistent is applied, and once the fault stops the pipeline
+# catches up fully -- every balance equals balanceOf and every Transfer is
+# applied exactly once (events_applied equals the number sent).  Also:
+# eth_getLogs range limits as providers word them (the range shrinks, no
+# error), an ambiguous -32005 classified by its message, Retry-After
+# honoured, several URLs with failover, the request rate limit, and
+# credentials in a URL never shown.
+use strict;
+use warnings;
+use HTTP::Tiny;
+use JSON::PP;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use LiTest;
+
+my $rpc = li_anvil();
+my $token = chain('deploy', $rpc);
+chain('mint', $rpc, $token);
+my $sent = 10;    # Transfer events on the chain (mint: 10)
+
+# the proxy, on a free port, in front of anvil
+my $portfile = "$PostgreSQL::Test::Utils::tmp_check/proxy.port";
+my ($pout, $perr) = ('', '');
+my $proxy = IPC::Run::start(
+	[ 'node', li_root() . '/test/fault_proxy.js', '--listen', '0',
+		'--upstream', $rpc, '--portfile', $portfile ],
+	'<', \undef, '>', \$pout, '2>', \$perr);
+for (1 .. 100) { last if -s $portfile; usleep(100_000); }
+chomp(my $pport = slurp_file($portfile));
+my $purl = "http://127.0.0.1:$pport";
+END { $proxy->kill_kill if $proxy; }
+
+my $http = HTTP::Tiny->new(timeout => 10);
+sub control
+{
+	my ($path, $body) = @_;
+	my $r = $http->post("$purl/$path",
+		{ content => encode_json($body // {}), headers => { 'content-type' => 'application/json' } });
+	die "proxy $path: $r->{status} $r->{content}" unless $r->{success};
+	return decode_json($r->{content});
+}
+sub fault { return control('__fault', {@_}); }
+sub clear { return control('__clear'); }
+sub stats { return decode_json($http->get("$purl/__stats")->{content}); }
+
+my $node = li_node('faults');
+$node->safe_psql('postgres', slurp_file(li_root() . '/test/fixtures/erc20.sql'));
+my $transfer = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('f', 'evm_rpc',
+		'{"url":"$purl","addresses":["$token"],"topics":[["$transfer"]],
+		  "block_range":7,"poll_ms":200,"timeout_ms":3000,"max_response_bytes":1000000}');
+	SELECT ledger_ingest.add_handler('f', 'erc20_on_transfer(ledger_ingest.event)');
+	SELECT ledger_ingest.start('f');
+});
+
+sub status
+{
+	my ($p, $col) = @_;
+	return li_scalar($node, "SELECT coalesce(${col}::text, '') FROM ledger_ingest.status WHERE pipeline = '$p'");
+}
+
+# every balance equals balanceOf, and every Transfer was applied once
+sub consistent
+{
+	my ($p) = @_;
+	my $head = chain('head', $rpc);
+	return 0 unless li_wait($node, $p, $head, 90);
+	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
+	my %db = map { split /\|/ } split /\n/, li_scalar($node,
+		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
+		  WHERE account <> '\x0000000000000000000000000000000000000000'});
+	my $same = join(',', map { "$_=$chain{$_}" } sort keys %chain) eq
+	  join(',', map { "$_=$db{$_}" } sort keys %db);
+	my $applied = status($p, 'events_applied');
+	diag("$p: balances differ from balanceOf") unless $same;
+	diag("$p: $applied events applied, $sent sent") unless $applied == $sent;
+	return $same && $applied == $sent;
+}
+
+ok(consistent('f'), 'caught up through the proxy before any fault');
+
+# wait until the errors counter passed $before and last_error matches $re
+sub error_seen
+{
+	my ($before, $re) = @_;
+	my $err = '';
+	for (1 .. 300)
+	{
+		$err = status('f', 'last_error');
+		return 1 if status('f', 'errors') > $before && $err =~ $re;
+		usleep(100_000);
+	}
+	diag("last_error: $err");
+	my @log = @{ stats()->{log} };
+	diag('proxy: ' . join("\n", map { encode_json($_) } @log[ ($#log > 8 ? $#log - 8 : 0) .. $#log ]));
+	return 0;
+}
+
+my $seed = 100;
+sub transfers { my ($n) = @_; chain('transfers', $rpc, $token, $n, $seed++); $sent += $n; }
+
+# [ name, fault, expected last_error, keep until seen (then clear) ]
+my @faults = (
+	[ 'connection refused', { mode => 'refuse', count => -1 }, qr/failed: .*(Empty reply|reset|Recv failure|Connection)/i, 1 ],
+	[ 'no answer (hang)', { mode => 'hang', count => 1, method => 'eth_blockNumber' }, qr/eth_blockNumber failed: .*(timed out|Timeout)/i ],
+	[ 'stall mid-body', { mode => 'stall', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs failed: .*(timed out|Timeout)/i ],
+	[ 'HTTP 429 without Retry-After', { mode => 'http_status', status => 429, count => 2 }, qr/HTTP status 429 \(rate limited\)/ ],
+	[ 'HTTP 500', { mode => 'http_status', status => 500, count => 2 }, qr/HTTP status 500/ ],
+	[ 'HTTP 502', { mode => 'http_status', status => 502, count => 2 }, qr/HTTP status 502/ ],
+	[ 'HTTP 503', { mode => 'http_status', status => 503, count => 2 }, qr/HTTP status 503/ ],
+	[ 'HTML instead of JSON', { mode => 'html', count => 2 }, qr/the response is not JSON \(it starts with "</ ],
+	[ 'truncated JSON', { mode => 'truncated', count => 1, method => 'eth_getBlockByNumber' }, qr/eth_getBlockByNumber: the response is not valid JSON/ ],
+	[ 'malformed JSON', { mode => 'malformed', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs: the response is not valid JSON/ ],
+	[ 'JSON-RPC error object', { mode => 'rpc_error', code => -32000, message => 'internal error', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs returned error -32000: internal error/ ],
+	[ 'wrong id', { mode => 'wrong_id', count => 1 }, qr/the response id does not match the request id/ ],
+	[ 'null eth_blockNumber', { mode => 'null_result', count => 1, method => 'eth_blockNumber' }, qr/eth_blockNumber: the result is not a quantity/ ],
+	[ 'null eth_getLogs', { mode => 'null_result', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs: the result is not an array/ ],
+	[ 'null block', { mode => 'null_result', count => 1, method => 'eth_getBlockByNumber' }, qr/eth_getBlockByNumber: block \d+ is not available/ ],
+	[ 'logs with another blockHash', { mode => 'logs_mismatch', count => 1, method => 'eth_getLogs' }, qr/blockHash" does not match the ledger hash/ ],
+	[ 'logs with another blockNumber', { mode => 'logs_mismatch', field => 'blockNumber', count => 1, method => 'eth_getLogs' }, qr/(outside the requested range|does not match the ledger hash|but the ledger number is)/ ],
+	[ 'a block other than requested', { mode => 'wrong_block', count => 1, method => 'eth_getBlockByNumber' }, qr/(asked for block \d+, got block \d+|but the ledger number is)/ ],
+	[ 'head goes backwards', { mode => 'head_back', by => 20, count => 1, method => 'eth_blockNumber' }, qr/the head went back from \d+ to \d+/ ],
+	[ 'response over max_response_bytes', { mode => 'oversize', bytes => 2_000_000, count => 1, method => 'eth_blockNumber' }, qr/response larger than max_response_bytes \(1000000\)/ ],
+	[ 'ambiguous -32005 (rate limit, not range)', { mode => 'rpc_error', code => -32005, message => 'daily request count exceeded, request rate limited', count => 1, method => 'eth_getLogs' }, qr/returned error -32005: daily request count exceeded/ ],
+);
+
+for my $c (@faults)
+{
+	my ($name, $f, $re, $until_seen) = @$c;
+	my $before = status('f', 'errors');
+	fault(%$f);
+	transfers(3);
+	my $seen = error_seen($before, $re);
+	clear() if $until_seen || !$seen;
+	my $ok = consistent('f');
+	li_case('faults injected', "$name: shown in last_error, then caught up exactly once", $seen && $ok);
+	clear();
+}
+
+# Retry-After: the next request waits for it (here 2 s, above the backoff)
+{
+	my $before = status('f', 'errors');
+	control('__reset_stats');
+	fault(mode => 'http_status', status => 429, retry_after => '2', count => 1, method => 'eth_blockNumber');
+	my $seen = error_seen($before, qr/HTTP status 429/);
+	usleep(3_000_000);
+	my @log = @{ stats()->{log} };
+	my ($i) = grep { ($log[$_]{mode} // '') eq 'http_status' } 0 .. $#log;
+	my $gap = defined $i && $i < $#log ? $log[ $i + 1 ]{t} - $log[$i]{t} : 0;
+	li_case('faults injected', "HTTP 429 with Retry-After: 2 honoured (next request after ${gap} ms)",
+		$seen && $gap >= 1900 && consistent('f'));
+}
+
+# eth_getLogs range limits as providers word them: the range shrinks (to
+# the suggested range, or by half), nothing fails, nothing is lost
+my @limits = (
+	[ 'Alchemy: log response size, suggested range', { max_range => 2, code => -32602,
+		message => 'Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response. Based on your parameters, this block range should work: [{from}, {to}]' } ],
+	[ 'Infura: more than 10000 results, suggested range', { max_range => 3, code => -32005,
+		message => 'query returned more than 10000 results. Try with this block range [{from}, {to}].' } ],
+	[ 'block range too large (halving)', { max_range => 2, code => -32000, suggest => JSON::PP::false,
+		message => 'block range too large' } ],
+	[ 'exceeds max results (halving)', { max_range => 1, code => -32602, suggest => JSON::PP::false,
+		message => 'eth_getLogs exceeds max results 20000, retry with the range 1-2' } ],
+	[ 'limit exceeded (halving)', { max_range => 2, code => -32005, suggest => JSON::PP::false,
+		message => 'limit exceeded' } ],
+);
+for my $c (@limits)
+{
+	my ($name, $f) = @$c;
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.stop('f')});
+	li_wait_state($node, 'f', 'stopped', 30);
+	transfers(8);
+	control('__reset_stats');
+	fault(mode => 'range_limit', count => -1, method => 'eth_getLogs', %$f);
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.start('f')});
+	my $ok = consistent('f');
+	my $st = stats();
+	my $limited = $st->{by_mode}{range_limit} // 0;
+	my $after = status('f', 'errors');    # start() cleared it
+	diag("$name: caught up $ok, $limited range errors, $after errors: " . status('f', 'last_error'))
+	  unless $ok && $limited >= 1 && $after == 0;
+	clear();
+	li_case('faults injected', "eth_getLogs range limit, $name: split, no error, nothing lost",
+		$ok && $limited >= 1 && $after == 0);
+}
+
+# several URLs: a dead endpoint first, the proxy second
+my $dead = PostgreSQL::Test::Cluster::get_free_port();
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.stop('f');
+	CREATE TABLE seen_multi (ledger bigint, log_index int);
+	CREATE FUNCTION see_multi(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		\$\$ INSERT INTO seen_multi VALUES (e.ledger, e.event_index) \$\$;
+	SELECT ledger_ingest.create_pipeline('multi', 'evm_rpc',
+		'{"urls":["http://127.0.0.1:$dead/","$purl"],"addresses":["$token"],"topics":[["$transfer"]],
+		  "block_range":50,"poll_ms":200}');
+	SELECT ledger_ingest.add_handler('multi', 'see_multi(ledger_ingest.event)');
+	SELECT ledger_ingest.start('multi');
+});
+transfers(2);
+my $head = chain('head', $rpc);
+li_case('faults injected', 'first of two URLs refuses: failed over, caught up',
+	li_wait($node, 'multi', $head, 60)
+	  && li_scalar($node, 'SELECT count(*) || ' . q{' ' || count(DISTINCT (ledger, log_index)) FROM seen_multi}) eq "$sent $sent");
+# then the second fails (HTTP 503): the first is still dead, so the error
+# names the endpoint by position, never by URL
+fault(mode => 'http_status', status => 503, count => -1);
+my $err = '';
+for (1 .. 100)
+{
+	$err = status('multi', 'last_error');
+	last if $err =~ /HTTP status 503/;
+	usleep(100_000);
+}
+clear();
+li_case('faults injected', 'both URLs failing: the error names the endpoint by position',
+	$err =~ /\(endpoint 2 of 2\): HTTP status 503/ && $err !~ /127\.0\.0\.1:$pport/);
+$node->safe_psql('postgres', q{SELECT ledger_ingest.stop('multi')});
+
+# request rate limit: at most 4 requests per second (idle polling would
+# otherwise make about 10)
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('slow', 'evm_rpc',
+		'{"url":"$purl","addresses":["$token"],"topics":[["$transfer"]],"poll_ms":100,
+		  "max_requests_per_second":4,"from_block":$head}');
+	SELECT ledger_ingest.start('slow');
+});
+li_wait($node, 'slow', $head, 30);
+control('__reset_stats');
+usleep(3_000_000);
+my @t = @{ stats()->{times} };
+my $min_gap = 1e9;
+$min_gap = ($t[$_] - $t[ $_ - 1 ] < $min_gap ? $t[$_] - $t[ $_ - 1 ] : $min_gap) for 1 .. $#t;
+li_case('faults injected', sprintf('max_requests_per_second 4: %d requests in 3 s, min gap %d ms', scalar(@t), $min_gap),
+	@t >= 4 && @t <= 14 && $min_gap >= 240);
+$node->safe_psql('postgres', q{SELECT ledger_ingest.stop('slow')});
+
+# credentials in a URL never show: not in status, notifications or the log
+my $listener = li_listen($node);
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('secret', 'evm_rpc',
+		'{"url":"http://alice:s3cretpass\@127.0.0.1:$dead/v2/k3yk3yk3y","max_retries":0}');
+	SELECT ledger_ingest.start('secret');
+});
+for (1 .. 100) { last if status('secret', 'last_error') ne ''; usleep(100_000); }
+my $spid = li_worker_pid($node, 'secret');
+usleep(1_500_000);    # a few retries, each logged
+my $shown = join("\n", status('secret', 'last_error'),
+	li_scalar($node, q{SELECT string_agg(coalesce(last_error, ''), ' ') FROM ledger_ingest.status}),
+	map { encode_json($_) } li_drain($listener));
+$node->safe_psql('postgres', q{SELECT ledger_ingest.stop('secret')});
+# what the worker logged (the test's own statements are logged too)
+my $log = join('', grep { /\[$spid\]/ } split /^/, slurp_file($node->logfile));
+li_case('faults injected', 'credentials in a URL: not in status, notifications or the server log',
+	$shown =~ /failed/ && $log =~ /failed/ && $shown !~ /s3cretpass|k3yk3yk3y|alice/ && $log !~ /s3cretpass|k3yk3yk3y|alice/);
+
+$node->stop;
+done_testing();
