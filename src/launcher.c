@@ -44,6 +44,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -314,6 +315,8 @@ ledger_ingest_launcher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+	/* built-in names first, whatever the database's settings say */
+	SetConfigOption("search_path", LI_WORKER_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 	pgstat_report_appname("ledger_ingest launcher");
 
 	entries = MemoryContextAllocZero(TopMemoryContext,

@@ -103,6 +103,9 @@ typedef enum LiCommitMode
 	LI_COMMIT_BATCH
 } LiCommitMode;
 
+/* the search_path of the launcher and the workers (see worker.c) */
+#define LI_WORKER_SEARCH_PATH "pg_catalog, public, pg_temp"
+
 #define LI_MAX_URLS 16
 #define LI_RPC_MAX_RESPONSE ((int64) 256 * 1024 * 1024)
 

@@ -507,6 +507,15 @@ ledger_ingest_worker_main(Datum arg)
 	SetConfigOption("application_name", psprintf("ledger_ingest %s", pipeline.name),
 					PGC_USERSET, PGC_S_SESSION);
 
+	/*
+	 * Built-in names first: a search_path set for the database (ALTER
+	 * DATABASE ... SET) must not let a schema shadow a function or operator
+	 * in what the worker runs as superuser.  "public" stays searched (after
+	 * pg_catalog) for handlers that name their objects without a schema;
+	 * a handler with its own SET search_path gets that.
+	 */
+	SetConfigOption("search_path", LI_WORKER_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+
 	slot = li_find_slot(dboid, pipeline.name, true);
 	if (slot == NULL)
 		ereport(ERROR,
