@@ -11,6 +11,8 @@
 use strict;
 use warnings;
 use HTTP::Tiny;
+use IO::Socket::INET;
+use POSIX ();
 use JSON::PP;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
@@ -242,6 +244,67 @@ $min_gap = ($t[$_] - $t[ $_ - 1 ] < $min_gap ? $t[$_] - $t[ $_ - 1 ] : $min_gap)
 li_case('faults injected', sprintf('max_requests_per_second 4: %d requests in 3 s, min gap %d ms', scalar(@t), $min_gap),
 	@t >= 4 && @t <= 14 && $min_gap >= 240);
 $node->safe_psql('postgres', q{SELECT ledger_ingest.stop('slow')});
+
+# redirects: followed (POST kept) to http(s) only, at most max_redirects;
+# a tiny HTTP server answers every request with a redirect to $target
+our @redirectors;
+END { kill 'KILL', @redirectors if @redirectors; }
+sub redirector
+{
+	my ($target) = @_;
+	my $srv = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', ReuseAddr => 1)
+	  or die "listen: $!";
+	my $port = $srv->sockport;
+	$target =~ s/SELF/http:\/\/127.0.0.1:$port\//;
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		while (my $c = $srv->accept)
+		{
+			my ($hdr, $len) = ('', 0);
+			while (my $line = <$c>) { $len = $1 if $line =~ /^content-length:\s*(\d+)/i; last if $line eq "\r\n"; }
+			read($c, my $body, $len) if $len;
+			print $c "HTTP/1.1 307 Temporary Redirect\r\nLocation: $target\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+			close $c;
+		}
+		POSIX::_exit(0);    # not exit: the parent's END blocks must not run here
+	}
+	close $srv;
+	push @redirectors, $pid;
+	return "http://127.0.0.1:$port/";
+}
+my @redirect_cases = (
+	[ 'a redirect to the node: followed', "$purl/", qr/^$/ ],
+	[ 'a redirect to file://: refused', 'file:///etc/passwd', qr/(Protocol "file" not supported|disabled)/ ],
+	[ 'a redirect loop: stopped after max_redirects', 'SELF', qr/Maximum \(3\) redirects followed/ ],
+);
+my $rn = 0;
+for my $c (@redirect_cases)
+{
+	my ($name, $target, $re) = @$c;
+	my $p = 'redir' . (++$rn);
+	my $url = redirector($target);
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.create_pipeline('$p', 'evm_rpc', '{"url":"$url","poll_ms":200,"max_redirects":3}');
+		SELECT ledger_ingest.start('$p');
+	});
+	my $head = chain('head', $rpc);
+	my $ok;
+	if ($target =~ /^http:\/\/127/)
+	{
+		$ok = li_wait($node, $p, $head, 30) && status($p, 'errors') == 0;
+	}
+	else
+	{
+		my $err = '';
+		for (1 .. 100) { $err = status($p, 'last_error'); last if $err ne ''; usleep(100_000); }
+		$ok = $err =~ $re && status($p, 'ledger') eq '-1';
+		diag("$name: $err") unless $ok;
+	}
+	li_case('faults injected', $name, $ok);
+	$node->safe_psql('postgres', "SELECT ledger_ingest.stop('$p')");
+}
 
 # credentials in a URL never show: not in status, notifications or the log
 my $listener = li_listen($node);
