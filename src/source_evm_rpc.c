@@ -22,11 +22,20 @@
  * "JSON-RPC API"; execution-apis eth_getLogs, eth_getBlockByNumber).
  *
  * libcurl runs with CURLOPT_NOSIGNAL (PostgreSQL owns the signals), only
- * the http and https protocols, no redirects, connect and total timeouts,
- * and a response size cap.  Its progress callback aborts the transfer when
- * the worker is asked to die or cancel; CHECK_FOR_INTERRUPTS() then acts
- * on it, so stop(), pg_terminate_backend() and DROP DATABASE never wait on
- * the network.  Errors never name the URL (it may carry credentials).
+ * the http and https protocols (for redirects too, at most max_redirects),
+ * connect and total timeouts, and a response size cap.  Its progress
+ * callback aborts the transfer when the worker is asked to die or cancel;
+ * CHECK_FOR_INTERRUPTS() then acts on it, so stop(), pg_terminate_backend()
+ * and DROP DATABASE never wait on the network.  Errors never name the URL
+ * (it may carry credentials): with several URLs, an endpoint is named by
+ * its position.
+ *
+ * Faults: transport errors and HTTP error statuses fail over to the next
+ * URL at once; a bad response moves the next call to the next URL; a
+ * Retry-After (429, 503) is passed to the worker's backoff; eth_getLogs
+ * range limits shrink the range (fetch_logs).  Everything else is an error
+ * for the worker to retry: nothing from a response that fails a check is
+ * applied.
  *
  *-------------------------------------------------------------------------
  */
