@@ -494,6 +494,8 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 				 errmsg("JSON-RPC %s%s: the response has neither \"result\" nor \"error\"",
 						method, endpoint_label())));
 	call_open = false;
+	/* an endpoint answered: an earlier Retry-After no longer applies */
+	li_rpc_retry_after_ms = 0;
 	return v;
 }
 
