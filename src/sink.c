@@ -7,7 +7,8 @@
  * add_raw_sink(pipeline, tbl) registers a table whose columns are named
  * after fields of ledger_ingest.event (any subset, with the same types).
  * In each apply transaction, after the handlers, the events are written in
- * COPY text format into a buffer and loaded with BeginCopyFrom/CopyFrom
+ * COPY BINARY format into a buffer (no text to format and parse back: hex
+ * for bytea, array literals for topics) and loaded with BeginCopyFrom/CopyFrom
  * reading from that buffer (the data_source_cb path that file_fdw uses):
  * multi-row inserts with index maintenance and triggers, as COPY does, in
  * the same transaction as the cursor compare-and-swap.  The rows are
@@ -19,6 +20,8 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/pg_type.h"
+#include "port/pg_bswap.h"
 #include "commands/copy.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -55,69 +58,117 @@ sink_read_cb(void *outbuf, int minread, int maxread)
 	return n;
 }
 
-/* bytea in COPY text format: \\x followed by hex (the backslash doubled) */
+/*
+ * Writers of COPY BINARY fields (PostgreSQL documentation, "COPY", "Binary
+ * Format"): each field is an int32 length (-1: NULL) followed by the type's
+ * binary send format, integers in network byte order.
+ */
 static void
-append_bytes(StringInfo buf, const uint8 *b, int len, const char *prefix)
+put_int16(StringInfo buf, int16 v)
 {
-	static const char digits[] = "0123456789abcdef";
+	uint16		n = pg_hton16((uint16) v);
 
-	appendStringInfoString(buf, prefix);
-	enlargeStringInfo(buf, 2 * len);
-	for (int i = 0; i < len; i++)
-	{
-		buf->data[buf->len++] = digits[b[i] >> 4];
-		buf->data[buf->len++] = digits[b[i] & 0xf];
-	}
-	buf->data[buf->len] = '\0';
+	appendBinaryStringInfoNT(buf, (char *) &n, 2);
 }
 
+static void
+put_int32(StringInfo buf, int32 v)
+{
+	uint32		n = pg_hton32((uint32) v);
+
+	appendBinaryStringInfoNT(buf, (char *) &n, 4);
+}
+
+static void
+put_int64(StringInfo buf, int64 v)
+{
+	uint64		n = pg_hton64((uint64) v);
+
+	appendBinaryStringInfoNT(buf, (char *) &n, 8);
+}
+
+/* a field of len bytes: its length, then the bytes (text, bytea) */
+static void
+put_bytes(StringInfo buf, const void *b, int len)
+{
+	put_int32(buf, len);
+	appendBinaryStringInfoNT(buf, b, len);
+}
+
+static void
+put_null(StringInfo buf)
+{
+	put_int32(buf, -1);
+}
+
+/*
+ * One event field in its column type's binary format: text, int8 and
+ * int4, bytea, timestamptz (int8 microseconds since 2000-01-01, what
+ * timestamptz_send writes), bytea[] (array_send: ndim, has-nulls flag,
+ * element type, then per dimension its length and lower bound, then each
+ * element with its length).
+ */
 static void
 append_field(StringInfo buf, int field, LiPipeline *p, LiLedger *l, LiEvent *e)
 {
 	switch (field)
 	{
 		case 0:
-			appendStringInfoString(buf, p->name);	/* [A-Za-z0-9_.-] only */
+			put_bytes(buf, p->name, strlen(p->name));
 			break;
 		case 1:
-			appendStringInfo(buf, INT64_FORMAT, l->number);
+			put_int32(buf, 8);
+			put_int64(buf, l->number);
 			break;
 		case 2:
-			append_bytes(buf, l->hash, LI_HASH_LEN, "\\\\x");
+			put_bytes(buf, l->hash, LI_HASH_LEN);
 			break;
 		case 3:
 			if (TIMESTAMP_NOT_FINITE(l->time))
-				appendStringInfoString(buf, "\\N");
+				put_null(buf);
 			else
-				appendStringInfoString(buf, timestamptz_to_str(l->time));
+			{
+				put_int32(buf, 8);
+				put_int64(buf, l->time);
+			}
 			break;
 		case 4:
-			appendStringInfo(buf, "%d", e->tx_index);
+			put_int32(buf, 4);
+			put_int32(buf, e->tx_index);
 			break;
 		case 5:
 			if (e->has_tx_hash)
-				append_bytes(buf, e->tx_hash, LI_HASH_LEN, "\\\\x");
+				put_bytes(buf, e->tx_hash, LI_HASH_LEN);
 			else
-				appendStringInfoString(buf, "\\N");
+				put_null(buf);
 			break;
 		case 6:
-			appendStringInfo(buf, "%d", e->event_index);
+			put_int32(buf, 4);
+			put_int32(buf, e->event_index);
 			break;
 		case 7:
-			append_bytes(buf, e->address, LI_ADDRESS_LEN, "\\\\x");
+			put_bytes(buf, e->address, LI_ADDRESS_LEN);
 			break;
 		case 8:
-			appendStringInfoChar(buf, '{');
-			for (int t = 0; t < e->ntopics; t++)
+			if (e->ntopics == 0)
 			{
-				append_bytes(buf, e->topics[t], LI_HASH_LEN, t > 0 ? ",\"\\\\\\\\x" : "\"\\\\\\\\x");
-				appendStringInfoChar(buf, '"');
+				put_int32(buf, 12);
+				put_int32(buf, 0);	/* ndim */
+				put_int32(buf, 0);	/* no nulls */
+				put_int32(buf, BYTEAOID);
+				break;
 			}
-			appendStringInfoChar(buf, '}');
+			put_int32(buf, 20 + e->ntopics * (4 + LI_HASH_LEN));
+			put_int32(buf, 1);
+			put_int32(buf, 0);
+			put_int32(buf, BYTEAOID);
+			put_int32(buf, e->ntopics);
+			put_int32(buf, 1);	/* lower bound */
+			for (int t = 0; t < e->ntopics; t++)
+				put_bytes(buf, e->topics[t], LI_HASH_LEN);
 			break;
 		case 9:
-			append_bytes(buf, (const uint8 *) VARDATA_ANY(e->data),
-						 VARSIZE_ANY_EXHDR(e->data), "\\\\x");
+			put_bytes(buf, VARDATA_ANY(e->data), VARSIZE_ANY_EXHDR(e->data));
 			break;
 	}
 }
@@ -147,6 +198,7 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 		List	   *attnames = NIL;
 		Oid			save_userid;
 		int			save_sec_context;
+		int			nfields;
 
 		if (copybuf.data == NULL)
 		{
@@ -156,28 +208,29 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 			MemoryContextSwitchTo(old);
 		}
 		resetStringInfo(&copybuf);
+		/* signature, flags, header extension length */
+		appendBinaryStringInfoNT(&copybuf, "PGCOPY\n\377\r\n\0", 11);
+		put_int32(&copybuf, 0);
+		put_int32(&copybuf, 0);
+		nfields = 0;
+		for (int f = 0; f < (int) NFIELDS; f++)
+			if (sink->fields & (1 << f))
+			{
+				attnames = lappend(attnames, makeString(pstrdup(sink_fields[f])));
+				nfields++;
+			}
 		for (int i = 0; i < nsegs; i++)
 		{
 			for (int ev = first[i]; ev < last[i]; ev++)
 			{
-				bool		tab = false;
-
+				put_int16(&copybuf, nfields);
 				for (int f = 0; f < (int) NFIELDS; f++)
-				{
-					if (!(sink->fields & (1 << f)))
-						continue;
-					if (tab)
-						appendStringInfoChar(&copybuf, '\t');
-					append_field(&copybuf, f, p, ledgers[i], &ledgers[i]->events[ev]);
-					tab = true;
-				}
-				appendStringInfoChar(&copybuf, '\n');
+					if (sink->fields & (1 << f))
+						append_field(&copybuf, f, p, ledgers[i], &ledgers[i]->events[ev]);
 			}
 		}
+		put_int16(&copybuf, -1);	/* trailer */
 		copypos = 0;
-		for (int f = 0; f < (int) NFIELDS; f++)
-			if (sink->fields & (1 << f))
-				attnames = lappend(attnames, makeString(pstrdup(sink_fields[f])));
 
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
@@ -195,7 +248,8 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 		/* as DoCopy does: CopyFrom's result relation is range table entry 1 */
 		pstate = make_parsestate(NULL);
 		(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
-		cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, sink_read_cb, attnames, NIL);
+		cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, sink_read_cb, attnames,
+							   list_make1(makeDefElem("format", (Node *) makeString("binary"), -1)));
 		total += CopyFrom(cstate);
 		EndCopyFrom(cstate);
 		free_parsestate(pstate);

@@ -41,15 +41,19 @@ for my $mode ('batch', 'ledger', 'event', 'set')
 	{
 		is(li_scalar($node, q{SELECT count(*) || '/' || count(DISTINCT note) FROM raw_events}), '1540/1',
 			'raw sink: one row per event');
-		is( li_scalar($node, q{
+		is( li_scalar($node, qq{
 			SELECT count(*) FROM (
 				(SELECT ledger_ingest.doc_ledger(d.doc), ('x' || lpad(substr(l->>'logIndex', 3), 8, '0'))::bit(32)::int,
 						decode(substr(l->>'address', 3), 'hex'), decode(substr(l->>'data', 3), 'hex'),
 						ARRAY(SELECT decode(substr(t, 3), 'hex') FROM jsonb_array_elements_text(l->'topics') t),
-						decode(substr(d.doc->>'hash', 3), 'hex'), decode(substr(l->>'transactionHash', 3), 'hex')
+						decode(substr(d.doc->>'hash', 3), 'hex'), decode(substr(l->>'transactionHash', 3), 'hex'),
+						('x' || lpad(substr(l->>'transactionIndex', 3), 8, '0'))::bit(32)::int,
+						to_timestamp(('x' || lpad(substr(d.doc->>'timestamp', 3), 16, '0'))::bit(64)::bigint),
+						'$p'
 				 FROM nd d, jsonb_array_elements(d.doc->'logs') l)
 				EXCEPT
-				(SELECT ledger, event_index, address, data, topics, ledger_hash, tx_hash FROM raw_events)) x}),
+				(SELECT ledger, event_index, address, data, topics, ledger_hash, tx_hash, tx_index, ledger_time, pipeline
+				 FROM raw_events)) x}),
 			'0', 'raw sink: every field equals the ledger documents');
 	}
 	is(li_scalar($node, 'SELECT count(*) FROM erc20_mismatch'), '0',
@@ -99,6 +103,23 @@ is( li_scalar($node,
 		q{SELECT backend_type || '|' || (xact_start IS NULL) || '|' || (backend_xid IS NULL)
 		  FROM pg_stat_activity WHERE application_name = 'ledger_ingest headers'}),
 	'ledger_ingest worker|true|true', 'the idle worker holds no transaction');
+
+# the raw sink's NULLs and empty arrays: no timestamp, no transactionHash,
+# a log without topics
+$node->safe_psql('postgres', q{
+	CREATE TABLE raw_edge (ledger bigint, ledger_time timestamptz, tx_hash bytea, topics bytea[], data bytea);
+	SELECT ledger_ingest.create_pipeline('edge', 'inbox');
+	SELECT ledger_ingest.add_raw_sink('edge', 'raw_edge');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('edge', jsonb_build_object('number', 7,
+		'hash', '0x' || repeat('77', 32), 'logs', jsonb_build_array(jsonb_build_object(
+			'address', '0x' || repeat('aa', 20), 'topics', '[]'::jsonb, 'data', '0x',
+			'transactionIndex', '0x0', 'logIndex', '0x0'))));
+	SELECT ledger_ingest.start('edge');
+});
+ok(li_wait($node, 'edge', 7, 30), 'edge: applied');
+is( li_scalar($node, q{SELECT ledger || ' ' || coalesce(ledger_time::text, 'null') || ' ' || coalesce(tx_hash::text, 'null')
+		|| ' ' || topics::text || ' ' || cardinality(topics) || ' ' || length(data) FROM raw_edge}),
+	'7 null null {} 0 0', 'raw sink: NULL time and transaction hash, an empty topics array, empty data');
 
 $node->stop;
 done_testing();
