@@ -128,7 +128,7 @@ CREATE FUNCTION doc_ledger(doc jsonb) RETURNS bigint
 CREATE TABLE inbox (
 	id bigserial PRIMARY KEY,
 	pipeline text NOT NULL,
-	doc jsonb NOT NULL,
+	doc jsonb COMPRESSION lz4 NOT NULL,
 	ledger bigint GENERATED ALWAYS AS (doc_ledger(doc)) STORED,
 	received_at timestamptz NOT NULL DEFAULT now(),
 	error text,
