@@ -461,8 +461,15 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 		JsonbContainer *lc = v->val.binary.data;
 		int			n = JsonContainerSize(lc);
 
+		/*
+		 * Grown as logs are read, not sized from the array: a short document
+		 * can hold millions of tiny non-log elements, and each LiEvent is
+		 * far larger than such an element (found by test/fuzz/ledger_fuzz).
+		 */
+		int			cap = Min(n, 256);
+
 		out->nevents = n;
-		out->events = n > 0 ? palloc0(sizeof(LiEvent) * n) : NULL;
+		out->events = n > 0 ? palloc0(sizeof(LiEvent) * cap) : NULL;
 		for (int i = 0; i < n; i++)
 		{
 			JsonbValue *lv = getIthJsonbValueFromContainer(lc, i);
@@ -471,6 +478,14 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
+			if (i == cap)
+			{
+				int			newcap = (int) Min((int64) n, (int64) cap * 2);
+
+				out->events = repalloc(out->events, sizeof(LiEvent) * newcap);
+				memset(out->events + cap, 0, sizeof(LiEvent) * (newcap - cap));
+				cap = newcap;
+			}
 			parse_log(lv->val.binary.data, i, out, &out->events[i]);
 		}
 		if (n > 1)

@@ -77,6 +77,9 @@ suite tap env TESTDIR="$out/tap" LEDGER_INGEST_ROOT="$root" LEDGER_INGEST_REPORT
 
 # libFuzzer + ASan/UBSan over the ABI decoder, seeded with the real logs
 suite fuzz bash "$root/test/fuzz/run.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
+# the same over the ledger-document parser, inside a single-user backend,
+# seeded with the real mainnet ledgers
+suite fuzz-ledger bash "$root/test/fuzz/run-ledger.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
 
 for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
 	[ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }

@@ -3,8 +3,12 @@
 # file per ledger document (one per line, without the newline) of the real
 # mainnet data in $LEDGER_INGEST_DATA (default ../shared/data):
 # evm/mainnet-blocks.ndjson (60 blocks with their complete logs) and
-# evm/mainnet-headers-0-8191.ndjson (8,192 header-only ledgers).  The data
-# never goes into the repository: DIR should be a temporary directory.
+# evm/mainnet-headers-0-8191.ndjson (8,192 header-only ledgers); and each of
+# the 60 blocks once more with its quantities (number, timestamp, and the
+# logs' blockNumber, transactionIndex, logIndex) as JSON integers, the other
+# encoding the parser accepts, which mutations of the hex seeds rarely reach.
+# The data never goes into the repository: DIR should be a temporary
+# directory.
 #
 # usage: ledger_corpus.sh DIR
 set -euo pipefail
@@ -17,21 +21,45 @@ total=0
 for name in mainnet-blocks mainnet-headers-0-8191; do
 	file="$data/evm/$name.ndjson"
 	[ -f "$file" ] || { echo "ledger_corpus: missing $file" >&2; exit 1; }
-	n=$(perl -e '
+	n=$(perl -MJSON::PP -e '
 use strict;
 use warnings;
 my ($file, $dir, $name) = @ARGV;
 my $n = 0;
+
+sub out
+{
+	my ($path, $text) = @_;
+	open(my $o, ">", $path) or die "$path: $!";
+	binmode $o;
+	print $o $text;
+	close $o or die "$path: $!";
+	$n++;
+}
+
+# "0x1b4" -> 436, a JSON number
+sub int_q
+{
+	my ($h, $k) = @_;
+	$h->{$k} = 0 + hex($h->{$k}) if defined $h->{$k} && $h->{$k} =~ /^0x[0-9a-f]{1,15}$/i;
+}
+
+my $i = 0;
 open(my $fh, "<", $file) or die "$file: $!";
 while (my $line = <$fh>)
 {
 	chomp $line;
 	next if $line eq "";
-	$n++;
-	open(my $o, ">", sprintf("%s/%s-%05d", $dir, $name, $n)) or die "$dir: $!";
-	binmode $o;
-	print $o $line;
-	close $o or die "$dir: $!";
+	$i++;
+	out(sprintf("%s/%s-%05d", $dir, $name, $i), $line);
+	next unless $name eq "mainnet-blocks";
+	my $doc = decode_json($line);
+	int_q($doc, $_) for qw(number timestamp);
+	for my $log (@{ $doc->{logs} || [] })
+	{
+		int_q($log, $_) for qw(blockNumber transactionIndex logIndex);
+	}
+	out(sprintf("%s/%s-intq-%05d", $dir, $name, $i), JSON::PP->new->canonical->encode($doc));
 }
 print "$n\n";
 ' "$file" "$dir" "$name")

@@ -41,6 +41,11 @@
  * A finding is reported with abort(), which libFuzzer turns into a crash
  * report with the input saved (crash-<sha1>).
  *
+ * Mutations: besides libFuzzer's byte-level ones, a custom mutator
+ * (LLVMFuzzerCustomMutator, see below) edits documents structurally with
+ * jsonb_in/jsonb_set/jsonb_delete_path/JsonbToCString, so that a field's
+ * type or range changes while the rest of the document stays valid.
+ *
  * Making palloc visible to ASan: an AllocSet carves chunks out of 8 kB+
  * malloc'd blocks, so ASan would not see an overrun into the next chunk.
  * Every allocation of an input (the input text, jsonb_in's work, the Jsonb,
@@ -56,9 +61,13 @@
  * jsonb_in (built in a StringInfo with slack) is copied into an exact chunk
  * of VARSIZE bytes, as a detoasted datum would be.
  *
- * The backend's own handlers for SIGALRM (timeout.c), SIGINT, SIGTERM and
- * SIGFPE are reset first: libFuzzer installs its handlers (per-input
- * -timeout, graceful interrupt, crash on SIGFPE) only where none is set.
+ * Before the driver starts, the stack base is set (set_stack_base(), which
+ * PostgreSQL 15's standalone backend never does, leaving check_stack_depth()
+ * inert: deeply nested JSON would crash jsonb_in instead of raising "stack
+ * depth limit exceeded" as in a normal backend), and the backend's own
+ * handlers for SIGALRM (timeout.c), SIGINT, SIGTERM and SIGFPE are reset:
+ * libFuzzer installs its handlers (per-input -timeout, graceful interrupt,
+ * crash on SIGFPE) only where none is set.
  *
  * Coverage: only this file and src/ledger.c are instrumented; jsonb_in and
  * the jsonb accessors run uninstrumented in the postgres binary.
@@ -73,6 +82,7 @@
 #include <stdint.h>
 
 #include "catalog/pg_type.h"
+#include "common/pg_prng.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -103,6 +113,9 @@ PG_FUNCTION_INFO_V1(ledger_fuzz_run);
 /* libFuzzer (FuzzerInterface.h) */
 extern int	LLVMFuzzerRunDriver(int *argc, char ***argv,
 								int (*user_cb) (const uint8_t *data, size_t size));
+extern size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+extern size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
+									  size_t max_size, unsigned int seed);
 
 /* src/ledger.c, the SQL function ledger_ingest.doc_ledger(jsonb) */
 extern PGDLLEXPORT Datum ledger_ingest_doc_ledger(PG_FUNCTION_ARGS);
@@ -288,6 +301,7 @@ exact_context_create(MemoryContext parent, const char *name)
 				 errmsg("out of memory")));
 	set->chunks = NULL;
 	set->nchunks = 0;
+
 	/*
 	 * The tag is only looked at by MemoryContextIsValid() in assertions;
 	 * the methods table is what matters.
@@ -515,6 +529,270 @@ ledger_fuzz_one(const uint8_t *data, size_t size)
 	return 0;
 }
 
+/* ----------------------------------------------------------------
+ * Structure-aware mutations
+ *
+ * Byte-level mutations of a block document rarely yield another valid
+ * document with one field changed in type or range (a JSON integer for a
+ * quantity, a 17-digit quantity, "removed": "x", five topics).  Half of the
+ * time the custom mutator (found by libFuzzer as LLVMFuzzerCustomMutator)
+ * parses the input with jsonb_in and edits it with jsonb_set() /
+ * jsonb_delete_path(): one field of the ledger or of one log set to an
+ * interesting value, or removed, or a log's topics replaced, or a log
+ * appended again; the result is the edited document printed by
+ * JsonbToCString().  The other half, and whenever the input is no JSON
+ * object, libFuzzer's own byte-level mutations (LLVMFuzzerMutate).
+ * ----------------------------------------------------------------
+ */
+static MemoryContext mutate_cxt = NULL;
+
+static const char *const ledger_keys[] = {
+	"number", "hash", "parentHash", "timestamp", "logs"
+};
+static const char *const log_keys[] = {
+	"address", "topics", "data", "blockNumber", "blockHash",
+	"transactionHash", "transactionIndex", "logIndex", "removed"
+};
+
+/* any field: values of the wrong type or at the edges */
+static const char *const odd_values[] = {
+	"null", "true", "false", "0", "-1", "1.5", "1e3", "1e20", "-0",
+	"2147483647", "2147483648", "1099511627776", "1099511627777",
+	"9223372036854775807", "9223372036854775808", "-9223372036854775808",
+	"\"\"", "\"x\"", "\"0x\"", "\"0X0\"", "\"0x00\"", "\"0x0g\"", "\"\\u00e9\"",
+	"[]", "{}", "[\"0x\"]", "[null]", "[{}]", "[[]]"
+};
+
+static bool
+is_quantity_key(const char *key)
+{
+	return strcmp(key, "number") == 0 || strcmp(key, "timestamp") == 0 ||
+		strcmp(key, "blockNumber") == 0 || strcmp(key, "transactionIndex") == 0 ||
+		strcmp(key, "logIndex") == 0;
+}
+
+static void
+append_hex_digits(StringInfo buf, pg_prng_state *rng, int n)
+{
+	static const char digits[] = "0123456789abcdefABCDEF";
+
+	for (int i = 0; i < n; i++)
+		appendStringInfoChar(buf, digits[pg_prng_uint32(rng) % (sizeof(digits) - 1)]);
+}
+
+/* a JSON value for "key", as text */
+static char *
+random_value(pg_prng_state *rng, const char *key)
+{
+	StringInfoData buf;
+	uint32		r = pg_prng_uint32(rng) % 10;
+
+	initStringInfo(&buf);
+	if (r < 3)
+		return pstrdup(odd_values[pg_prng_uint32(rng) % lengthof(odd_values)]);
+	if (is_quantity_key(key) && r < 6)
+	{
+		/* a JSON integer: near an edge, or of 0..64 random bits */
+		static const char *const edges[] = {
+			"0", "1", "-1", "2147483647", "2147483648", "1099511627776",
+			"1099511627777", "9223372036854775807", "9223372036854775808",
+			"18446744073709551616", "1.0", "1e2", "12345678901234567890e-10"
+		};
+		int			bits = pg_prng_uint32(rng) % 65;
+
+		if (pg_prng_uint32(rng) % 2 == 0)
+			return pstrdup(edges[pg_prng_uint32(rng) % lengthof(edges)]);
+		appendStringInfo(&buf, UINT64_FORMAT,
+						 bits == 64 ? pg_prng_uint64(rng) :
+						 pg_prng_uint64(rng) & (((uint64) 1 << bits) - 1));
+		return buf.data;
+	}
+	if (is_quantity_key(key))
+	{
+		/* a hex quantity: 0..18 digits, sometimes "0X" or a leading zero */
+		int			n = pg_prng_uint32(rng) % 19;
+
+		appendStringInfoString(&buf, pg_prng_uint32(rng) % 8 == 0 ? "\"0X" : "\"0x");
+		if (pg_prng_uint32(rng) % 8 == 0)
+			appendStringInfoChar(&buf, '0');
+		append_hex_digits(&buf, rng, n);
+		appendStringInfoChar(&buf, '"');
+		return buf.data;
+	}
+	/* DATA: around 20 or 32 bytes, any length, or an odd digit count */
+	{
+		static const int lens[] = {0, 1, 19, 20, 21, 31, 32, 33, 64};
+		int			n = 2 * lens[pg_prng_uint32(rng) % lengthof(lens)];
+
+		if (pg_prng_uint32(rng) % 4 == 0)
+			n = pg_prng_uint32(rng) % 200;
+		appendStringInfoString(&buf, "\"0x");
+		append_hex_digits(&buf, rng, n);
+		appendStringInfoChar(&buf, '"');
+	}
+	return buf.data;
+}
+
+static Jsonb *
+text_jsonb(const char *text)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/* {logs, i, key} or {key} as text[] */
+static ArrayType *
+make_path(int log, const char *key, int elem)
+{
+	Datum		elems[4];
+	int			n = 0;
+
+	if (log >= 0)
+	{
+		elems[n++] = CStringGetTextDatum("logs");
+		elems[n++] = CStringGetTextDatum(psprintf("%d", log));
+	}
+	elems[n++] = CStringGetTextDatum(key);
+	if (elem >= 0)
+		elems[n++] = CStringGetTextDatum(psprintf("%d", elem));
+	return construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+static Jsonb *
+set_path(Jsonb *jb, ArrayType *path, Jsonb *value)
+{
+	return DatumGetJsonbP(DirectFunctionCall4(jsonb_set, JsonbPGetDatum(jb),
+											  PointerGetDatum(path),
+											  JsonbPGetDatum(value),
+											  BoolGetDatum(true)));
+}
+
+/* one structural edit of the document jb; may raise */
+static Jsonb *
+edit_document(Jsonb *jb, pg_prng_state *rng)
+{
+	JsonbValue *logs = li_jsonb_get(&jb->root, "logs");
+	int			nlogs = 0;
+	int			log = -1;
+	const char *key;
+	uint32		op = pg_prng_uint32(rng) % 10;
+
+	if (logs != NULL && logs->type == jbvBinary &&
+		JsonContainerIsArray(logs->val.binary.data))
+		nlogs = JsonContainerSize(logs->val.binary.data);
+	if (nlogs > 0 && pg_prng_uint32(rng) % 3 != 0)
+		log = pg_prng_uint32(rng) % nlogs;
+	key = log >= 0 ? log_keys[pg_prng_uint32(rng) % lengthof(log_keys)]
+		: ledger_keys[pg_prng_uint32(rng) % lengthof(ledger_keys)];
+
+	if (op < 6)
+	{
+		/* one field of the ledger or of a log set to another value */
+		return set_path(jb, make_path(log, key, -1),
+						text_jsonb(random_value(rng, key)));
+	}
+	if (op < 7)
+	{
+		/* one field removed */
+		return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete_path,
+												  JsonbPGetDatum(jb),
+												  PointerGetDatum(make_path(log, key, -1))));
+	}
+	if (op < 9 && log >= 0)
+	{
+		/* a log's topics: 0..6 of them, mostly 32 bytes */
+		StringInfoData buf;
+		int			n = pg_prng_uint32(rng) % 7;
+
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, '[');
+		for (int i = 0; i < n; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(&buf, ", ");
+			if (pg_prng_uint32(rng) % 8 == 0)
+				appendStringInfoString(&buf, random_value(rng, "topics"));
+			else
+			{
+				appendStringInfoString(&buf, "\"0x");
+				append_hex_digits(&buf, rng, 2 * LI_HASH_LEN);
+				appendStringInfoChar(&buf, '"');
+			}
+		}
+		appendStringInfoChar(&buf, ']');
+		return set_path(jb, make_path(log, "topics", -1), text_jsonb(buf.data));
+	}
+	if (log >= 0)
+	{
+		/* a log appended once more (same logIndex), or copied over another */
+		JsonbValue *v = getIthJsonbValueFromContainer(logs->val.binary.data, log);
+		int			to = pg_prng_uint32(rng) % 2 ? nlogs : (int) (pg_prng_uint32(rng) % nlogs);
+
+		return set_path(jb, make_path(-1, "logs", to), JsonbValueToJsonb(v));
+	}
+	return set_path(jb, make_path(-1, key, -1),
+					text_jsonb(random_value(rng, key)));
+}
+
+/* the edited document in data, or 0 when the input is not a JSON object */
+static size_t
+mutate_json(uint8_t *data, size_t size, size_t max_size, pg_prng_state *rng)
+{
+	MemoryContext oldcxt;
+	volatile size_t result = 0;
+
+	if (size == 0 || size >= MaxAllocSize || data[0] != '{' ||
+		memchr(data, '\0', size) != NULL ||
+		!pg_verify_mbstr(GetDatabaseEncoding(), (const char *) data, (int) size, true))
+		return 0;
+	oldcxt = MemoryContextSwitchTo(mutate_cxt);
+	PG_TRY();
+	{
+		Jsonb	   *jb;
+		char	   *out;
+		size_t		len;
+
+		jb = text_jsonb(pnstrdup((const char *) data, size));
+		if (JB_ROOT_IS_OBJECT(jb))
+		{
+			jb = edit_document(jb, rng);
+			out = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+			len = strlen(out);
+			/* grow no document past 64 kB: big ones cost time, not coverage */
+			if (len <= max_size && (len <= size || len <= 65536))
+			{
+				memcpy(data, out, len);
+				result = len;
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		/* not a document jsonb_set can edit: leave it to LLVMFuzzerMutate */
+		MemoryContextSwitchTo(mutate_cxt);
+		FlushErrorState();
+		result = 0;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(mutate_cxt);
+	return result;
+}
+
+size_t
+LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+						unsigned int seed)
+{
+	pg_prng_state rng;
+	size_t		len = 0;
+
+	pg_prng_seed(&rng, seed);
+	if (pg_prng_uint32(&rng) % 2 == 0)
+		len = mutate_json(data, size, max_size, &rng);
+	if (len == 0)
+		len = LLVMFuzzerMutate(data, size, max_size);
+	return len;
+}
+
 static void
 report_counts(int code, Datum arg)
 {
@@ -556,7 +834,7 @@ ledger_fuzz_run(PG_FUNCTION_ARGS)
 					  &elems, &nulls, &nelems);
 	argv = MemoryContextAlloc(TopMemoryContext, sizeof(char *) * (nelems + 2));
 	argc = 0;
-	argv[argc++] = "ledger_fuzz";
+	argv[argc++] = MemoryContextStrdup(TopMemoryContext, "ledger_fuzz");
 	for (int i = 0; i < nelems; i++)
 	{
 		if (nulls[i])
@@ -569,7 +847,16 @@ ledger_fuzz_run(PG_FUNCTION_ARGS)
 	argv[argc] = NULL;
 
 	input_cxt = exact_context_create(TopMemoryContext, "ledger_fuzz input");
+	mutate_cxt = AllocSetContextCreate(TopMemoryContext, "ledger_fuzz mutator",
+									   ALLOCSET_DEFAULT_SIZES);
 	on_proc_exit(report_counts, (Datum) 0);
+
+	/*
+	 * A standalone backend never sets the stack base, so check_stack_depth()
+	 * would let jsonb_in recurse into a SIGSEGV on "[[[[...", where a normal
+	 * backend raises "stack depth limit exceeded".
+	 */
+	(void) set_stack_base();
 
 	/* let libFuzzer install its own handlers (see the header comment) */
 	disable_all_timeouts(false);

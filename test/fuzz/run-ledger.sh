@@ -39,8 +39,9 @@ bindir=$("$PG_CONFIG" --bindir) || fail "no pg_config at $PG_CONFIG"
 incdir=$("$PG_CONFIG" --includedir-server) || fail "pg_config --includedir-server"
 asan_rt=$("$CLANG" -print-file-name=libclang_rt.asan-x86_64.so)
 fuzzer_rt=$("$CLANG" -print-file-name=libclang_rt.fuzzer_no_main-x86_64.a)
-[ -f "$asan_rt" ] && [ -f "$fuzzer_rt" ] ||
+if [ ! -f "$asan_rt" ] || [ ! -f "$fuzzer_rt" ]; then
 	fail "$CLANG has no ASan/libFuzzer runtime (libclang-rt-14-dev)"
+fi
 symbolizer=$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true)
 
 work=$(mktemp -d /tmp/ledger_ingest-fuzz-ledger.XXXXXX) || fail "mktemp"
@@ -51,17 +52,20 @@ cd "$work" || fail "cd $work"
 # Not -fwrapv (PostgreSQL's own builds use it): signed overflow in the parser
 # is then reported by UBSan.  -Wno-ignored-attributes: the server headers are
 # configured for gcc (format(gnu_printf)).
+# shellcheck disable=SC2054
 cflags=(-g -O1 -fno-omit-frame-pointer -fPIC -fno-strict-aliasing
 	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 	-Wall -Wextra -Wno-unused-parameter -Wno-ignored-attributes -Werror
 	-D_GNU_SOURCE -I"$root/src" -I"$incdir")
-"$CLANG" "${cflags[@]}" -c "$root/test/fuzz/ledger_fuzz.c" -o ledger_fuzz.o &&
+# -Bsymbolic: the sanitizer-coverage callbacks bind to this module's
+# libFuzzer, not to the ASan runtime's weak no-op versions
+if ! { "$CLANG" "${cflags[@]}" -c "$root/test/fuzz/ledger_fuzz.c" -o ledger_fuzz.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/ledger.c" -o ledger.o &&
-	# -Bsymbolic: the sanitizer-coverage callbacks bind to this module's
-	# libFuzzer, not to the ASan runtime's weak no-op versions
 	"$CLANG" -shared -Wl,-Bsymbolic -o ledger_fuzz.so ledger_fuzz.o ledger.o \
-		"$fuzzer_rt" -lstdc++ -lm -lpthread > build.log 2>&1 ||
-	{ cat build.log >&2; fail "build"; }
+		"$fuzzer_rt" -lstdc++ -lm -lpthread; } > build.log 2>&1; then
+	cat build.log >&2
+	fail "build"
+fi
 
 # The postgres binary is not instrumented, so the ASan runtime comes in by
 # LD_PRELOAD and, unlike in an instrumented executable, would initialize
@@ -77,13 +81,22 @@ asan_init_first(void)
 	__asan_init();
 }
 EOF
-"$CLANG" -shared -fPIC -Wl,-z,initfirst -o asan_init_first.so asan_init_first.c >> build.log 2>&1 ||
-	{ cat build.log >&2; fail "build of the ASan init shim"; }
+if ! "$CLANG" -shared -fPIC -Wl,-z,initfirst -o asan_init_first.so asan_init_first.c >> build.log 2>&1; then
+	cat build.log >&2
+	fail "build of the ASan init shim"
+fi
 
 # -- seeds and dictionary --------------------------------------------------
 mkdir -p corpus
 if [ ${#inputs[@]} -eq 0 ]; then
 	bash "$root/test/fuzz/ledger_corpus.sh" "$work/seeds" || fail "seed corpus"
+else
+	# copies, which the server's user can read
+	mkdir -p inputs
+	for i in "${!inputs[@]}"; do
+		cp "${inputs[$i]}" "inputs/$i-$(basename "${inputs[$i]}")" || fail "copy ${inputs[$i]}"
+		inputs[i]="$work/inputs/$i-$(basename "${inputs[$i]}")"
+	done
 fi
 cat > ledger.dict <<'EOF'
 "\"number\""
@@ -168,12 +181,27 @@ rc=$?
 elapsed=$(($(date +%s) - start))
 
 counts=$(grep -m1 '^ledger_fuzz: [0-9]* inputs' fuzz.log)
-if [ $rc -ne 0 ] || ! grep -q '^Done [0-9]* runs' fuzz.log || [ -z "$counts" ] ||
+# libFuzzer's last words: "Done N runs" after fuzzing, one "Executed" line
+# per input otherwise
+if [ ${#inputs[@]} -eq 0 ]; then
+	finished=$(grep -c '^Done [0-9]* runs' fuzz.log)
+else
+	finished=$(($(grep -c '^Executed .* in [0-9]* ms' fuzz.log) == ${#inputs[@]}))
+fi
+if [ $rc -ne 0 ] || [ "$finished" != 1 ] || [ -z "$counts" ] ||
 	grep -qE 'runtime error|ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|SUMMARY: |ledger_fuzz: FINDING|(ERROR|FATAL|PANIC):  ' fuzz.log; then
-	grep -vE '^#[0-9]+' fuzz.log | tail -n 40 >&2
-	crashes=$(ls "$work"/crash-* "$work"/timeout-* "$work"/oom-* "$work"/leak-* 2>/dev/null | tr '\n' ' ')
-	echo "fuzz-ledger: FAILED (exit $rc after ${elapsed}s)${crashes:+; inputs: $crashes}; log $work/fuzz.log; kept $work" >&2
-	echo "fuzz-ledger: reproduce with: bash $root/test/fuzz/run-ledger.sh ${crashes:-INPUT}" >&2
+	# the report (sanitizer or libFuzzer, with its stack), without the
+	# progress lines
+	grep -vE '^#[0-9]+' fuzz.log | tail -n 60 >&2
+	crashes=
+	for f in "$work"/crash-* "$work"/timeout-* "$work"/oom-* "$work"/leak-*; do
+		[ -f "$f" ] && crashes+="$f "
+	done
+	what=$(grep -m1 -E 'ledger_fuzz: FINDING|^SUMMARY: |(ERROR|FATAL|PANIC):  ' fuzz.log)
+	echo "fuzz-ledger: FAILED (exit $rc after ${elapsed}s): ${what:-no libFuzzer summary}${crashes:+; input: ${crashes% }}; log $work/fuzz.log" >&2
+	if [ ${#inputs[@]} -eq 0 ] && [ -n "$crashes" ]; then
+		echo "fuzz-ledger: reproduce with: bash $root/test/fuzz/run-ledger.sh ${crashes% }" >&2
+	fi
 	exit 1
 fi
 

@@ -57,6 +57,7 @@ my @cases = (
 	[ 'a log from another block hash', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('blockHash', h(77)))))}, qr/field "logs\[0\]\.blockHash" does not match the ledger hash/ ],
 	[ 'a removed log', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"removed":true}')))}, qr/"logs\[0\]" is marked removed/ ],
 	[ 'deeply nested JSON', q{good(2) || jsonb_build_object('logs', (repeat('[', 500) || repeat(']', 500))::jsonb)}, qr/"logs\[0\]" must be an object/ ],
+	[ '5.2 million non-log elements in logs (10 MB)', q{good(2) || jsonb_build_object('logs', (SELECT jsonb_agg(1) FROM generate_series(1, 5200000)))}, qr/"logs\[0\]" must be an object/ ],
 	[ 'huge data (16 MB)', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('data', '0x' || repeat('ab', 8000000) || 'z'))))}, qr/field "logs\[0\]\.data" has an odd number of hex digits/ ],
 );
 
