@@ -304,7 +304,11 @@ sql(q{SELECT ledger_ingest.create_pipeline('rss', 'inbox', '{"batch_max_events":
 my $done = 0;
 my $next_ledger = 0;
 my %rss;
-for my $target ($rss_first, $rss_events)
+# sampled at every multiple of RSS_FIRST, so that growth shows as a trend
+my @rss_targets;
+for (my $t = $rss_first; $t < $rss_events; $t += $rss_first) { push @rss_targets, $t; }
+push @rss_targets, $rss_events;
+for my $target (@rss_targets)
 {
 	while ($done < $target)
 	{
@@ -354,8 +358,8 @@ $md .= "\n| commit mode (trivial handler, " . ($small * $per) . " events) | sync
 $md .= sprintf "| %s | %d | %d |\n", $_, $m{"commit_${_}_sync_on"}, $m{"commit_${_}_sync_off"} for qw(event ledger batch);
 $md .= sprintf "\nlatency inbox commit -> applied notification: idle p50 %.1f ms, p99 %.1f ms; under load p50 %.1f ms, p99 %.1f ms\n",
   $r{latency_idle}{p50}, $r{latency_idle}{p99}, $r{latency_load}{p50}, $r{latency_load}{p99};
-$md .= sprintf "\nworker private memory (RssAnon): %d kB after %d events, %d kB after %d events\n",
-  $rss{$rss_first}, $rss_first, $rss{$rss_events}, $rss_events;
+$md .= "\nworker private memory (RssAnon): "
+  . join(', ', map { sprintf '%d kB after %d events', $rss{$_}, $_ } @rss_targets) . "\n";
 (my $mdfile = $out) =~ s/\.json$//;
 open my $mh, '>', "$mdfile.md" or die;
 print $mh $md;
