@@ -28,6 +28,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -877,6 +878,43 @@ li_apply_batch(LiPipeline *p, LiBatch *b)
 
 
 /*
+ * "OPERATOR(schema.=)" for a key column of relid: its type's default btree
+ * equality operator, qualified with the operator's own schema, so that no
+ * search_path can substitute another (PostgreSQL's RI triggers qualify
+ * their key comparisons the same way).
+ */
+static char *
+pk_equality(Oid relid, const char *column)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+	TypeCacheEntry *tc;
+	HeapTuple	optup;
+	Form_pg_operator op;
+	char	   *result;
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of tracked table \"%s\" does not exist",
+						column, get_rel_name(relid))));
+	tc = lookup_type_cache(get_atttype(relid, attnum), TYPECACHE_EQ_OPR);
+	if (!OidIsValid(tc->eq_opr))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("key column \"%s\" of tracked table \"%s\" has no equality operator",
+						column, get_rel_name(relid))));
+	optup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	if (!HeapTupleIsValid(optup))
+		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+	op = (Form_pg_operator) GETSTRUCT(optup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(optup);
+	return result;
+}
+
+/*
  * Restore one tracked table to its state at the end of ledger "fork": per
  * primary key, the oldest pre-image journaled above the fork (or no row, if
  * the oldest change inserted it).  The statements run as the pipeline
@@ -925,8 +963,9 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 
 	initStringInfo(&cond);
 	for (int i = 0; i < t->npk; i++)
-		appendStringInfo(&cond, "%st.%s = k.%s", i > 0 ? " AND " : "",
-						 quote_identifier(t->pk[i]), quote_identifier(t->pk[i]));
+		appendStringInfo(&cond, "%st.%s %s k.%s", i > 0 ? " AND " : "",
+						 quote_identifier(t->pk[i]), pk_equality(t->relid, t->pk[i]),
+						 quote_identifier(t->pk[i]));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
