@@ -266,11 +266,11 @@ rpc_rate_limit(void)
 	}
 }
 
-/* s, cut to at most n bytes at a character boundary */
+/* the first len bytes of s, cut to at most n bytes at a character boundary */
 static char *
-clip(const char *s, int n)
+clip(const char *s, int len, int n)
 {
-	return pnstrdup(s, pg_mbcliplen(s, strlen(s), n));
+	return pnstrdup(s, pg_mbcliplen(s, len, n));
 }
 
 /* errcontext: which call's response failed to parse */
@@ -411,7 +411,7 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC %s%s: the response is not JSON (it starts with \"%s\")",
 						method, endpoint_label(),
-						pnstrdup(p, pg_mbcliplen(p, strnlen(p, 40), 40)))));
+						clip(p, strnlen(p, 40), 40))));
 
 	errcb.callback = rpc_error_callback;
 	errcb.arg = (void *) method;
@@ -425,6 +425,7 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		const char *why;
 
 		/* name the call in the message itself (status shows only that) */
 		MemoryContextSwitchTo(cxt);
@@ -432,11 +433,11 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
 			PG_RE_THROW();		/* an interrupt, out of memory, ... */
 		FlushErrorState();
+		why = edata->detail ? edata->detail : edata->message;
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC %s%s: the response is not valid JSON (%s)", method,
-						endpoint_label(),
-						clip(edata->detail ? edata->detail : edata->message, 200))));
+						endpoint_label(), clip(why, strlen(why), 200))));
 	}
 	PG_END_TRY();
 	error_context_stack = errcb.previous;
@@ -471,8 +472,7 @@ rpc_call_ex(const char *method, const char *params, RpcError *err)
 		if (code && code->type == jbvNumeric)
 			(void) li_numeric_to_int64(code->val.numeric, &c);
 		m = (msg && msg->type == jbvString) ?
-			pnstrdup(msg->val.string.val,
-					 pg_mbcliplen(msg->val.string.val, msg->val.string.len, 500)) :
+			clip(msg->val.string.val, msg->val.string.len, 500) :
 			"(no message)";
 		if (err != NULL)
 		{

@@ -33,11 +33,8 @@ $node->safe_psql('postgres', qq{
 sub check_balances
 {
 	my ($what) = @_;
-	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
-	my %db = map { split /\|/ } split /\n/, li_scalar($node,
-		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
-		  WHERE account <> '\x0000000000000000000000000000000000000000'});
-	is_deeply(\%db, \%chain, "$what: every balance equals balanceOf (" . scalar(keys %chain) . ' accounts)');
+	my ($db, $chain) = li_balances($node, $rpc, $token);
+	is_deeply($db, $chain, "$what: every balance equals balanceOf (" . scalar(keys %$chain) . ' accounts)');
 	is(li_scalar($node, q{SELECT sum(balance) FROM erc20_balances}), '0',
 		"$what: mints balance the zero address");
 }

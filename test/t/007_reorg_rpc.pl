@@ -51,11 +51,8 @@ sub caught_up
 sub check_balances
 {
 	my ($what) = @_;
-	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
-	my %db = map { split /\|/ } split /\n/, li_scalar($node,
-		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
-		  WHERE account <> '\x0000000000000000000000000000000000000000'});
-	is_deeply(\%db, \%chain, "$what: every balance equals balanceOf");
+	my ($db, $chain) = li_balances($node, $rpc, $token);
+	is_deeply($db, $chain, "$what: every balance equals balanceOf");
 }
 
 ok(caught_up(), 'caught up before the reorgs');

@@ -10,11 +10,9 @@
 # credentials in a URL never shown.
 use strict;
 use warnings;
-use HTTP::Tiny;
 use IO::Socket::INET;
 use POSIX ();
 use JSON::PP;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -27,29 +25,12 @@ chain('mint', $rpc, $token);
 my $sent = 10;    # Transfer events on the chain (mint: 10)
 
 # the proxy, on a free port, in front of anvil
-my $portfile = "$PostgreSQL::Test::Utils::tmp_check/proxy.port";
-my ($pout, $perr) = ('', '');
-my $proxy = IPC::Run::start(
-	[ 'node', li_root() . '/test/fault_proxy.js', '--listen', '0',
-		'--upstream', $rpc, '--portfile', $portfile ],
-	'<', \undef, '>', \$pout, '2>', \$perr);
-for (1 .. 100) { last if -s $portfile; usleep(100_000); }
-chomp(my $pport = slurp_file($portfile));
-my $purl = "http://127.0.0.1:$pport";
-END { $proxy->kill_kill if $proxy; }
-
-my $http = HTTP::Tiny->new(timeout => 10);
-sub control
-{
-	my ($path, $body) = @_;
-	my $r = $http->post("$purl/$path",
-		{ content => encode_json($body // {}), headers => { 'content-type' => 'application/json' } });
-	die "proxy $path: $r->{status} $r->{content}" unless $r->{success};
-	return decode_json($r->{content});
-}
+my ($purl, $control) = li_proxy($rpc);
+my ($pport) = $purl =~ /:(\d+)$/;
+sub control { return $control->(@_); }
 sub fault { return control('__fault', {@_}); }
 sub clear { return control('__clear'); }
-sub stats { return decode_json($http->get("$purl/__stats")->{content}); }
+sub stats { return control('__stats'); }
 
 my $node = li_node('faults');
 $node->safe_psql('postgres', slurp_file(li_root() . '/test/fixtures/erc20.sql'));
@@ -74,12 +55,7 @@ sub consistent
 	my ($p) = @_;
 	my $head = chain('head', $rpc);
 	return 0 unless li_wait($node, $p, $head, 90);
-	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
-	my %db = map { split /\|/ } split /\n/, li_scalar($node,
-		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
-		  WHERE account <> '\x0000000000000000000000000000000000000000'});
-	my $same = join(',', map { "$_=$chain{$_}" } sort keys %chain) eq
-	  join(',', map { "$_=$db{$_}" } sort keys %db);
+	my $same = li_same_balances($node, $rpc, $token);
 	my $applied = status($p, 'events_applied');
 	diag("$p: balances differ from balanceOf") unless $same;
 	diag("$p: $applied events applied, $sent sent") unless $applied == $sent;

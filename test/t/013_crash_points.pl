@@ -18,10 +18,6 @@
 # loop, and the pipeline starts once a slot frees up.
 use strict;
 use warnings;
-use DBI;
-use HTTP::Tiny;
-use JSON::PP;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -76,8 +72,7 @@ $node->safe_psql('postgres', qq{
 # a session holding the lock that gates the worker
 sub hold
 {
-	my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
-		'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
+	my $dbh = li_dbh($node);
 	$dbh->do("SELECT pg_advisory_lock($lock_key)");
 	return $dbh;
 }
@@ -203,17 +198,9 @@ my $rpc = li_anvil();
 my $token = chain('deploy', $rpc);
 chain('mint', $rpc, $token);
 chain('transfers', $rpc, $token, 5, 1);
-my $portfile = "$PostgreSQL::Test::Utils::tmp_check/proxy.port";
-my $proxy = IPC::Run::start(
-	[ 'node', li_root() . '/test/fault_proxy.js', '--listen', '0', '--upstream', $rpc, '--portfile', $portfile ],
-	'<', \undef, '>', \my $pout, '2>', \my $perr);
-for (1 .. 100) { last if -s $portfile; usleep(100_000); }
-chomp(my $pport = slurp_file($portfile));
-my $purl = "http://127.0.0.1:$pport";
-END { $proxy->kill_kill if $proxy; }
-my $http = HTTP::Tiny->new(timeout => 10);
-sub control { $http->post("$purl/$_[0]", { content => encode_json($_[1] // {}) }); }
-sub hanging { return decode_json($http->get("$purl/__stats")->{content})->{by_mode}{hang} // 0; }
+my ($purl, $control) = li_proxy($rpc);
+sub control { return $control->(@_); }
+sub hanging { return control('__stats')->{by_mode}{hang} // 0; }
 
 for my $action (@actions)
 {
@@ -236,11 +223,7 @@ for my $action (@actions)
 	control('__clear');
 	my $head = chain('head', $rpc);
 	my $done = li_wait($node, $p, $head, 60);
-	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
-	my %db = map { split /\|/ } split /\n/, li_scalar($node,
-		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
-		  WHERE account <> '\x0000000000000000000000000000000000000000'});
-	my $same = join(',', map { "$_=$chain{$_}" } sort keys %chain) eq join(',', map { "$_=$db{$_}" } sort keys %db);
+	my $same = li_same_balances($node, $rpc, $token);
 	my $st = li_scalar($node, "SELECT events_applied || ' ' || state FROM ledger_ingest.status WHERE pipeline = '$p'");
 	li_case('crash points', "$action while fetching (eth_getLogs hanging): resumed, balances = balanceOf ($st)",
 		$held && $pid && $done && $same && $st eq '15 running');

@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(li_root li_data li_node li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
-  li_anvil chain cast li_case);
+  li_anvil chain cast li_case li_dbh li_balances li_same_balances li_proxy);
 
 # project root and the real ledger data (../shared/data)
 sub li_root { return $ENV{LEDGER_INGEST_ROOT} // die "LEDGER_INGEST_ROOT not set" }
@@ -126,15 +126,43 @@ sub li_wait_up
 	return 0;
 }
 
+# A DBI connection to "postgres" (autocommit, errors raised).
+sub li_dbh
+{
+	my ($node) = @_;
+	require DBI;
+	return DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
+		'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
+}
+
 # A connection LISTENing on the ledger_ingest channel.
 sub li_listen
 {
 	my ($node) = @_;
-	require DBI;
-	my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
-		'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
+	my $dbh = li_dbh($node);
 	$dbh->do('LISTEN ledger_ingest');
 	return $dbh;
+}
+
+# The ERC-20 balances on both sides: (\%db, \%chain), account => balance,
+# from the fixture's erc20_balances (without the zero address, which
+# balances the mints) and from balanceOf on the node.
+sub li_balances
+{
+	my ($node, $rpc, $token) = @_;
+	my %chain = map { split / / } split /\n/, chain('balances', $rpc, $token);
+	my %db = map { split /\|/ } split /\n/, li_scalar($node,
+		q{SELECT '0x' || encode(account, 'hex'), balance FROM erc20_balances
+		  WHERE account <> '\x0000000000000000000000000000000000000000'});
+	return (\%db, \%chain);
+}
+
+# True when every balance in erc20_balances equals balanceOf (li_balances).
+sub li_same_balances
+{
+	my ($db, $chain) = li_balances(@_);
+	my $str = sub { my ($h) = @_; join(',', map { "$_=$h->{$_}" } sort keys %$h) };
+	return $str->($db) eq $str->($chain);
 }
 
 # The notifications received until none arrived for $quiet seconds (1),
@@ -170,6 +198,39 @@ sub li_anvil
 	return $rpc;
 }
 END { system('bash', li_root() . '/test/chain.sh', 'stop', $anvil_state) if defined $anvil_state; }
+
+# test/fault_proxy.js in front of $rpc, stopped when the test ends.
+# Returns its URL and a function for its control API:
+#   $ctl->('__fault', {mode => ..., ...}), $ctl->('__clear'),
+#   $ctl->('__reset_stats'), $ctl->('__stats') (GET; decoded JSON).
+my @proxies;
+sub li_proxy
+{
+	my ($rpc) = @_;
+	require HTTP::Tiny;
+	require JSON::PP;
+	my $portfile = "$PostgreSQL::Test::Utils::tmp_check/proxy" . scalar(@proxies) . '.port';
+	my $h = IPC::Run::start([ 'node', li_root() . '/test/fault_proxy.js', '--listen', '0',
+			'--upstream', $rpc, '--portfile', $portfile ],
+		'<', \undef, '>', \my $out, '2>', \my $err);
+	push @proxies, $h;
+	for (1 .. 100) { last if -s $portfile; usleep(100_000); }
+	die "the fault proxy did not start: $err" unless -s $portfile;
+	chomp(my $port = slurp_file($portfile));
+	my $url = "http://127.0.0.1:$port";
+	my $http = HTTP::Tiny->new(timeout => 10);
+	my $ctl = sub {
+		my ($path, $body) = @_;
+		my $r = $path eq '__stats'
+		  ? $http->get("$url/$path")
+		  : $http->post("$url/$path", { content => JSON::PP::encode_json($body // {}),
+				headers => { 'content-type' => 'application/json' } });
+		die "proxy $path: $r->{status} $r->{content}" unless $r->{success};
+		return JSON::PP::decode_json($r->{content});
+	};
+	return ($url, $ctl);
+}
+END { $_->kill_kill for @proxies; }
 
 # test/chain.sh with arguments; its output.
 sub chain
