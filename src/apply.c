@@ -269,6 +269,14 @@ bytes_to_bytea(const uint8 *b, int len)
 
 #define EVENT_NATTS 11
 
+/* the events a set-based handler gets in one transaction */
+typedef struct EventSet
+{
+	Datum	   *vals;			/* ledger_ingest.event values, in set_cxt */
+	int			n;
+	int			cap;
+} EventSet;
+
 /* Build the ledger_ingest.event value of one event, with args (or NULL). */
 static Datum
 make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
@@ -449,18 +457,24 @@ run_revert_handlers(LiPipeline *p, int64 fork)
  * Run every matching handler for one event, as the pipeline owner.  The
  * event value is built once (and once per event signature, with its args
  * decoded, for handlers registered by signature).  Set-based handlers (that
- * take ledger_ingest.event[]) get the event appended to sets[i], in
- * set_cxt, and are called once per transaction by run_set_handlers.
+ * take ledger_ingest.event[]) get the event appended to sets[i] and are
+ * called once per transaction by run_set_handlers; when there are any, the
+ * event values are built in set_cxt, so that the sets can point to them
+ * instead of copying them.
  */
 static void
 run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
-			 LiEvent *e, bool journal_events, ArrayBuildState **sets,
+			 LiEvent *e, bool journal_events, EventSet *sets,
 			 MemoryContext set_cxt)
 {
 	Datum		base = (Datum) 0;
 	bool		have_base = false;
 	void	   *last_abi = NULL;
 	Datum		last_ev = (Datum) 0;
+	MemoryContext old = CurrentMemoryContext;
+
+	if (p->has_set_based)
+		MemoryContextSwitchTo(set_cxt);
 
 	li_apply_ctx.ledger = l->number;
 	li_apply_ctx.tx_index = e->tx_index;
@@ -499,27 +513,47 @@ run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 			ev = base;
 		}
 		if (h->set_based)
-			sets[i] = accumArrayResult(sets[i], ev, false, event_tupdesc->tdtypeid, set_cxt);
+		{
+			EventSet   *set = &sets[i];
+
+			if (set->n == set->cap)
+			{
+				set->cap = Max(set->cap * 2, 256);
+				set->vals = set->vals == NULL ?
+					MemoryContextAlloc(set_cxt, sizeof(Datum) * set->cap) :
+					repalloc(set->vals, sizeof(Datum) * set->cap);
+			}
+			set->vals[set->n++] = ev;
+		}
 		else
+		{
+			MemoryContextSwitchTo(old);
 			call_as_owner(p, handler_fn(p, h->funcoid, &h->fn), ev);
+			if (p->has_set_based)
+				MemoryContextSwitchTo(set_cxt);
+		}
 	}
+	MemoryContextSwitchTo(old);
 	li_apply_ctx.handler = NULL;
 }
 
 /* Call each set-based handler once with the events it matched. */
 static void
-run_set_handlers(LiPipeline *p, ArrayBuildState **sets)
+run_set_handlers(LiPipeline *p, EventSet *sets)
 {
 	for (int i = 0; i < p->nhandlers; i++)
 	{
 		LiHandler  *h = &p->handlers[i];
 
-		if (sets[i] == NULL)
+		if (sets[i].n == 0)
 			continue;
 		li_apply_ctx.handler = h->name;
 		li_apply_ctx.event_index = -1;
+		/* a composite type's alignment is double (heap tuples) */
 		call_as_owner(p, handler_fn(p, h->funcoid, &h->fn),
-					  makeArrayResult(sets[i], CurrentMemoryContext));
+					  PointerGetDatum(construct_array(sets[i].vals, sets[i].n,
+													  event_tupdesc->tdtypeid, -1,
+													  false, TYPALIGN_DOUBLE)));
 	}
 	li_apply_ctx.handler = NULL;
 }
@@ -652,7 +686,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	Datum		pipeline_text;
 	MemoryContext txn_cxt;
 	MemoryContext set_cxt;
-	ArrayBuildState **sets;
+	EventSet   *sets;
 	TimestampTz started;
 	double		elapsed_us;
 	bool		journal_events = false;
@@ -704,7 +738,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 									ALLOCSET_DEFAULT_SIZES);
 	set_cxt = AllocSetContextCreate(CurTransactionContext, "ledger_ingest event sets",
 									ALLOCSET_DEFAULT_SIZES);
-	sets = MemoryContextAllocZero(set_cxt, sizeof(ArrayBuildState *) * Max(p->nhandlers, 1));
+	sets = MemoryContextAllocZero(set_cxt, sizeof(EventSet) * Max(p->nhandlers, 1));
 	pipeline_text = CStringGetTextDatum(p->name);
 
 	for (int s = 0; s < nsegs; s++)

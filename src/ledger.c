@@ -55,6 +55,31 @@ hexval(char c)
 }
 
 /*
+ * hex_fixed -- decode s/len when it is "0x" followed by exactly 2 * outlen
+ * hex digits; false (out undefined) otherwise, for the caller to report.
+ * No branch per byte: the digit values are OR-ed together, and a non-digit
+ * (-1 in hexvals, bit 7 set) shows in the result once at the end.
+ */
+static inline bool
+hex_fixed(const char *s, int len, uint8 *out, int outlen)
+{
+	uint8		bad = 0;
+
+	if (len != 2 + 2 * outlen || s[0] != '0' || (s[1] | 0x20) != 'x')
+		return false;
+	s += 2;
+	for (int i = 0; i < outlen; i++)
+	{
+		uint8		hi = (uint8) hexvals[(unsigned char) s[2 * i]];
+		uint8		lo = (uint8) hexvals[(unsigned char) s[2 * i + 1]];
+
+		bad |= hi | lo;
+		out[i] = (uint8) ((hi << 4) | lo);
+	}
+	return (bad & 0x80) == 0;
+}
+
+/*
  * li_jsonb_get -- value of "key" in a JSON object container, or NULL when
  * the key is absent or the container is not an object.
  */
@@ -193,6 +218,9 @@ get_quantity(JsonbValue *v, const char *field)
 void
 li_hex_to_bytes(const char *field, const char *s, int len, uint8 *out, int outlen)
 {
+	if (hex_fixed(s, len, out, outlen))
+		return;
+	/* not well-formed: say why */
 	if (len < 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -239,7 +267,7 @@ li_hex_to_bytea(const char *field, const char *s, int len)
 	n = (len - 2) / 2;
 	r = (bytea *) palloc(VARHDRSZ + n);
 	SET_VARSIZE(r, VARHDRSZ + n);
-	if (n > 0)
+	if (n > 0 && !hex_fixed(s, len, (uint8 *) VARDATA(r), n))
 		li_hex_to_bytes(field, s, len, (uint8 *) VARDATA(r), n);
 	return r;
 }
@@ -302,80 +330,229 @@ event_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/* "0x"-prefixed hex DATA of any even length as a bytea; NULL if malformed */
+static bytea *
+hex_data(const char *s, int len)
+{
+	int			n = (len - 2) / 2;
+	bytea	   *r;
+
+	if (len < 2 || len % 2 != 0)
+		return NULL;
+	r = (bytea *) palloc(VARHDRSZ + n);
+	SET_VARSIZE(r, VARHDRSZ + n);
+	if (!hex_fixed(s, len, (uint8 *) VARDATA(r), n))
+	{
+		pfree(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* "logs[i].name", the name of a log field in messages */
+static char *
+log_field(int i, const char *name)
+{
+	return psprintf("logs[%d].%s", i, name);
+}
+
+/* the keys of a log that parse_log reads */
+typedef enum LogKey
+{
+	LK_BLOCK_NUMBER,
+	LK_BLOCK_HASH,
+	LK_REMOVED,
+	LK_TX_INDEX,
+	LK_LOG_INDEX,
+	LK_TX_HASH,
+	LK_ADDRESS,
+	LK_TOPICS,
+	LK_DATA,
+	LK_COUNT
+} LogKey;
+
+#define LOG_KEY(k) {k, sizeof(k) - 1}
+static const struct
+{
+	const char *name;
+	int			len;
+}			log_keys[LK_COUNT] = {
+	LOG_KEY("blockNumber"), LOG_KEY("blockHash"), LOG_KEY("removed"),
+	LOG_KEY("transactionIndex"), LOG_KEY("logIndex"), LOG_KEY("transactionHash"),
+	LOG_KEY("address"), LOG_KEY("topics"), LOG_KEY("data")
+};
+
+/*
+ * read_log_keys -- one pass over a log object's pairs, keeping the values
+ * of the keys parse_log reads (vals[k] is NULL when key k is absent).
+ * Cheaper than a binary search of the object per key: a log has about as
+ * many keys as parse_log reads.
+ */
+static void
+read_log_keys(JsonbContainer *log, JsonbValue *buf, JsonbValue **vals)
+{
+	JsonbIterator *it = JsonbIteratorInit(log);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	int			k = -1;
+
+	for (int i = 0; i < LK_COUNT; i++)
+		vals[i] = NULL;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			k = -1;
+			for (int i = 0; i < LK_COUNT; i++)
+				if (log_keys[i].len == v.val.string.len &&
+					memcmp(log_keys[i].name, v.val.string.val, v.val.string.len) == 0)
+				{
+					k = i;
+					break;
+				}
+		}
+		else if (tok == WJB_VALUE && k >= 0)
+		{
+			buf[k] = v;
+			vals[k] = &buf[k];
+		}
+	}
+}
+
+/*
+ * log_int32 -- transactionIndex or logIndex: a QUANTITY in 0..INT32_MAX.
+ * JSON integers, the common case in documents, are converted without
+ * going through text; anything else takes parse_quantity's path and its
+ * messages.
+ */
+static int32
+log_int32(JsonbValue *v, int i, const char *name)
+{
+	int64		q;
+	const char *why;
+
+	if (v != NULL && v->type == jbvNumeric &&
+		!numeric_is_nan(v->val.numeric) && !numeric_is_inf(v->val.numeric) &&
+		DatumGetInt32(DirectFunctionCall1(numeric_scale,
+										  NumericGetDatum(v->val.numeric))) == 0)
+	{
+		bool		err = false;
+		int32		r = numeric_int4_opt_error(v->val.numeric, &err);
+
+		if (!err && r >= 0)
+			return r;
+	}
+	if (!parse_quantity(v, &q, &why))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: field \"%s\" %s", log_field(i, name), why)));
+	if (q > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: field \"%s\" is out of range",
+						log_field(i, name))));
+	return (int32) q;
+}
+
+/*
+ * log_hash -- a 32-byte DATA field of a log into out.  Returns false when
+ * the field is absent or null and not required.
+ */
+static bool
+log_hash(JsonbValue *v, int i, const char *name, uint8 *out, bool required)
+{
+	if (v != NULL && v->type == jbvString &&
+		hex_fixed(v->val.string.val, v->val.string.len, out, LI_HASH_LEN))
+		return true;
+	if (v == NULL || v->type == jbvNull)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid ledger document: field \"%s\" is missing",
+							log_field(i, name))));
+		return false;
+	}
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string",
+						log_field(i, name))));
+	li_hex_to_bytes(log_field(i, name), v->val.string.val, v->val.string.len,
+					out, LI_HASH_LEN);
+	return true;
+}
+
+/*
+ * parse_log -- one element of "logs" into *e.  A field's name for
+ * messages ("logs[3].data") is only formatted when there is something to
+ * report.
+ */
 static void
 parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 {
-	char		field[64];
+	JsonbValue	buf[LK_COUNT];
+	JsonbValue *vals[LK_COUNT];
 	JsonbValue *v;
 	int64		q;
-	int			prefix;
+	const char *why;
 
 	if (!JsonContainerIsObject(log))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
-	/* field names for errors: "logs[i]." once, then each key after it */
-	prefix = snprintf(field, sizeof(field), "logs[%d].", i);
+	read_log_keys(log, buf, vals);
 
 	/* the log must belong to this ledger */
-	v = li_jsonb_get(log, "blockNumber");
+	v = vals[LK_BLOCK_NUMBER];
 	if (v != NULL && v->type != jbvNull)
 	{
-		strlcpy(field + prefix, "blockNumber", sizeof(field) - prefix);
-		q = get_quantity(v, field);
+		if (!parse_quantity(v, &q, &why))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid ledger document: field \"%s\" %s",
+							log_field(i, "blockNumber"), why)));
 		if (q != l->number)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid ledger document: field \"%s\" is " INT64_FORMAT ", but the ledger number is " INT64_FORMAT,
-							field, q, l->number)));
+							log_field(i, "blockNumber"), q, l->number)));
 	}
-	v = li_jsonb_get(log, "blockHash");
+	v = vals[LK_BLOCK_HASH];
 	if (v != NULL && v->type != jbvNull)
 	{
 		uint8		h[LI_HASH_LEN];
 
-		strlcpy(field + prefix, "blockHash", sizeof(field) - prefix);
-		get_fixed(log, "blockHash", field, h, LI_HASH_LEN, true, NULL);
+		(void) log_hash(v, i, "blockHash", h, true);
 		if (memcmp(h, l->hash, LI_HASH_LEN) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid ledger document: field \"%s\" does not match the ledger hash", field)));
+					 errmsg("invalid ledger document: field \"%s\" does not match the ledger hash",
+							log_field(i, "blockHash"))));
 	}
-	v = li_jsonb_get(log, "removed");
+	v = vals[LK_REMOVED];
 	if (v != NULL && v->type == jbvBool && v->val.boolean)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: \"logs[%d]\" is marked removed", i),
 				 errdetail("A removed log belongs to an orphaned block; send the canonical block instead.")));
 
-	strlcpy(field + prefix, "transactionIndex", sizeof(field) - prefix);
-	q = get_quantity(li_jsonb_get(log, "transactionIndex"), field);
-	if (q > PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: field \"%s\" is out of range", field)));
-	e->tx_index = (int32) q;
+	e->tx_index = log_int32(vals[LK_TX_INDEX], i, "transactionIndex");
+	e->event_index = log_int32(vals[LK_LOG_INDEX], i, "logIndex");
+	e->has_tx_hash = log_hash(vals[LK_TX_HASH], i, "transactionHash",
+							  e->tx_hash, false);
 
-	strlcpy(field + prefix, "logIndex", sizeof(field) - prefix);
-	q = get_quantity(li_jsonb_get(log, "logIndex"), field);
-	if (q > PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: field \"%s\" is out of range", field)));
-	e->event_index = (int32) q;
+	v = vals[LK_ADDRESS];
+	if (v == NULL || v->type != jbvString ||
+		!hex_fixed(v->val.string.val, v->val.string.len, e->address, LI_ADDRESS_LEN))
+		get_fixed(log, "address", log_field(i, "address"), e->address, LI_ADDRESS_LEN, true, NULL);
 
-	strlcpy(field + prefix, "transactionHash", sizeof(field) - prefix);
-	get_fixed(log, "transactionHash", field, e->tx_hash, LI_HASH_LEN, false, &e->has_tx_hash);
-
-	strlcpy(field + prefix, "address", sizeof(field) - prefix);
-	get_fixed(log, "address", field, e->address, LI_ADDRESS_LEN, true, NULL);
-
-	strlcpy(field + prefix, "topics", sizeof(field) - prefix);
-	v = li_jsonb_get(log, "topics");
+	v = vals[LK_TOPICS];
 	if (v == NULL || v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: field \"%s\" must be an array", field)));
+				 errmsg("invalid ledger document: field \"%s\" must be an array",
+						log_field(i, "topics"))));
 	{
 		JsonbContainer *tc = v->val.binary.data;
 		int			nt = JsonContainerSize(tc);
@@ -384,30 +561,36 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid ledger document: field \"%s\" has %d topics, at most %d are allowed",
-							field, nt, LI_MAX_TOPICS)));
+							log_field(i, "topics"), nt, LI_MAX_TOPICS)));
 		e->ntopics = nt;
 		for (int t = 0; t < nt; t++)
 		{
 			JsonbValue *tv = getIthJsonbValueFromContainer(tc, t);
+			char		name[sizeof("topics[0]")];
 
-			memcpy(field + prefix, "topics[0]", sizeof("topics[0]"));
-			field[prefix + 7] = (char) ('0' + t);	/* t < LI_MAX_TOPICS */
+			if (tv != NULL && tv->type == jbvString &&
+				hex_fixed(tv->val.string.val, tv->val.string.len, e->topics[t], LI_HASH_LEN))
+				continue;
+			snprintf(name, sizeof(name), "topics[%d]", t);
 			if (tv == NULL || tv->type != jbvString)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string", field)));
-			li_hex_to_bytes(field, tv->val.string.val, tv->val.string.len,
+						 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string",
+								log_field(i, name))));
+			li_hex_to_bytes(log_field(i, name), tv->val.string.val, tv->val.string.len,
 							e->topics[t], LI_HASH_LEN);
 		}
 	}
 
-	strlcpy(field + prefix, "data", sizeof(field) - prefix);
-	v = li_jsonb_get(log, "data");
+	v = vals[LK_DATA];
 	if (v == NULL || v->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string", field)));
-	e->data = li_hex_to_bytea(field, v->val.string.val, v->val.string.len);
+				 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string",
+						log_field(i, "data"))));
+	e->data = hex_data(v->val.string.val, v->val.string.len);
+	if (e->data == NULL)
+		e->data = li_hex_to_bytea(log_field(i, "data"), v->val.string.val, v->val.string.len);
 }
 
 /*

@@ -106,6 +106,9 @@ typedef enum LiCommitMode
 /* the search_path of the launcher and the workers (see worker.c) */
 #define LI_WORKER_SEARCH_PATH "pg_catalog, public, pg_temp"
 
+/* bytes of freed memory a worker keeps in its heap between batches */
+#define LI_MALLOC_KEEP (32 * 1024 * 1024)
+
 #define LI_MAX_URLS 16
 #define LI_RPC_MAX_RESPONSE ((int64) 256 * 1024 * 1024)
 
@@ -256,6 +259,7 @@ typedef struct LiPipeline
 	int			ntracked;
 	LiTracked  *tracked;
 	bool		has_revert;		/* some handler has a revert function */
+	bool		has_set_based;	/* some handler takes ledger_ingest.event[] */
 	int			nsinks;
 	LiSink	   *sinks;
 	int64		journal_floor;	/* journal ledgers above this one */

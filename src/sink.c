@@ -6,28 +6,47 @@
  *
  * add_raw_sink(pipeline, tbl) registers a table whose columns are named
  * after fields of ledger_ingest.event (any subset, with the same types).
- * In each apply transaction, after the handlers, the events are written in
- * COPY BINARY format into a buffer (no text to format and parse back: hex
- * for bytea, array literals for topics) and loaded with BeginCopyFrom/CopyFrom
- * reading from that buffer (the data_source_cb path that file_fdw uses):
- * multi-row inserts with index maintenance and triggers, as COPY does, in
- * the same transaction as the cursor compare-and-swap.  The rows are
- * written as the pipeline owner, who needs INSERT on the table; tables with
- * row-level security are refused, as COPY FROM refuses them.
+ * In each apply transaction, after the handlers, the events land in the
+ * table, in the same transaction as the cursor compare-and-swap, by one of
+ * two paths:
+ *
+ * - direct (a plain table without triggers, whose other columns have no
+ *   default, identity or generated expression, with no deferrable unique
+ *   index, not a partition): each event's values are put in a slot as
+ *   Datums and inserted with table_multi_insert, then each index is
+ *   maintained with ExecInsertIndexTuples and CHECK/NOT NULL constraints
+ *   are checked with ExecConstraints, as COPY FROM's multi-insert buffers
+ *   do (src/backend/commands/copyfrom.c), without formatting the values
+ *   and reading them back;
+ * - COPY (everything else): the events are written in COPY BINARY format
+ *   into a buffer and loaded with BeginCopyFrom/CopyFrom reading from it
+ *   (the data_source_cb path that file_fdw uses), so that defaults,
+ *   triggers, partitions and deferred constraints behave as with COPY.
+ *
+ * The rows are written as the pipeline owner, who needs INSERT on the
+ * table; tables with row-level security are refused, as COPY FROM refuses
+ * them.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "port/pg_bswap.h"
 #include "commands/copy.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -173,6 +192,215 @@ append_field(StringInfo buf, int field, LiPipeline *p, LiLedger *l, LiEvent *e)
 	}
 }
 
+/* rows per table_multi_insert call (COPY FROM buffers up to 1000) */
+#define SINK_MULTI_ROWS 1000
+
+/*
+ * sink_field_of -- for each attribute of desc, the event field it holds
+ * (sink_fields index) or -1 (a dropped column or another column).
+ */
+static void
+sink_field_of(TupleDesc desc, int *field_of)
+{
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		field_of[a] = -1;
+		if (att->attisdropped)
+			continue;
+		for (int f = 0; f < (int) NFIELDS; f++)
+			if (strcmp(NameStr(att->attname), sink_fields[f]) == 0)
+				field_of[a] = f;
+	}
+}
+
+/*
+ * direct_ok -- whether rel can take the direct path: a plain table (not a
+ * partition) without triggers, whose columns other than event fields get
+ * NULL (no default, identity or generated expression).
+ */
+static bool
+direct_ok(Relation rel, const int *field_of)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+		rel->trigdesc != NULL)
+		return false;
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (att->attisdropped || field_of[a] >= 0)
+			continue;
+		if (att->atthasdef || att->attidentity != '\0' || att->attgenerated != '\0')
+			return false;
+	}
+	return true;
+}
+
+/* a bytea Datum of len bytes from b */
+static Datum
+bytea_datum(const void *b, int len)
+{
+	bytea	   *r = (bytea *) palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(r, VARHDRSZ + len);
+	memcpy(VARDATA(r), b, len);
+	return PointerGetDatum(r);
+}
+
+/* one event field as a Datum of its column type (the types append_field writes) */
+static Datum
+field_datum(int field, Datum pipeline, LiLedger *l, LiEvent *e, bool *isnull)
+{
+	*isnull = false;
+	switch (field)
+	{
+		case 0:
+			return pipeline;
+		case 1:
+			return Int64GetDatum(l->number);
+		case 2:
+			return bytea_datum(l->hash, LI_HASH_LEN);
+		case 3:
+			*isnull = TIMESTAMP_NOT_FINITE(l->time);
+			return TimestampTzGetDatum(l->time);
+		case 4:
+			return Int32GetDatum(e->tx_index);
+		case 5:
+			*isnull = !e->has_tx_hash;
+			return *isnull ? (Datum) 0 : bytea_datum(e->tx_hash, LI_HASH_LEN);
+		case 6:
+			return Int32GetDatum(e->event_index);
+		case 7:
+			return bytea_datum(e->address, LI_ADDRESS_LEN);
+		case 8:
+			{
+				Datum		t[LI_MAX_TOPICS];
+
+				for (int i = 0; i < e->ntopics; i++)
+					t[i] = bytea_datum(e->topics[i], LI_HASH_LEN);
+				return PointerGetDatum(construct_array(t, e->ntopics, BYTEAOID, -1,
+													   false, TYPALIGN_INT));
+			}
+		case 9:
+			return PointerGetDatum(e->data);
+	}
+	*isnull = true;
+	return (Datum) 0;
+}
+
+/* insert n filled slots, then their index entries; returns n */
+static int
+direct_flush(Relation rel, ResultRelInfo *rri, EState *estate,
+			 TupleTableSlot **slots, int n, CommandId cid, BulkInsertState bistate)
+{
+	CHECK_FOR_INTERRUPTS();
+	table_multi_insert(rel, slots, n, cid, 0, bistate);
+	for (int i = 0; i < n && rri->ri_NumIndices > 0; i++)
+	{
+		List	   *recheck = ExecInsertIndexTuples(rri, slots[i], estate,
+													false, false, NULL, NIL);
+
+		list_free(recheck);
+		ResetPerTupleExprContext(estate);
+	}
+	return n;
+}
+
+/*
+ * sink_direct -- the direct path (see the file's comment) for rel, whose
+ * range table entry is rtable's only one.  Returns the rows written, or -1
+ * (nothing done) when a unique index is deferrable: its checks need the
+ * after-trigger queue that COPY sets up.
+ */
+static int64
+sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
+			LiLedger **ledgers, int *first, int *last, int nsegs)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slots[SINK_MULTI_ROWS];
+	BulkInsertState bistate;
+	MemoryContext rows_cxt;
+	MemoryContext old;
+	CommandId	cid = GetCurrentCommandId(true);
+	Datum		pipeline = CStringGetTextDatum(p->name);
+	bool		check = desc->constr != NULL;
+	int			n = 0;
+	int64		total = 0;
+
+	ExecInitRangeTable(estate, rtable);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	CheckValidResultRel(rri, CMD_INSERT);
+	ExecOpenIndices(rri, false);
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+		if (!rri->ri_IndexRelationDescs[i]->rd_index->indimmediate)
+		{
+			ExecCloseIndices(rri);
+			FreeExecutorState(estate);
+			return -1;
+		}
+	estate->es_output_cid = cid;
+	bistate = GetBulkInsertState();
+	rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "ledger_ingest sink rows",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < SINK_MULTI_ROWS; i++)
+		slots[i] = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
+
+	old = MemoryContextSwitchTo(rows_cxt);
+	for (int s = 0; s < nsegs; s++)
+	{
+		for (int ev = first[s]; ev < last[s]; ev++)
+		{
+			TupleTableSlot *slot = slots[n];
+
+			ExecClearTuple(slot);
+			for (int a = 0; a < desc->natts; a++)
+			{
+				if (field_of[a] < 0)
+				{
+					slot->tts_values[a] = (Datum) 0;
+					slot->tts_isnull[a] = true;
+				}
+				else
+					slot->tts_values[a] = field_datum(field_of[a], pipeline, ledgers[s],
+													  &ledgers[s]->events[ev],
+													  &slot->tts_isnull[a]);
+			}
+			ExecStoreVirtualTuple(slot);
+			if (check)
+			{
+				ExecConstraints(rri, slot, estate);
+				ResetPerTupleExprContext(estate);
+			}
+			if (++n == SINK_MULTI_ROWS)
+			{
+				total += direct_flush(rel, rri, estate, slots, n, cid, bistate);
+				n = 0;
+				MemoryContextReset(rows_cxt);
+			}
+		}
+	}
+	if (n > 0)
+		total += direct_flush(rel, rri, estate, slots, n, cid, bistate);
+	MemoryContextSwitchTo(old);
+
+	for (int i = 0; i < SINK_MULTI_ROWS; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	MemoryContextDelete(rows_cxt);
+	FreeBulkInsertState(bistate);
+	table_finish_bulk_insert(rel, 0);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	/* later statements of the transaction see the rows */
+	CommandCounterIncrement();
+	return total;
+}
+
 /*
  * li_sink_write -- load the events of the transaction's segments into each
  * raw sink of the pipeline (inside the apply transaction).  Returns the
@@ -199,38 +427,8 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 		Oid			save_userid;
 		int			save_sec_context;
 		int			nfields;
-
-		if (copybuf.data == NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			initStringInfo(&copybuf);
-			MemoryContextSwitchTo(old);
-		}
-		resetStringInfo(&copybuf);
-		/* signature, flags, header extension length */
-		appendBinaryStringInfoNT(&copybuf, "PGCOPY\n\377\r\n\0", 11);
-		put_int32(&copybuf, 0);
-		put_int32(&copybuf, 0);
-		nfields = 0;
-		for (int f = 0; f < (int) NFIELDS; f++)
-			if (sink->fields & (1 << f))
-			{
-				attnames = lappend(attnames, makeString(pstrdup(sink_fields[f])));
-				nfields++;
-			}
-		for (int i = 0; i < nsegs; i++)
-		{
-			for (int ev = first[i]; ev < last[i]; ev++)
-			{
-				put_int16(&copybuf, nfields);
-				for (int f = 0; f < (int) NFIELDS; f++)
-					if (sink->fields & (1 << f))
-						append_field(&copybuf, f, p, ledgers[i], &ledgers[i]->events[ev]);
-			}
-		}
-		put_int16(&copybuf, -1);	/* trailer */
-		copypos = 0;
+		int		   *field_of;
+		int64		n = -1;
 
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
@@ -245,23 +443,65 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("raw sink table %s has row-level security enabled",
 							RelationGetRelationName(rel))));
-		/* as DoCopy does: CopyFrom's result relation is range table entry 1 */
+		/* as DoCopy does: the target is range table entry 1 */
 		pstate = make_parsestate(NULL);
 		(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
-		cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, sink_read_cb, attnames,
-							   list_make1(makeDefElem("format", (Node *) makeString("binary"), -1)));
-		total += CopyFrom(cstate);
-		EndCopyFrom(cstate);
+
+		field_of = palloc(sizeof(int) * Max(RelationGetDescr(rel)->natts, 1));
+		sink_field_of(RelationGetDescr(rel), field_of);
+		if (direct_ok(rel, field_of))
+			n = sink_direct(rel, pstate->p_rtable, field_of, p, ledgers, first, last, nsegs);
+		if (n >= 0)
+			total += n;
+		else
+		{
+			if (copybuf.data == NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				initStringInfo(&copybuf);
+				MemoryContextSwitchTo(old);
+			}
+			resetStringInfo(&copybuf);
+			/* signature, flags, header extension length */
+			appendBinaryStringInfoNT(&copybuf, "PGCOPY\n\377\r\n\0", 11);
+			put_int32(&copybuf, 0);
+			put_int32(&copybuf, 0);
+			nfields = 0;
+			for (int f = 0; f < (int) NFIELDS; f++)
+				if (sink->fields & (1 << f))
+				{
+					attnames = lappend(attnames, makeString(pstrdup(sink_fields[f])));
+					nfields++;
+				}
+			for (int i = 0; i < nsegs; i++)
+			{
+				for (int ev = first[i]; ev < last[i]; ev++)
+				{
+					put_int16(&copybuf, nfields);
+					for (int f = 0; f < (int) NFIELDS; f++)
+						if (sink->fields & (1 << f))
+							append_field(&copybuf, f, p, ledgers[i], &ledgers[i]->events[ev]);
+				}
+			}
+			put_int16(&copybuf, -1);	/* trailer */
+			copypos = 0;
+
+			cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, sink_read_cb, attnames,
+								   list_make1(makeDefElem("format", (Node *) makeString("binary"), -1)));
+			total += CopyFrom(cstate);
+			EndCopyFrom(cstate);
+
+			/* return the buffer's memory after an unusually large batch */
+			if (copybuf.maxlen > 64 * 1024 * 1024)
+			{
+				pfree(copybuf.data);
+				copybuf.data = NULL;
+			}
+		}
 		free_parsestate(pstate);
 		table_close(rel, NoLock);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
-
-		/* return the buffer's memory after an unusually large batch */
-		if (copybuf.maxlen > 64 * 1024 * 1024)
-		{
-			pfree(copybuf.data);
-			copybuf.data = NULL;
-		}
 	}
 	return total;
 }

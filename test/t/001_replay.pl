@@ -26,12 +26,25 @@ for my $mode ('batch', 'ledger', 'event', 'set')
 	});
 	if ($mode eq 'batch')
 	{
-		# a raw sink next to the handler: every event as a row, via COPY
+		# raw sinks next to the handler: every event as a row.  raw_events
+		# has a column with a default and a trigger: COPY's path.
+		# raw_direct has only event fields, an index and a CHECK: the
+		# direct path (table_multi_insert + index maintenance).
 		$node->safe_psql('postgres', qq{
 			CREATE TABLE raw_events (pipeline text, ledger bigint, ledger_hash bytea, ledger_time timestamptz,
 				tx_index int, tx_hash bytea, event_index int, address bytea, topics bytea[], data bytea,
 				note text DEFAULT 'sink', PRIMARY KEY (ledger, event_index));
+			CREATE TABLE raw_trigger_rows (n bigint);
+			INSERT INTO raw_trigger_rows VALUES (0);
+			CREATE FUNCTION raw_count() RETURNS trigger LANGUAGE plpgsql AS
+				'BEGIN UPDATE raw_trigger_rows SET n = n + 1; RETURN NEW; END';
+			CREATE TRIGGER raw_count AFTER INSERT ON raw_events FOR EACH ROW EXECUTE FUNCTION raw_count();
 			SELECT ledger_ingest.add_raw_sink('$p', 'raw_events');
+			CREATE TABLE raw_direct (pipeline text, ledger bigint, ledger_hash bytea, ledger_time timestamptz,
+				tx_index int, tx_hash bytea, event_index int, address bytea, topics bytea[], data bytea,
+				extra text, PRIMARY KEY (ledger, event_index), CHECK (ledger > 0));
+			CREATE INDEX ON raw_direct (address, ledger);
+			SELECT ledger_ingest.add_raw_sink('$p', 'raw_direct');
 		});
 	}
 	li_load_ndjson($node, $p, $blocks);
@@ -55,6 +68,22 @@ for my $mode ('batch', 'ledger', 'event', 'set')
 				(SELECT ledger, event_index, address, data, topics, ledger_hash, tx_hash, tx_index, ledger_time, pipeline
 				 FROM raw_events)) x}),
 			'0', 'raw sink: every field equals the ledger documents');
+		is(li_scalar($node, 'SELECT n FROM raw_trigger_rows'), '1540', 'raw sink (COPY path): the row trigger fired once per event');
+		is( li_scalar($node, q{
+			SELECT count(*) || '/' || count(extra) FROM raw_direct}), '1540/0', 'raw sink (direct path): one row per event');
+		is( li_scalar($node, q{
+			SELECT count(*) FROM (
+				(SELECT pipeline, ledger, ledger_hash, ledger_time, tx_index, tx_hash, event_index, address, topics, data FROM raw_events
+				 EXCEPT SELECT pipeline, ledger, ledger_hash, ledger_time, tx_index, tx_hash, event_index, address, topics, data FROM raw_direct)
+				UNION ALL
+				(SELECT pipeline, ledger, ledger_hash, ledger_time, tx_index, tx_hash, event_index, address, topics, data FROM raw_direct
+				 EXCEPT SELECT pipeline, ledger, ledger_hash, ledger_time, tx_index, tx_hash, event_index, address, topics, data FROM raw_events)) x}),
+			'0', 'raw sink: the direct path and the COPY path write the same rows');
+		is( li_scalar($node, q{
+			SET enable_seqscan = off;
+			SELECT count(*) FROM raw_direct WHERE address = '\xdac17f958d2ee523a2206206994597c13d831ec7'}),
+			li_scalar($node, q{SELECT count(*) FROM raw_events WHERE address = '\xdac17f958d2ee523a2206206994597c13d831ec7'}),
+			'raw sink (direct path): the secondary index has every row');
 	}
 	is(li_scalar($node, 'SELECT count(*) FROM erc20_mismatch'), '0',
 		"$mode: balances equal the expected ERC-20 deltas");
@@ -120,6 +149,37 @@ ok(li_wait($node, 'edge', 7, 30), 'edge: applied');
 is( li_scalar($node, q{SELECT ledger || ' ' || coalesce(ledger_time::text, 'null') || ' ' || coalesce(tx_hash::text, 'null')
 		|| ' ' || topics::text || ' ' || cardinality(topics) || ' ' || length(data) FROM raw_edge}),
 	'7 null null {} 0 0', 'raw sink: NULL time and transaction hash, an empty topics array, empty data');
+
+# a direct-path sink that refuses a row (CHECK, then a duplicate key):
+# the error names the constraint, nothing of that transaction lands, the
+# cursor stays; once the table accepts the rows, each lands exactly once
+$node->safe_psql('postgres', q{
+	CREATE TABLE raw_strict (ledger bigint, event_index int, data bytea,
+		CONSTRAINT small_ledgers CHECK (ledger < 9), UNIQUE (ledger, event_index));
+	SELECT ledger_ingest.create_pipeline('strict', 'inbox', '{"commit": "ledger", "max_retries": 1000000}');
+	SELECT ledger_ingest.add_raw_sink('strict', 'raw_strict');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc)
+	SELECT 'strict', jsonb_build_object('number', n, 'hash', '0x' || repeat(lpad(to_hex(n), 2, '0'), 32),
+		'logs', (SELECT jsonb_agg(jsonb_build_object('address', '0x' || repeat('aa', 20), 'topics', '[]'::jsonb,
+			'data', '0x0' || i, 'transactionIndex', 0, 'logIndex', i)) FROM generate_series(0, 2) i))
+	FROM generate_series(8, 9) n;
+	SELECT ledger_ingest.start('strict');
+});
+ok(li_wait($node, 'strict', 8, 30), 'strict sink: ledger 8 applied');
+ok( $node->poll_query_until('postgres', q{SELECT last_error LIKE '%violates check constraint "small_ledgers"%' FROM ledger_ingest.status WHERE pipeline = 'strict'}),
+	'strict sink: the CHECK violation is the pipeline error');
+is( li_scalar($node, q{SELECT ledger || ' ' || (tx_index IS NULL) || ' ' || (SELECT count(*) FROM raw_strict) FROM ledger_ingest.status WHERE pipeline = 'strict'}),
+	'8 true 3', 'strict sink: the cursor stays at ledger 8, none of ledger 9 landed');
+$node->safe_psql('postgres', q{
+	ALTER TABLE raw_strict DROP CONSTRAINT small_ledgers;
+	INSERT INTO raw_strict VALUES (9, 1, '\x00');
+});
+ok( $node->poll_query_until('postgres', q{SELECT last_error LIKE '%duplicate key value violates unique constraint%' FROM ledger_ingest.status WHERE pipeline = 'strict'}),
+	'strict sink: then the duplicate key is the pipeline error');
+$node->safe_psql('postgres', q{DELETE FROM raw_strict WHERE ledger = 9});
+ok(li_wait($node, 'strict', 9, 30), 'strict sink: ledger 9 applied once the table accepts it');
+is( li_scalar($node, q{SELECT string_agg(ledger || ':' || event_index || ':' || encode(data, 'hex'), ' ' ORDER BY 1) FROM raw_strict}),
+	'8:0:00 8:1:01 8:2:02 9:0:00 9:1:01 9:2:02', 'strict sink: every event exactly once');
 
 $node->stop;
 done_testing();
