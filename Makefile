@@ -13,6 +13,7 @@ OBJS = \
 	src/worker.o \
 	src/options.o \
 	src/ledger.o \
+	src/packed.o \
 	src/source_inbox.o \
 	src/source_evm_rpc.o \
 	src/apply.o \

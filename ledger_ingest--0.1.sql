@@ -122,6 +122,14 @@ CREATE FUNCTION doc_ledger(doc jsonb) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'ledger_ingest_doc_ledger'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- The packed form of an inbox document (src/packed.c): the parsed ledger as
+-- the worker reads it, computed in the producer's backend at insert, or
+-- NULL when the document does not parse (the worker then parses it and
+-- rejects it with the error).
+CREATE FUNCTION _pack_ledger(doc jsonb) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'ledger_ingest_pack_ledger'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- Producers insert ledger documents (eth_getBlockByNumber header fields plus
 -- "logs" as eth_getLogs returns them).  The worker deletes a document in the
 -- transaction that applies it; a rejected document stays, with its error.
@@ -130,6 +138,7 @@ CREATE TABLE inbox (
 	pipeline text NOT NULL,
 	doc jsonb COMPRESSION lz4 NOT NULL,
 	ledger bigint GENERATED ALWAYS AS (doc_ledger(doc)) STORED,
+	packed bytea COMPRESSION lz4 GENERATED ALWAYS AS (_pack_ledger(doc)) STORED,
 	received_at timestamptz NOT NULL DEFAULT now(),
 	error text,
 	rejected_at timestamptz
@@ -252,9 +261,9 @@ CREATE FUNCTION _shmem_status(OUT pipeline text, OUT pid integer, OUT head bigin
 	LANGUAGE C VOLATILE;
 
 REVOKE ALL ON FUNCTION validate_options(text, jsonb), _wake_launcher(),
-	_publish_cursor(text), _shmem_status(), doc_ledger(jsonb) FROM PUBLIC;
+	_publish_cursor(text), _shmem_status(), doc_ledger(jsonb), _pack_ledger(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION validate_options(text, jsonb), _wake_launcher(),
-	_publish_cursor(text), _shmem_status(), doc_ledger(jsonb) TO ledger_ingest_admin;
+	_publish_cursor(text), _shmem_status(), doc_ledger(jsonb), _pack_ledger(jsonb) TO ledger_ingest_admin;
 
 /* ---------------------------------------------------------------------
  * Keccak-256 and Solidity ABI decoding

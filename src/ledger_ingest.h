@@ -92,6 +92,10 @@ extern bytea *li_hex_to_bytea(const char *field, const char *s, int len);
 extern char *li_bytes_to_hex(const uint8 *b, int len);
 extern JsonbValue *li_jsonb_get(JsonbContainer *c, const char *key);
 
+/* packed.c */
+extern bytea *li_pack_ledger(const LiLedger *l);
+extern bool li_unpack_ledger(bytea *packed, LiLedger *out);
+
 /* ----------------------------------------------------------------
  * Options (options.c)
  * ----------------------------------------------------------------

@@ -160,7 +160,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
-		fetch_plan = SPI_prepare("SELECT id, doc, ledger FROM ledger_ingest.inbox "
+		fetch_plan = SPI_prepare("SELECT id, doc, ledger, packed FROM ledger_ingest.inbox "
 								 "WHERE pipeline OPERATOR(pg_catalog.=) $1 AND error IS NULL "
 								 "ORDER BY ledger NULLS FIRST, id LIMIT $2",
 								 2, types);
@@ -181,7 +181,8 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		TupleDesc	desc = rows->tupdesc;
 		bool		isnull;
 		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		Jsonb	   *doc = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
+		Datum		packed = SPI_getbinval(tup, desc, 4, &isnull);
+		bool		have_packed = !isnull;
 		LiLedger	parsed;
 		LiLedger   *prev;
 		int64		floor_ledger;
@@ -193,27 +194,39 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(batch->cxt);
 
-		/* parsing touches no shared state: its errors can be caught here */
-		PG_TRY();
+		/*
+		 * The packed form, parsed by the producer's backend at insert
+		 * (src/packed.c), copied into the batch: the events' data point into
+		 * it.  Without one (the document does not parse, or was packed by
+		 * another version), the document itself is parsed, and rejected with
+		 * the parser's error.  Parsing touches no shared state: its errors
+		 * can be caught here.
+		 */
+		if (!have_packed || !li_unpack_ledger(DatumGetByteaPCopy(packed), &parsed))
 		{
-			li_parse_ledger(&doc->root, &parsed);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
+			PG_TRY();
+			{
+				Jsonb	   *doc = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
 
-			MemoryContextSwitchTo(batch->cxt);
-			edata = CopyErrorData();
-			/* only the parser's own data errors reject the document */
-			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-				PG_RE_THROW();
-			FlushErrorState();
-			batch->reject_id = id;
-			batch->reject_error = edata->message;
-			batch->reject_fatal = true;
-			ok = false;
+				li_parse_ledger(&doc->root, &parsed);
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(batch->cxt);
+				edata = CopyErrorData();
+				/* only the parser's own data errors reject the document */
+				if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+					PG_RE_THROW();
+				FlushErrorState();
+				batch->reject_id = id;
+				batch->reject_error = edata->message;
+				batch->reject_fatal = true;
+				ok = false;
+			}
+			PG_END_TRY();
 		}
-		PG_END_TRY();
 		MemoryContextSwitchTo(old);
 		if (!ok)
 			break;

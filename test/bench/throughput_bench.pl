@@ -155,6 +155,7 @@ sub check_balances
 # from the commit of the inbox documents to a worker that is up and idle
 # (polling every 10 ms) until wait_for() returns.  Process start-up
 # (psql, a backend, the worker) is in none of them.
+my %r;
 my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
 	'', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
 
@@ -174,7 +175,9 @@ sub pipeline_run
 	  or die "$p: the worker did not come up";
 	# the documents, invisible to the worker until the commit
 	$dbh->begin_work;
+	my $i0 = time;
 	$dbh->do("INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT '$p', doc FROM doc_src WHERE ledger < $o{ledgers} ORDER BY ledger");
+	push @{ $r{inbox_insert} }, $o{ledgers} * $per / (time - $i0) if $o{ledgers} == $ledgers;
 	sql('CHECKPOINT');
 	$dbh->commit;
 	my $t0 = time;
@@ -212,7 +215,6 @@ sub ext_run
 	return $rate;
 }
 
-my %r;
 sql('INSERT INTO ext_cursor VALUES (1, -1)');
 for my $run (1 .. $runs)
 {
@@ -368,7 +370,8 @@ my @rows = (
 	[ '(c) ledger_ingest, PL/pgSQL balances handler', 'balances_handler', 1, '>= 50,000/s' ],
 	[ '(d) external libpq client (pipeline mode), trivial', 'ext_trivial', 1, '' ],
 	[ '(d) external libpq client (pipeline mode), balances', 'ext_balances', 1, '' ],
-	[ '(e) ledger_ingest, set-based handler', 'set_handler', 1, '>= 0.5 of COPY binary' ]);
+	[ '(e) ledger_ingest, set-based handler', 'set_handler', 1, '>= 0.5 of COPY binary' ],
+	[ "(f) the producer's side: INSERT of the documents into the inbox (packed at insert)", 'inbox_insert', 1, '' ]);
 for my $row (@rows)
 {
 	$md .= sprintf "| %s | %d | %.2f of COPY binary | %s |\n", $row->[0], $m{ $row->[1] }, $m{ $row->[1] } / $copy, $row->[3];

@@ -37,7 +37,9 @@
  *	5. on success, checks of the result: events sorted by (transactionIndex,
  *	   logIndex) with unique increasing logIndex, at most 4 topics, sane
  *	   data varlenas (every byte read), "hash"/"parentHash" decoding back to
- *	   the document's hex, doc_ledger() agreeing on the number.
+ *	   the document's hex, doc_ledger() agreeing on the number, and the
+ *	   packed form (src/packed.c, the inbox's generated column the worker
+ *	   reads) reading back as the same ledger, and refused when truncated.
  * A finding is reported with abort(), which libFuzzer turns into a crash
  * report with the input saved (crash-<sha1>).
  *
@@ -322,6 +324,7 @@ static uint64 n_skipped = 0;
 static uint64 n_bad_json = 0;
 static uint64 n_rejected = 0;
 static uint64 n_accepted = 0;
+static uint64 n_packed = 0;
 static uint64 n_events = 0;
 
 static void finding(const char *what, ErrorData *edata) pg_attribute_noreturn();
@@ -443,6 +446,46 @@ check_hash(Jsonb *jb, const char *key, const uint8 *b)
 		finding("an accepted hash does not decode to the document's hex", NULL);
 }
 
+/*
+ * The packed form (src/packed.c) of an accepted ledger must read back as
+ * the same ledger, and a truncated one must be refused, not misread.
+ */
+static void
+check_packed(const LiLedger *l)
+{
+	bytea	   *packed = li_pack_ledger(l);
+	LiLedger	u;
+
+	if (packed == NULL)
+		return;					/* over 1 GB: the worker parses the document */
+	if (!li_unpack_ledger(packed, &u))
+		finding("li_unpack_ledger() refused what li_pack_ledger() wrote", NULL);
+	if (u.number != l->number || u.time != l->time || u.has_parent != l->has_parent ||
+		memcmp(u.hash, l->hash, LI_HASH_LEN) != 0 ||
+		(l->has_parent && memcmp(u.parent_hash, l->parent_hash, LI_HASH_LEN) != 0) ||
+		u.nevents != l->nevents)
+		finding("the packed ledger's header differs from the parsed one", NULL);
+	for (int i = 0; i < l->nevents; i++)
+	{
+		const LiEvent *a = &l->events[i];
+		const LiEvent *b = &u.events[i];
+
+		if (a->tx_index != b->tx_index || a->event_index != b->event_index ||
+			a->has_tx_hash != b->has_tx_hash || a->ntopics != b->ntopics ||
+			(a->has_tx_hash && memcmp(a->tx_hash, b->tx_hash, LI_HASH_LEN) != 0) ||
+			memcmp(a->address, b->address, LI_ADDRESS_LEN) != 0 ||
+			memcmp(a->topics, b->topics, LI_HASH_LEN * a->ntopics) != 0 ||
+			VARSIZE(a->data) != VARSIZE(b->data) ||
+			memcmp(VARDATA(a->data), VARDATA(b->data), VARSIZE(a->data) - VARHDRSZ) != 0)
+			finding("a packed event differs from the parsed one", NULL);
+	}
+	/* cut short by 4 bytes (the layout's unit): refused */
+	SET_VARSIZE(packed, VARSIZE(packed) - 4);
+	if (li_unpack_ledger(packed, &u))
+		finding("li_unpack_ledger() accepted a truncated packed ledger", NULL);
+	n_packed++;
+}
+
 static void
 check_ledger(Jsonb *jb, const LiLedger *l)
 {
@@ -482,6 +525,7 @@ check_ledger(Jsonb *jb, const LiLedger *l)
 	}
 	n_events += l->nevents;
 	(void) sink;
+	check_packed(l);
 }
 
 static int
@@ -799,8 +843,8 @@ report_counts(int code, Datum arg)
 	fprintf(stderr,
 			"ledger_fuzz: " UINT64_FORMAT " inputs: " UINT64_FORMAT " skipped (NUL or invalid UTF-8), "
 			UINT64_FORMAT " rejected by jsonb_in, " UINT64_FORMAT " rejected by li_parse_ledger, "
-			UINT64_FORMAT " accepted (" UINT64_FORMAT " events)\n",
-			n_inputs, n_skipped, n_bad_json, n_rejected, n_accepted, n_events);
+			UINT64_FORMAT " accepted (" UINT64_FORMAT " events), " UINT64_FORMAT " packed and read back\n",
+			n_inputs, n_skipped, n_bad_json, n_rejected, n_accepted, n_events, n_packed);
 }
 
 /*

@@ -48,6 +48,11 @@ for my $mode ('batch', 'ledger', 'event', 'set')
 		});
 	}
 	li_load_ndjson($node, $p, $blocks);
+	# each document was parsed at insert into its packed form, which the
+	# worker reads instead of the JSON (the raw sink checks below compare
+	# every field it yields with the documents)
+	is( li_scalar($node, "SELECT count(packed) || '/' || count(*) FROM ledger_ingest.inbox WHERE pipeline = '$p'"),
+		'60/60', "$mode: every document packed at insert");
 	$node->safe_psql('postgres', "SELECT ledger_ingest.start('$p')");
 	ok(li_wait($node, $p, 17000000, 180), "$mode: reached the last ledger");
 	if ($mode eq 'batch')
