@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -25,6 +26,7 @@
 
 PG_FUNCTION_INFO_V1(ledger_ingest_wait_for);
 PG_FUNCTION_INFO_V1(ledger_ingest_wake_launcher);
+PG_FUNCTION_INFO_V1(ledger_ingest_inbox_written);
 PG_FUNCTION_INFO_V1(ledger_ingest_publish_cursor);
 PG_FUNCTION_INFO_V1(ledger_ingest_shmem_status);
 
@@ -184,6 +186,26 @@ ledger_ingest_wake_launcher(PG_FUNCTION_ARGS)
 	li_attach_shmem();
 	li_wake_launcher_at_commit();
 	PG_RETURN_VOID();
+}
+
+/*
+ * ledger_ingest._inbox_written() RETURNS trigger
+ *
+ * The inbox's AFTER INSERT OR UPDATE statement trigger: the workers of this
+ * database are woken when the writing transaction commits (not before, and
+ * not on abort), so a pipeline applies new documents within milliseconds
+ * whatever its poll_ms.
+ */
+Datum
+ledger_ingest_inbox_written(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger_ingest._inbox_written() must be called as a trigger")));
+	li_attach_shmem();
+	li_wake_workers_at_commit();
+	return PointerGetDatum(NULL);
 }
 
 /*

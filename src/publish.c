@@ -5,8 +5,9 @@
  *
  * NOTIFYs are queued inside the transaction (Async_Notify), so PostgreSQL
  * delivers them if and only if the transaction commits.  What lives in
- * shared memory -- the committed cursor that wait_for() sleeps on, and the
- * launcher's wake-up -- is recorded here as "pending" during the
+ * shared memory -- the committed cursor that wait_for() sleeps on, the
+ * launcher's wake-up and the workers' wake-up after inbox writes -- is
+ * recorded here as "pending" during the
  * transaction and applied from XACT_EVENT_COMMIT, where only things that
  * cannot fail are done: spinlock-protected stores, ConditionVariableBroadcast
  * and SetLatch.  On abort the pending state is discarded.
@@ -20,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
@@ -39,6 +41,7 @@ static bool callback_registered = false;
 static int	npending = 0;
 static LiPending pending[LI_MAX_PENDING];
 static bool pending_wake_launcher = false;
+static bool pending_wake_workers = false;
 
 static void
 li_xact_callback(XactEvent event, void *arg)
@@ -67,13 +70,30 @@ li_xact_callback(XactEvent event, void *arg)
 				if (latch)
 					SetLatch(latch);
 			}
+			if (pending_wake_workers && li_shared != NULL)
+			{
+				for (int i = 0; i < li_max_pipelines; i++)
+				{
+					LiSlot	   *slot = &li_shared->slots[i];
+					Latch	   *latch = NULL;
+
+					SpinLockAcquire(&slot->mutex);
+					if (slot->in_use && slot->dboid == MyDatabaseId)
+						latch = slot->latch;
+					SpinLockRelease(&slot->mutex);
+					if (latch)
+						SetLatch(latch);
+				}
+			}
 			npending = 0;
 			pending_wake_launcher = false;
+			pending_wake_workers = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			npending = 0;
 			pending_wake_launcher = false;
+			pending_wake_workers = false;
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (npending > 0 || pending_wake_launcher)
@@ -166,4 +186,17 @@ li_wake_launcher_at_commit(void)
 {
 	li_register_xact_callback();
 	pending_wake_launcher = true;
+}
+
+/*
+ * li_wake_workers_at_commit -- set the latch of every pipeline worker of
+ * this database when the current transaction commits, so that documents
+ * written to the inbox are applied at once rather than at the next poll.
+ * A worker with nothing new to apply just goes back to sleep.
+ */
+void
+li_wake_workers_at_commit(void)
+{
+	li_register_xact_callback();
+	pending_wake_workers = true;
 }

@@ -10,9 +10,9 @@
  * table, in the same transaction as the cursor compare-and-swap, by one of
  * two paths:
  *
- * - direct (a plain table without triggers, whose other columns have no
- *   default, identity or generated expression, with no deferrable unique
- *   index, not a partition): each event's values are put in a slot as
+ * - direct (a plain table without triggers, identity or generated columns,
+ *   whose other columns have no default, with no deferrable unique index,
+ *   not a partition): each event's values are put in a slot as
  *   Datums and inserted with table_multi_insert, then each index is
  *   maintained with ExecInsertIndexTuples and CHECK/NOT NULL constraints
  *   are checked with ExecConstraints, as COPY FROM's multi-insert buffers
@@ -217,8 +217,8 @@ sink_field_of(TupleDesc desc, int *field_of)
 
 /*
  * direct_ok -- whether rel can take the direct path: a plain table (not a
- * partition) without triggers, whose columns other than event fields get
- * NULL (no default, identity or generated expression).
+ * partition) without triggers, identity or generated columns, whose columns
+ * other than event fields get NULL (they have no default).
  */
 static bool
 direct_ok(Relation rel, const int *field_of)
@@ -232,9 +232,13 @@ direct_ok(Relation rel, const int *field_of)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a);
 
-		if (att->attisdropped || field_of[a] >= 0)
+		if (att->attisdropped)
 			continue;
-		if (att->atthasdef || att->attidentity != '\0' || att->attgenerated != '\0')
+		/* generated and identity columns: as COPY treats them */
+		if (att->attidentity != '\0' || att->attgenerated != '\0')
+			return false;
+		/* another column gets NULL, unless it has a default */
+		if (field_of[a] < 0 && att->atthasdef)
 			return false;
 	}
 	return true;

@@ -105,6 +105,26 @@ is( li_scalar($node,
 	'0', 'n2 saw exactly the events n1 saw, once each');
 is(li_scalar($node, "SELECT count(*) FROM seen WHERE pipeline = 'n2'"), '1540', 'all 1540 events');
 
+# an inbox write wakes the worker when it commits: with poll_ms at an hour,
+# the document is still applied at once; a rolled-back write wakes nobody
+# and leaves nothing behind
+$node->safe_psql('postgres', q{
+	SELECT ledger_ingest.create_pipeline('wake', 'inbox', '{"poll_ms": 3600000}');
+	SELECT ledger_ingest.start('wake');
+});
+ok( $node->poll_query_until('postgres',
+		q{SELECT worker_state = 'idle' FROM ledger_ingest._shmem_status() WHERE pipeline = 'wake'}),
+	'wake: the worker is up and asleep');
+$node->safe_psql('postgres', q{
+	BEGIN;
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('wake', '{"number": 5, "hash": "0x5555555555555555555555555555555555555555555555555555555555555555"}');
+	ROLLBACK;
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('wake', '{"number": 7, "hash": "0x7777777777777777777777777777777777777777777777777777777777777777"}');
+});
+ok(li_wait($node, 'wake', 7, 10), 'wake: the committed document is applied within seconds, not at the next poll');
+is( li_scalar($node, q{SELECT string_agg(number::text, ',') FROM ledger_ingest.ledger WHERE pipeline = 'wake'}),
+	'7', 'wake: only the committed document was applied');
+
 $dbh->disconnect;
 $node->stop;
 done_testing();
