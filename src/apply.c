@@ -277,6 +277,39 @@ typedef struct EventSet
 	int			cap;
 } EventSet;
 
+/*
+ * The event's topics as a one-dimensional bytea[] without NULLs, written in
+ * place: what construct_array makes of 32-byte bytea elements (the layout
+ * in utils/array.h: header, dimension and lower bound, then each element
+ * with its 4-byte varlena header, int-aligned), without a bytea per topic.
+ */
+static ArrayType *
+topics_array(const LiEvent *e)
+{
+	int			n = e->ntopics;
+	Size		elem = INTALIGN(VARHDRSZ + LI_HASH_LEN);
+	Size		size = (n > 0 ? ARR_OVERHEAD_NONULLS(1) : sizeof(ArrayType)) + n * elem;
+	ArrayType  *a = (ArrayType *) palloc0(size);
+	char	   *p;
+
+	SET_VARSIZE(a, size);
+	a->ndim = n > 0 ? 1 : 0;
+	a->dataoffset = 0;
+	a->elemtype = BYTEAOID;
+	if (n == 0)
+		return a;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	p = (char *) a + ARR_OVERHEAD_NONULLS(1);
+	for (int t = 0; t < n; t++)
+	{
+		SET_VARSIZE(p, VARHDRSZ + LI_HASH_LEN);
+		memcpy(p + VARHDRSZ, e->topics[t], LI_HASH_LEN);
+		p += elem;
+	}
+	return a;
+}
+
 /* Build the ledger_ingest.event value of one event, with args (or NULL). */
 static Datum
 make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
@@ -284,7 +317,6 @@ make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 {
 	Datum		values[EVENT_NATTS];
 	bool		nulls[EVENT_NATTS] = {false};
-	Datum		topics[LI_MAX_TOPICS];
 	HeapTuple	tup;
 
 	values[0] = pipeline_text;
@@ -299,9 +331,7 @@ make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 		nulls[5] = true;
 	values[6] = Int32GetDatum(e->event_index);
 	values[7] = PointerGetDatum(bytes_to_bytea(e->address, LI_ADDRESS_LEN));
-	for (int t = 0; t < e->ntopics; t++)
-		topics[t] = PointerGetDatum(bytes_to_bytea(e->topics[t], LI_HASH_LEN));
-	values[8] = PointerGetDatum(construct_array(topics, e->ntopics, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[8] = PointerGetDatum(topics_array(e));
 	values[9] = PointerGetDatum(e->data);
 	values[10] = PointerGetDatum(args);
 	nulls[10] = (args == NULL);
