@@ -257,16 +257,6 @@ call_as_owner(LiPipeline *p, FmgrInfo *fn, Datum arg)
 	CommandCounterIncrement();
 }
 
-static bytea *
-bytes_to_bytea(const uint8 *b, int len)
-{
-	bytea	   *r = palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(r, VARHDRSZ + len);
-	memcpy(VARDATA(r), b, len);
-	return r;
-}
-
 #define EVENT_NATTS 11
 
 /* the events a set-based handler gets in one transaction */
@@ -276,39 +266,6 @@ typedef struct EventSet
 	int			n;
 	int			cap;
 } EventSet;
-
-/*
- * The event's topics as a one-dimensional bytea[] without NULLs, written in
- * place: what construct_array makes of 32-byte bytea elements (the layout
- * in utils/array.h: header, dimension and lower bound, then each element
- * with its 4-byte varlena header, int-aligned), without a bytea per topic.
- */
-static ArrayType *
-topics_array(const LiEvent *e)
-{
-	int			n = e->ntopics;
-	Size		elem = INTALIGN(VARHDRSZ + LI_HASH_LEN);
-	Size		size = (n > 0 ? ARR_OVERHEAD_NONULLS(1) : sizeof(ArrayType)) + n * elem;
-	ArrayType  *a = (ArrayType *) palloc0(size);
-	char	   *p;
-
-	SET_VARSIZE(a, size);
-	a->ndim = n > 0 ? 1 : 0;
-	a->dataoffset = 0;
-	a->elemtype = BYTEAOID;
-	if (n == 0)
-		return a;
-	ARR_DIMS(a)[0] = n;
-	ARR_LBOUND(a)[0] = 1;
-	p = (char *) a + ARR_OVERHEAD_NONULLS(1);
-	for (int t = 0; t < n; t++)
-	{
-		SET_VARSIZE(p, VARHDRSZ + LI_HASH_LEN);
-		memcpy(p + VARHDRSZ, e->topics[t], LI_HASH_LEN);
-		p += elem;
-	}
-	return a;
-}
 
 /* Build the ledger_ingest.event value of one event, with args (or NULL). */
 static Datum
@@ -326,12 +283,12 @@ make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 	nulls[3] = TIMESTAMP_NOT_FINITE(l->time);
 	values[4] = Int32GetDatum(e->tx_index);
 	if (e->has_tx_hash)
-		values[5] = PointerGetDatum(bytes_to_bytea(e->tx_hash, LI_HASH_LEN));
+		values[5] = PointerGetDatum(li_bytes_to_bytea(e->tx_hash, LI_HASH_LEN));
 	else
 		nulls[5] = true;
 	values[6] = Int32GetDatum(e->event_index);
-	values[7] = PointerGetDatum(bytes_to_bytea(e->address, LI_ADDRESS_LEN));
-	values[8] = PointerGetDatum(topics_array(e));
+	values[7] = PointerGetDatum(li_bytes_to_bytea(e->address, LI_ADDRESS_LEN));
+	values[8] = PointerGetDatum(li_topics_array(e));
 	values[9] = PointerGetDatum(e->data);
 	values[10] = PointerGetDatum(args);
 	nulls[10] = (args == NULL);
@@ -600,7 +557,7 @@ cursor_cas(LiPipeline *p, const LiPosition *newpos, const uint8 *newhash,
 	memset(n, ' ', sizeof(n));
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = Int64GetDatum(newpos->ledger);
-	v[2] = PointerGetDatum(bytes_to_bytea(newhash, LI_HASH_LEN));
+	v[2] = PointerGetDatum(li_bytes_to_bytea(newhash, LI_HASH_LEN));
 	v[3] = Int32GetDatum(newpos->tx_index);
 	v[4] = Int32GetDatum(newpos->event_index);
 	if (newpos->complete)
@@ -643,8 +600,8 @@ record_headers(LiPipeline *p, Segment *segs, int nsegs)
 		if (segs[i].last < l->nevents)
 			continue;			/* not completed in this transaction */
 		num[nl] = Int64GetDatum(l->number);
-		hash[nl] = PointerGetDatum(bytes_to_bytea(l->hash, LI_HASH_LEN));
-		parent[nl] = PointerGetDatum(bytes_to_bytea(l->parent_hash, LI_HASH_LEN));
+		hash[nl] = PointerGetDatum(li_bytes_to_bytea(l->hash, LI_HASH_LEN));
+		parent[nl] = PointerGetDatum(li_bytes_to_bytea(l->parent_hash, LI_HASH_LEN));
 		parent_null[nl] = !l->has_parent;
 		tm[nl] = TimestampTzGetDatum(l->time);
 		tm_null[nl] = TIMESTAMP_NOT_FINITE(l->time);
@@ -774,7 +731,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	for (int s = 0; s < nsegs; s++)
 	{
 		LiLedger   *l = segs[s].ledger;
-		Datum		ledger_hash = PointerGetDatum(bytes_to_bytea(l->hash, LI_HASH_LEN));
+		Datum		ledger_hash = PointerGetDatum(li_bytes_to_bytea(l->hash, LI_HASH_LEN));
 
 		li_apply_ctx.ledger = l->number;
 		li_apply_ctx.journal = p->ntracked > 0 && p->opts.reorg_window > 0 &&
@@ -1111,7 +1068,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	memset(n, ' ', sizeof(n));
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = Int64GetDatum(fork);
-	v[2] = PointerGetDatum(bytes_to_bytea(fork_hash, LI_HASH_LEN));
+	v[2] = PointerGetDatum(li_bytes_to_bytea(fork_hash, LI_HASH_LEN));
 	v[3] = Int32GetDatum(depth);
 	v[4] = Int64GetDatum(p->cursor.ledger);
 	v[5] = Int32GetDatum(p->cursor.tx_index);

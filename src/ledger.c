@@ -18,7 +18,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -270,6 +272,53 @@ li_hex_to_bytea(const char *field, const char *s, int len)
 	if (n > 0 && !hex_fixed(s, len, (uint8 *) VARDATA(r), n))
 		li_hex_to_bytes(field, s, len, (uint8 *) VARDATA(r), n);
 	return r;
+}
+
+/*
+ * li_bytes_to_bytea -- a palloc'd bytea holding b[0..len).
+ */
+bytea *
+li_bytes_to_bytea(const uint8 *b, int len)
+{
+	bytea	   *r = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(r, VARHDRSZ + len);
+	memcpy(VARDATA(r), b, len);
+	return r;
+}
+
+/*
+ * li_topics_array -- an event's topics as a one-dimensional bytea[] without
+ * NULLs (empty when it has none), written in place: what construct_array
+ * makes of 32-byte bytea elements (the layout in utils/array.h: header,
+ * dimension and lower bound, then each element with its 4-byte varlena
+ * header, int-aligned), without a bytea per topic.
+ */
+ArrayType *
+li_topics_array(const LiEvent *e)
+{
+	int			n = e->ntopics;
+	Size		elem = INTALIGN(VARHDRSZ + LI_HASH_LEN);
+	Size		size = (n > 0 ? ARR_OVERHEAD_NONULLS(1) : sizeof(ArrayType)) + n * elem;
+	ArrayType  *a = (ArrayType *) palloc0(size);
+	char	   *p;
+
+	SET_VARSIZE(a, size);
+	a->ndim = n > 0 ? 1 : 0;
+	a->dataoffset = 0;
+	a->elemtype = BYTEAOID;
+	if (n == 0)
+		return a;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	p = (char *) a + ARR_OVERHEAD_NONULLS(1);
+	for (int t = 0; t < n; t++)
+	{
+		SET_VARSIZE(p, VARHDRSZ + LI_HASH_LEN);
+		memcpy(p + VARHDRSZ, e->topics[t], LI_HASH_LEN);
+		p += elem;
+	}
+	return a;
 }
 
 /*

@@ -90,6 +90,8 @@ extern void li_hex_to_bytes(const char *field, const char *s, int len,
 							uint8 *out, int outlen);
 extern bytea *li_hex_to_bytea(const char *field, const char *s, int len);
 extern char *li_bytes_to_hex(const uint8 *b, int len);
+extern bytea *li_bytes_to_bytea(const uint8 *b, int len);
+extern struct ArrayType *li_topics_array(const LiEvent *e);
 extern JsonbValue *li_jsonb_get(JsonbContainer *c, const char *key);
 
 /* packed.c */

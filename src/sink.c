@@ -244,17 +244,6 @@ direct_ok(Relation rel, const int *field_of)
 	return true;
 }
 
-/* a bytea Datum of len bytes from b */
-static Datum
-bytea_datum(const void *b, int len)
-{
-	bytea	   *r = (bytea *) palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(r, VARHDRSZ + len);
-	memcpy(VARDATA(r), b, len);
-	return PointerGetDatum(r);
-}
-
 /* one event field as a Datum of its column type (the types append_field writes) */
 static Datum
 field_datum(int field, Datum pipeline, LiLedger *l, LiEvent *e, bool *isnull)
@@ -267,7 +256,7 @@ field_datum(int field, Datum pipeline, LiLedger *l, LiEvent *e, bool *isnull)
 		case 1:
 			return Int64GetDatum(l->number);
 		case 2:
-			return bytea_datum(l->hash, LI_HASH_LEN);
+			return PointerGetDatum(li_bytes_to_bytea(l->hash, LI_HASH_LEN));
 		case 3:
 			*isnull = TIMESTAMP_NOT_FINITE(l->time);
 			return TimestampTzGetDatum(l->time);
@@ -275,20 +264,13 @@ field_datum(int field, Datum pipeline, LiLedger *l, LiEvent *e, bool *isnull)
 			return Int32GetDatum(e->tx_index);
 		case 5:
 			*isnull = !e->has_tx_hash;
-			return *isnull ? (Datum) 0 : bytea_datum(e->tx_hash, LI_HASH_LEN);
+			return *isnull ? (Datum) 0 : PointerGetDatum(li_bytes_to_bytea(e->tx_hash, LI_HASH_LEN));
 		case 6:
 			return Int32GetDatum(e->event_index);
 		case 7:
-			return bytea_datum(e->address, LI_ADDRESS_LEN);
+			return PointerGetDatum(li_bytes_to_bytea(e->address, LI_ADDRESS_LEN));
 		case 8:
-			{
-				Datum		t[LI_MAX_TOPICS];
-
-				for (int i = 0; i < e->ntopics; i++)
-					t[i] = bytea_datum(e->topics[i], LI_HASH_LEN);
-				return PointerGetDatum(construct_array(t, e->ntopics, BYTEAOID, -1,
-													   false, TYPALIGN_INT));
-			}
+			return PointerGetDatum(li_topics_array(e));
 		case 9:
 			return PointerGetDatum(e->data);
 	}
