@@ -145,13 +145,14 @@ CREATE TABLE inbox (
 );
 CREATE INDEX inbox_pending_idx ON inbox (pipeline, ledger, id) WHERE error IS NULL;
 
--- Inbox writes wake the pipeline workers when they commit (src/publish.c),
--- so documents are applied at once, not at the next poll_ms.
+-- Inbox writes wake their pipelines' workers when they commit
+-- (src/publish.c), so documents are applied at once, not at the next
+-- poll_ms.  AFTER, so that COPY into the inbox keeps its multi-row inserts.
 CREATE FUNCTION _inbox_written() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'ledger_ingest_inbox_written'
 	LANGUAGE C;
 CREATE TRIGGER inbox_written AFTER INSERT OR UPDATE ON inbox
-	FOR EACH STATEMENT EXECUTE FUNCTION _inbox_written();
+	FOR EACH ROW EXECUTE FUNCTION _inbox_written();
 REVOKE ALL ON FUNCTION _inbox_written() FROM PUBLIC;
 
 REVOKE ALL ON pipeline, cursor, handler, ledger, inbox, orphan, sink FROM PUBLIC;

@@ -191,20 +191,39 @@ ledger_ingest_wake_launcher(PG_FUNCTION_ARGS)
 /*
  * ledger_ingest._inbox_written() RETURNS trigger
  *
- * The inbox's AFTER INSERT OR UPDATE statement trigger: the workers of this
- * database are woken when the writing transaction commits (not before, and
- * not on abort), so a pipeline applies new documents within milliseconds
- * whatever its poll_ms.
+ * The inbox's AFTER INSERT OR UPDATE row trigger: the worker of the row's
+ * pipeline is woken when the writing transaction commits (not before, and
+ * not on abort), so it applies new documents within milliseconds whatever
+ * its poll_ms.  An AFTER trigger, so that COPY into the inbox keeps its
+ * multi-row inserts; it reads only the pipeline column.
  */
 Datum
 ledger_ingest_inbox_written(PG_FUNCTION_ARGS)
 {
-	if (!CALLED_AS_TRIGGER(fcinfo))
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	int			attnum;
+	Datum		d;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("ledger_ingest._inbox_written() must be called as a trigger")));
-	li_attach_shmem();
-	li_wake_workers_at_commit();
+				 errmsg("ledger_ingest._inbox_written() must be called as a row trigger")));
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	attnum = SPI_fnumber(trigdata->tg_relation->rd_att, "pipeline");
+	if (attnum <= 0)
+		elog(ERROR, "ledger_ingest.inbox has no column \"pipeline\"");
+	d = heap_getattr(tuple, attnum, trigdata->tg_relation->rd_att, &isnull);
+	if (!isnull)
+	{
+		char	   *name = TextDatumGetCString(d);
+
+		li_attach_shmem();
+		li_wake_worker_at_commit(name);
+		pfree(name);
+	}
 	return PointerGetDatum(NULL);
 }
 

@@ -214,7 +214,7 @@ PGDLLEXPORT void ledger_ingest_worker_main(Datum arg);
 extern void li_register_xact_callback(void);
 extern void li_publish_at_commit(LiSlot *slot, const LiPosition *pos);
 extern void li_wake_launcher_at_commit(void);
-extern void li_wake_workers_at_commit(void);
+extern void li_wake_worker_at_commit(const char *pipeline);
 
 /* ----------------------------------------------------------------
  * Pipelines as the worker sees them (worker.c, apply.c)

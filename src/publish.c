@@ -41,7 +41,40 @@ static bool callback_registered = false;
 static int	npending = 0;
 static LiPending pending[LI_MAX_PENDING];
 static bool pending_wake_launcher = false;
-static bool pending_wake_workers = false;
+/* pipelines whose inbox was written: their workers are woken at commit */
+#define LI_MAX_WAKE 8
+static int	nwake = 0;			/* -1: too many, wake every worker */
+static char wake_names[LI_MAX_WAKE][LI_NAME_MAX];
+
+/*
+ * Set the latch of the workers of the pipelines in wake_names (of all this
+ * database's workers when nwake is -1).  Called at commit: only spinlocks
+ * and SetLatch.  A slot's name is read without LiShared->lock, which a
+ * commit callback should not wait for: a slot being reassigned at that very
+ * moment gets a spurious wake-up or misses one, and its poll_ms covers that.
+ */
+static void
+wake_workers(void)
+{
+	for (int i = 0; i < li_max_pipelines; i++)
+	{
+		LiSlot	   *slot = &li_shared->slots[i];
+		Latch	   *latch = NULL;
+		bool		wanted = nwake < 0;
+
+		if (!slot->in_use || slot->dboid != MyDatabaseId)
+			continue;
+		for (int w = 0; w < nwake && !wanted; w++)
+			wanted = strncmp(slot->name, wake_names[w], LI_NAME_MAX) == 0;
+		if (!wanted)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		latch = slot->latch;
+		SpinLockRelease(&slot->mutex);
+		if (latch)
+			SetLatch(latch);
+	}
+}
 
 static void
 li_xact_callback(XactEvent event, void *arg)
@@ -70,30 +103,17 @@ li_xact_callback(XactEvent event, void *arg)
 				if (latch)
 					SetLatch(latch);
 			}
-			if (pending_wake_workers && li_shared != NULL)
-			{
-				for (int i = 0; i < li_max_pipelines; i++)
-				{
-					LiSlot	   *slot = &li_shared->slots[i];
-					Latch	   *latch = NULL;
-
-					SpinLockAcquire(&slot->mutex);
-					if (slot->in_use && slot->dboid == MyDatabaseId)
-						latch = slot->latch;
-					SpinLockRelease(&slot->mutex);
-					if (latch)
-						SetLatch(latch);
-				}
-			}
+			if (nwake != 0 && li_shared != NULL)
+				wake_workers();
 			npending = 0;
 			pending_wake_launcher = false;
-			pending_wake_workers = false;
+			nwake = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			npending = 0;
 			pending_wake_launcher = false;
-			pending_wake_workers = false;
+			nwake = 0;
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (npending > 0 || pending_wake_launcher)
@@ -189,14 +209,26 @@ li_wake_launcher_at_commit(void)
 }
 
 /*
- * li_wake_workers_at_commit -- set the latch of every pipeline worker of
- * this database when the current transaction commits, so that documents
- * written to the inbox are applied at once rather than at the next poll.
- * A worker with nothing new to apply just goes back to sleep.
+ * li_wake_worker_at_commit -- set the latch of pipeline's worker when the
+ * current transaction commits, so that documents written to its inbox are
+ * applied at once rather than at the next poll.  Past LI_MAX_WAKE distinct
+ * pipelines in one transaction, every worker of the database is woken (a
+ * worker with nothing new just goes back to sleep).  A rolled-back
+ * subtransaction's wake-ups stay: they are harmless.
  */
 void
-li_wake_workers_at_commit(void)
+li_wake_worker_at_commit(const char *pipeline)
 {
 	li_register_xact_callback();
-	pending_wake_workers = true;
+	if (nwake < 0)
+		return;
+	for (int w = 0; w < nwake; w++)
+		if (strncmp(wake_names[w], pipeline, LI_NAME_MAX) == 0)
+			return;
+	if (nwake == LI_MAX_WAKE)
+	{
+		nwake = -1;
+		return;
+	}
+	strlcpy(wake_names[nwake++], pipeline, LI_NAME_MAX);
 }

@@ -105,16 +105,21 @@ is( li_scalar($node,
 	'0', 'n2 saw exactly the events n1 saw, once each');
 is(li_scalar($node, "SELECT count(*) FROM seen WHERE pipeline = 'n2'"), '1540', 'all 1540 events');
 
-# an inbox write wakes the worker when it commits: with poll_ms at an hour,
-# the document is still applied at once; a rolled-back write wakes nobody
-# and leaves nothing behind
+# an inbox write wakes its pipeline's worker when it commits: with poll_ms
+# at an hour, the document is still applied at once; a rolled-back write
+# wakes nobody and leaves nothing behind; another pipeline's worker sleeps on
+# (each cycle of a worker shows in its pg_stat_activity.state_change)
 $node->safe_psql('postgres', q{
 	SELECT ledger_ingest.create_pipeline('wake', 'inbox', '{"poll_ms": 3600000}');
 	SELECT ledger_ingest.start('wake');
+	SELECT ledger_ingest.create_pipeline('sleeper', 'inbox', '{"poll_ms": 3600000}');
+	SELECT ledger_ingest.start('sleeper');
 });
 ok( $node->poll_query_until('postgres',
-		q{SELECT worker_state = 'idle' FROM ledger_ingest._shmem_status() WHERE pipeline = 'wake'}),
-	'wake: the worker is up and asleep');
+		q{SELECT count(*) = 2 FROM ledger_ingest._shmem_status() WHERE pipeline IN ('wake', 'sleeper') AND worker_state = 'idle'}),
+	'wake: the workers are up and asleep');
+my $sleeper_cycle = li_scalar($node,
+	q{SELECT state_change FROM pg_stat_activity WHERE application_name = 'ledger_ingest sleeper'});
 $node->safe_psql('postgres', q{
 	BEGIN;
 	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('wake', '{"number": 5, "hash": "0x5555555555555555555555555555555555555555555555555555555555555555"}');
@@ -124,6 +129,13 @@ $node->safe_psql('postgres', q{
 ok(li_wait($node, 'wake', 7, 10), 'wake: the committed document is applied within seconds, not at the next poll');
 is( li_scalar($node, q{SELECT string_agg(number::text, ',') FROM ledger_ingest.ledger WHERE pipeline = 'wake'}),
 	'7', 'wake: only the committed document was applied');
+sleep 1;
+is( li_scalar($node, q{SELECT state_change FROM pg_stat_activity WHERE application_name = 'ledger_ingest sleeper'}),
+	$sleeper_cycle, "wake: another pipeline's worker was not woken");
+$node->safe_psql('postgres', q{
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('sleeper', '{"number": 3, "hash": "0x3333333333333333333333333333333333333333333333333333333333333333"}');
+});
+ok(li_wait($node, 'sleeper', 3, 10), 'wake: its own document wakes it');
 
 $dbh->disconnect;
 $node->stop;
