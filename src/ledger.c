@@ -341,31 +341,6 @@ li_bytes_to_hex(const uint8 *b, int len)
 	return r;
 }
 
-static void
-get_fixed(JsonbContainer *obj, const char *key, const char *field,
-		  uint8 *out, int outlen, bool required, bool *present)
-{
-	JsonbValue *v = li_jsonb_get(obj, key);
-
-	if (v == NULL || v->type == jbvNull)
-	{
-		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid ledger document: field \"%s\" is missing", field)));
-		if (present)
-			*present = false;
-		return;
-	}
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string", field)));
-	li_hex_to_bytes(field, v->val.string.val, v->val.string.len, out, outlen);
-	if (present)
-		*present = true;
-}
-
 static int
 event_cmp(const void *a, const void *b)
 {
@@ -504,14 +479,17 @@ log_int32(JsonbValue *v, int i, const char *name)
 }
 
 /*
- * log_hash -- a 32-byte DATA field of a log into out.  Returns false when
- * the field is absent or null and not required.
+ * fixed_value -- a fixed-size DATA field (a hash, an address: outlen bytes)
+ * into out.  Returns false when it is absent or null and not required.
+ * Its name for messages is "name", or "logs[i].name" for i >= 0, formatted
+ * only when there is something to report.
  */
 static bool
-log_hash(JsonbValue *v, int i, const char *name, uint8 *out, bool required)
+fixed_value(JsonbValue *v, int i, const char *name, uint8 *out, int outlen,
+			bool required)
 {
 	if (v != NULL && v->type == jbvString &&
-		hex_fixed(v->val.string.val, v->val.string.len, out, LI_HASH_LEN))
+		hex_fixed(v->val.string.val, v->val.string.len, out, outlen))
 		return true;
 	if (v == NULL || v->type == jbvNull)
 	{
@@ -519,16 +497,16 @@ log_hash(JsonbValue *v, int i, const char *name, uint8 *out, bool required)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid ledger document: field \"%s\" is missing",
-							log_field(i, name))));
+							i < 0 ? name : log_field(i, name))));
 		return false;
 	}
 	if (v->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string",
-						log_field(i, name))));
-	li_hex_to_bytes(log_field(i, name), v->val.string.val, v->val.string.len,
-					out, LI_HASH_LEN);
+						i < 0 ? name : log_field(i, name))));
+	li_hex_to_bytes(i < 0 ? name : log_field(i, name), v->val.string.val,
+					v->val.string.len, out, outlen);
 	return true;
 }
 
@@ -572,7 +550,7 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 	{
 		uint8		h[LI_HASH_LEN];
 
-		(void) log_hash(v, i, "blockHash", h, true);
+		(void) fixed_value(v, i, "blockHash", h, LI_HASH_LEN, true);
 		if (memcmp(h, l->hash, LI_HASH_LEN) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -588,13 +566,9 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 
 	e->tx_index = log_int32(vals[LK_TX_INDEX], i, "transactionIndex");
 	e->event_index = log_int32(vals[LK_LOG_INDEX], i, "logIndex");
-	e->has_tx_hash = log_hash(vals[LK_TX_HASH], i, "transactionHash",
-							  e->tx_hash, false);
-
-	v = vals[LK_ADDRESS];
-	if (v == NULL || v->type != jbvString ||
-		!hex_fixed(v->val.string.val, v->val.string.len, e->address, LI_ADDRESS_LEN))
-		get_fixed(log, "address", log_field(i, "address"), e->address, LI_ADDRESS_LEN, true, NULL);
+	e->has_tx_hash = fixed_value(vals[LK_TX_HASH], i, "transactionHash",
+								 e->tx_hash, LI_HASH_LEN, false);
+	(void) fixed_value(vals[LK_ADDRESS], i, "address", e->address, LI_ADDRESS_LEN, true);
 
 	v = vals[LK_TOPICS];
 	if (v == NULL || v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
@@ -665,8 +639,9 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 				 errmsg("invalid ledger document: not a JSON object")));
 
 	out->number = get_quantity(li_jsonb_get(doc, "number"), "number");
-	get_fixed(doc, "hash", "hash", out->hash, LI_HASH_LEN, true, NULL);
-	get_fixed(doc, "parentHash", "parentHash", out->parent_hash, LI_HASH_LEN, false, &out->has_parent);
+	(void) fixed_value(li_jsonb_get(doc, "hash"), -1, "hash", out->hash, LI_HASH_LEN, true);
+	out->has_parent = fixed_value(li_jsonb_get(doc, "parentHash"), -1, "parentHash",
+								  out->parent_hash, LI_HASH_LEN, false);
 
 	v = li_jsonb_get(doc, "timestamp");
 	if (v != NULL && v->type != jbvNull)

@@ -251,7 +251,6 @@ typedef struct LiTracked
 typedef struct LiSink
 {
 	Oid			relid;
-	int			fields;			/* bitmask over sink.c's sink_fields */
 } LiSink;
 
 typedef struct LiPipeline
@@ -336,7 +335,6 @@ extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
 
 /* sink.c */
 extern uint64 li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nsegs);
-extern int	li_sink_fields(char **names, int n);
 
 /* journal.c */
 extern void li_journal_begin(void);

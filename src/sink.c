@@ -197,11 +197,14 @@ append_field(StringInfo buf, int field, LiPipeline *p, LiLedger *l, LiEvent *e)
 
 /*
  * sink_field_of -- for each attribute of desc, the event field it holds
- * (sink_fields index) or -1 (a dropped column or another column).
+ * (sink_fields index) or -1 (a dropped column or another column).  Returns
+ * the number of attributes that hold one.
  */
-static void
+static int
 sink_field_of(TupleDesc desc, int *field_of)
 {
+	int			n = 0;
+
 	for (int a = 0; a < desc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a);
@@ -212,7 +215,9 @@ sink_field_of(TupleDesc desc, int *field_of)
 		for (int f = 0; f < (int) NFIELDS; f++)
 			if (strcmp(NameStr(att->attname), sink_fields[f]) == 0)
 				field_of[a] = f;
+		n += field_of[a] >= 0;
 	}
+	return n;
 }
 
 /*
@@ -388,6 +393,67 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
 }
 
 /*
+ * sink_copy -- the COPY path (see the file's comment): the events' fields
+ * that rel has columns for, in COPY BINARY format in copybuf, loaded by
+ * CopyFrom with pstate's range table.  Returns the rows written.
+ */
+static int64
+sink_copy(Relation rel, ParseState *pstate, const int *field_of, LiPipeline *p,
+		  LiLedger **ledgers, int *first, int *last, int nsegs)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *attnames = NIL;
+	int			nfields = 0;
+	CopyFromState cstate;
+	int64		n;
+
+	if (copybuf.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&copybuf);
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(&copybuf);
+	/* signature, flags, header extension length */
+	appendBinaryStringInfoNT(&copybuf, "PGCOPY\n\377\r\n\0", 11);
+	put_int32(&copybuf, 0);
+	put_int32(&copybuf, 0);
+	for (int a = 0; a < desc->natts; a++)
+		if (field_of[a] >= 0)
+		{
+			attnames = lappend(attnames,
+							   makeString(pstrdup(NameStr(TupleDescAttr(desc, a)->attname))));
+			nfields++;
+		}
+	for (int s = 0; s < nsegs; s++)
+	{
+		for (int ev = first[s]; ev < last[s]; ev++)
+		{
+			put_int16(&copybuf, nfields);
+			for (int a = 0; a < desc->natts; a++)
+				if (field_of[a] >= 0)
+					append_field(&copybuf, field_of[a], p, ledgers[s], &ledgers[s]->events[ev]);
+		}
+	}
+	put_int16(&copybuf, -1);	/* trailer */
+	copypos = 0;
+
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, sink_read_cb, attnames,
+						   list_make1(makeDefElem("format", (Node *) makeString("binary"), -1)));
+	n = CopyFrom(cstate);
+	EndCopyFrom(cstate);
+
+	/* return the buffer's memory after an unusually large batch */
+	if (copybuf.maxlen > 64 * 1024 * 1024)
+	{
+		pfree(copybuf.data);
+		copybuf.data = NULL;
+	}
+	return n;
+}
+
+/*
  * li_sink_write -- load the events of the transaction's segments into each
  * raw sink of the pipeline (inside the apply transaction).  Returns the
  * number of rows written.
@@ -408,11 +474,8 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 		LiSink	   *sink = &p->sinks[s];
 		Relation	rel;
 		ParseState *pstate;
-		CopyFromState cstate;
-		List	   *attnames = NIL;
 		Oid			save_userid;
 		int			save_sec_context;
-		int			nfields;
 		int		   *field_of;
 		int64		n = -1;
 
@@ -434,76 +497,19 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 		(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
 
 		field_of = palloc(sizeof(int) * Max(RelationGetDescr(rel)->natts, 1));
-		sink_field_of(RelationGetDescr(rel), field_of);
+		if (sink_field_of(RelationGetDescr(rel), field_of) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("raw sink table %s has no column named after a field of ledger_ingest.event",
+							RelationGetRelationName(rel))));
 		if (direct_ok(rel, field_of))
 			n = sink_direct(rel, pstate->p_rtable, field_of, p, ledgers, first, last, nsegs);
-		if (n >= 0)
-			total += n;
-		else
-		{
-			if (copybuf.data == NULL)
-			{
-				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-				initStringInfo(&copybuf);
-				MemoryContextSwitchTo(old);
-			}
-			resetStringInfo(&copybuf);
-			/* signature, flags, header extension length */
-			appendBinaryStringInfoNT(&copybuf, "PGCOPY\n\377\r\n\0", 11);
-			put_int32(&copybuf, 0);
-			put_int32(&copybuf, 0);
-			nfields = 0;
-			for (int f = 0; f < (int) NFIELDS; f++)
-				if (sink->fields & (1 << f))
-				{
-					attnames = lappend(attnames, makeString(pstrdup(sink_fields[f])));
-					nfields++;
-				}
-			for (int i = 0; i < nsegs; i++)
-			{
-				for (int ev = first[i]; ev < last[i]; ev++)
-				{
-					put_int16(&copybuf, nfields);
-					for (int f = 0; f < (int) NFIELDS; f++)
-						if (sink->fields & (1 << f))
-							append_field(&copybuf, f, p, ledgers[i], &ledgers[i]->events[ev]);
-				}
-			}
-			put_int16(&copybuf, -1);	/* trailer */
-			copypos = 0;
-
-			cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, sink_read_cb, attnames,
-								   list_make1(makeDefElem("format", (Node *) makeString("binary"), -1)));
-			total += CopyFrom(cstate);
-			EndCopyFrom(cstate);
-
-			/* return the buffer's memory after an unusually large batch */
-			if (copybuf.maxlen > 64 * 1024 * 1024)
-			{
-				pfree(copybuf.data);
-				copybuf.data = NULL;
-			}
-		}
+		if (n < 0)
+			n = sink_copy(rel, pstate, field_of, p, ledgers, first, last, nsegs);
+		total += n;
 		free_parsestate(pstate);
 		table_close(rel, NoLock);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	return total;
-}
-
-/*
- * li_sink_fields -- the bitmask of event fields (sink_fields order) that a
- * column list names; unknown names are ignored.
- */
-int
-li_sink_fields(char **names, int n)
-{
-	int			mask = 0;
-
-	for (int i = 0; i < n; i++)
-		for (int f = 0; f < (int) NFIELDS; f++)
-			if (strcmp(names[i], sink_fields[f]) == 0)
-				mask |= 1 << f;
-	return mask;
 }

@@ -339,33 +339,17 @@ refresh_pipeline(LiPipeline *p)
 		for (int j = 0; j < nelems; j++)
 			t->pk[j] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[j]));
 	}
-	/* raw sinks: which event fields each table has */
-	ret = SPI_execute_with_args("SELECT s.tbl::pg_catalog.oid, pg_catalog.array_agg(a.attname::pg_catalog.text) "
-								"FROM ledger_ingest.sink s JOIN pg_catalog.pg_attribute a "
-								"ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid "
-								"AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped "
-								"WHERE s.pipeline OPERATOR(pg_catalog.=) $1 GROUP BY 1 ORDER BY 1",
+	/* raw sinks (sink.c reads each table's columns when it writes) */
+	ret = SPI_execute_with_args("SELECT s.tbl::pg_catalog.oid FROM ledger_ingest.sink s "
+								"WHERE s.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
 								1, types, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the raw sinks failed: %s", SPI_result_code_string(ret));
 	p->nsinks = (int) SPI_processed;
 	p->sinks = MemoryContextAllocZero(cxt, sizeof(LiSink) * Max(p->nsinks, 1));
 	for (int i = 0; i < p->nsinks; i++)
-	{
-		Datum	   *elems;
-		int			nelems;
-		char	  **names;
-
-		tup = SPI_tuptable->vals[i];
-		desc = SPI_tuptable->tupdesc;
-		p->sinks[i].relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
-		names = palloc(sizeof(char *) * Max(nelems, 1));
-		for (int j = 0; j < nelems; j++)
-			names[j] = TextDatumGetCString(elems[j]);
-		p->sinks[i].fields = li_sink_fields(names, nelems);
-	}
+		p->sinks[i].relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
 
 	/* the inbox has no head: journal every ledger, pruned by the window */
 	if (!p->is_rpc)

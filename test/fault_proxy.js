@@ -609,14 +609,8 @@ async function applyFault(req, res, fault, extra, rpc, body) {
 	}
 
 	/* the rest forward first, then spoil the answer */
-	let up;
-	try {
-		up = await forward(req.url, body, req.method);
-	} catch (e) {
-		sendText(res, 502, `Bad Gateway: upstream error: ${e.message}`);
-		return;
-	}
-	if (res.destroyed)
+	const up = await forwardOr502(req, res, body);
+	if (up === null || res.destroyed)
 		return;
 
 	switch (fault.mode) {
@@ -643,16 +637,21 @@ async function applyFault(req, res, fault, extra, rpc, body) {
 	}
 }
 
-/* forward a body and return the upstream's answer unchanged */
-async function passThrough(req, res, body) {
-	let up;
+/* forward a body; the upstream's answer, or null once a 502 is sent */
+async function forwardOr502(req, res, body) {
 	try {
-		up = await forward(req.url, body, req.method);
+		return await forward(req.url, body, req.method);
 	} catch (e) {
 		sendText(res, 502, `Bad Gateway: upstream error: ${e.message}`);
-		return;
+		return null;
 	}
-	sendUpstream(res, up);
+}
+
+/* forward a body and return the upstream's answer unchanged */
+async function passThrough(req, res, body) {
+	const up = await forwardOr502(req, res, body);
+	if (up !== null)
+		sendUpstream(res, up);
 }
 
 /* ------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
 # Security cases, run as non-superusers: roles outside ledger_ingest_admin
 # can do nothing; one pipeline owner cannot see or touch another's
-# pipelines (or their RPC URLs); handlers run with their owner's
-# privileges; a database-wide malicious search_path cannot hijack anything
+# pipelines (or their RPC URLs); handlers and raw sinks run with their
+# owner's privileges; a database-wide malicious search_path cannot hijack anything
 # the worker runs as superuser; CREATE EXTENSION needs a superuser; no
 # PUBLIC grants and every SECURITY DEFINER function pins search_path.
 use strict;
@@ -82,6 +82,32 @@ my $err = li_scalar($node, q{SELECT last_error FROM ledger_ingest.status WHERE p
 li_case('security cases', "a handler runs as its owner: reading a superuser-only table fails ($err)",
 	$state eq 'failed' && $err =~ /permission denied for table su_secret/
 	  && li_scalar($node, q{SELECT count(*) FROM alice_seen}) eq '0');
+
+# 3b. a raw sink writes as the pipeline owner: bob's table accepted alice's
+# sink while bob granted INSERT; once he revokes it nothing lands, the error
+# says so, and the ledger applies once he grants it again
+$node->safe_psql('postgres', q{
+	SET SESSION AUTHORIZATION bob;
+	CREATE TABLE bob_rows (ledger bigint, event_index int, data bytea);
+	GRANT INSERT ON bob_rows TO alice;
+});
+as('alice', q{
+	SELECT ledger_ingest.create_pipeline('alice_sink', 'inbox', '{"max_retries":0}');
+	SELECT ledger_ingest.add_raw_sink('alice_sink', 'bob_rows');
+});
+$node->safe_psql('postgres', q{SET SESSION AUTHORIZATION bob; REVOKE INSERT ON bob_rows FROM alice});
+as('alice', qq{
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('alice_sink', $doc);
+	SELECT ledger_ingest.start('alice_sink');
+});
+$state = li_wait_state($node, 'alice_sink', 'failed', 30);
+$err = li_scalar($node, q{SELECT last_error FROM ledger_ingest.status WHERE pipeline = 'alice_sink'});
+my $sink_rows = li_scalar($node, q{SELECT count(*) FROM bob_rows});
+$node->safe_psql('postgres', q{SET SESSION AUTHORIZATION bob; GRANT INSERT ON bob_rows TO alice});
+as('alice', q{SELECT ledger_ingest.start('alice_sink')});
+li_case('security cases', "a raw sink writes as its owner: without INSERT on the table nothing lands ($err), with it the ledger lands once",
+	$state eq 'failed' && $err =~ /permission denied for table bob_rows/ && $sink_rows eq '0'
+	  && li_wait($node, 'alice_sink', 1, 30) && li_scalar($node, q{SELECT count(*) FROM bob_rows}) eq '1');
 
 # 4. a malicious search_path for the whole database: a schema of alice's
 # with functions and operators named like built-ins, each recording who
