@@ -18,6 +18,8 @@ PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 if [ "$(id -u)" = 0 ]; then
 	bash "$root/test/install-deps.sh" || exit 1
 	make -C "$root" -s PG_CONFIG="$PG_CONFIG" install >/dev/null || exit 1
+	# test-only probes of the backend (TAP tests only, never packaged)
+	make -C "$root/test/modules/li_probe" -s PG_CONFIG="$PG_CONFIG" install >/dev/null || exit 1
 	out=$(mktemp -d /tmp/ledger_ingest-test.XXXXXX)
 	chown postgres: "$out"
 	# the suites run as "postgres": it must reach the project and the data
@@ -85,7 +87,7 @@ for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
 	[ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }
 done
 # the hardening matrix, one line per family (cases recorded by li_case)
-for family in "faults injected" "crash points" "bad inputs" "security cases"; do
+for family in "faults injected" "crash points" "bad inputs" "security cases" "operations"; do
 	awk -F'\t' -v f="$family" '$1 == f { n++; if ($2 == "passed") p++ }
 		END { printf "ledger_ingest %s: %d tried, %d passed\n", f, n, p }' "$report"
 done
