@@ -26,7 +26,7 @@ OBJS = \
 	src/abi.o
 
 EXTENSION = ledger_ingest
-DATA = ledger_ingest--0.1.sql
+DATA = ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 PG_CONFIG ?= pg_config

@@ -945,7 +945,7 @@ pk_equality(Oid relid, const char *column)
 static int64
 restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 {
-	Oid			types[3] = {TEXTOID, OIDOID, INT8OID};
+	Oid			types[3] = {TEXTOID, REGCLASSOID, INT8OID};
 	Datum		v[3];
 	int			ret;
 	bool		isnull_pk;

@@ -171,7 +171,7 @@ li_journal_flush(LiPipeline *p)
 		return;
 	if (journal_insert_plan == NULL)
 	{
-		Oid			types[5] = {TEXTOID, INT8ARRAYOID, OIDARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
+		Oid			types[5] = {TEXTOID, INT8ARRAYOID, REGCLASSARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
 		SPIPlanPtr	plan = SPI_prepare("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row) "
 									   "SELECT $1, u.l, u.t, u.k, u.o FROM ROWS FROM "
 									   "(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
@@ -185,7 +185,7 @@ li_journal_flush(LiPipeline *p)
 	dims[0] = nbuf;
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = PointerGetDatum(construct_array(buf_ledger, nbuf, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	v[2] = PointerGetDatum(construct_array(buf_tbl, nbuf, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	v[2] = PointerGetDatum(construct_array(buf_tbl, nbuf, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
 	v[3] = PointerGetDatum(construct_array(buf_pk, nbuf, JSONBOID, -1, false, TYPALIGN_INT));
 	v[4] = PointerGetDatum(construct_md_array(buf_old, buf_old_null, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
 	ret = SPI_execute_plan(journal_insert_plan, v, NULL, false, 0);

@@ -89,6 +89,30 @@ worker_shmem_exit(int code, Datum arg)
 }
 
 /*
+ * Is this an error that a retry of the same transaction can fix?  Lock and
+ * statement timeouts, deadlocks, serialization failures (class 40),
+ * cancellations, a read-only database or server and a shortage of
+ * resources (class 53) say nothing about the ledger or the handler: they
+ * are retried with the usual backoff, shown in status, and do not count
+ * against max_retries, which is for errors a retry will not fix.
+ */
+static bool
+transient_error(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TRANSACTION_ROLLBACK:	/* 40001, 40P01, ... */
+		case ERRCODE_INSUFFICIENT_RESOURCES:	/* 53100, 53200, 53300 */
+			return true;
+		default:
+			break;
+	}
+	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||	/* 55P03 lock_timeout */
+		sqlerrcode == ERRCODE_QUERY_CANCELED ||	/* 57014 statement_timeout */
+		sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION;	/* 25006 */
+}
+
+/*
  * Record the pipeline's new state (and error) in its own transaction, with
  * a "state" notification when the state changes.  Only acts while the
  * pipeline is still 'running' (a concurrent stop() wins).
@@ -170,6 +194,7 @@ refresh_pipeline(LiPipeline *p)
 	HeapTuple	tup;
 	bool		isnull;
 	char	   *state;
+	char	   *missing = NULL;
 	char	   *source;
 	Jsonb	   *opts;
 	MemoryContext old;
@@ -208,7 +233,9 @@ refresh_pipeline(LiPipeline *p)
 
 	args[0] = CStringGetTextDatum(p->name);
 	ret = SPI_execute_with_args("SELECT p.state, p.source, p.options, p.owner::pg_catalog.oid, "
-								"c.ledger, c.ledger_hash, c.tx_index, c.event_index "
+								"c.ledger, c.ledger_hash, c.tx_index, c.event_index, "
+								"EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
+								"        WHERE r.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid) "
 								"FROM ledger_ingest.pipeline p JOIN ledger_ingest.cursor c "
 								"ON c.pipeline OPERATOR(pg_catalog.=) p.name "
 								"WHERE p.name OPERATOR(pg_catalog.=) $1",
@@ -255,14 +282,24 @@ refresh_pipeline(LiPipeline *p)
 	if (p->cursor.complete)
 		p->cursor.tx_index = 0;
 	MemoryContextSwitchTo(old);
+	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
+		missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
+						   p->name, p->owner);
 
 	/* handlers, in registration order */
-	ret = SPI_execute_with_args("SELECT h.id, h.handler::pg_catalog.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
-								"h.revert::pg_catalog.oid, h.revert::pg_catalog.text, h.event, "
-								"(SELECT pr.proargtypes[0] FROM pg_catalog.pg_proc pr "
-								" WHERE pr.oid OPERATOR(pg_catalog.=) h.handler::pg_catalog.oid) "
-								"OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype "
+	/*
+	 * Handlers are stored as text since 0.2 (regprocedure in 0.1: "::text"
+	 * reads both, so this library also runs a pipeline whose extension is
+	 * not yet updated).
+	 */
+	ret = SPI_execute_with_args("SELECT h.id, f.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
+								"r.oid, h.revert::pg_catalog.text, h.event, "
+								"f.proargtypes[0] OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype "
 								"FROM ledger_ingest.handler h "
+								"LEFT JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) "
+								"  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
+								"LEFT JOIN pg_catalog.pg_proc r ON r.oid OPERATOR(pg_catalog.=) "
+								"  pg_catalog.to_regprocedure(h.revert::pg_catalog.text)::pg_catalog.oid "
 								"WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
 								1, types, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -279,6 +316,9 @@ refresh_pipeline(LiPipeline *p)
 		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		h->name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+		if (isnull && missing == NULL)
+			missing = psprintf("handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+							   h->name, p->name);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (!isnull)
 		{
@@ -297,6 +337,9 @@ refresh_pipeline(LiPipeline *p)
 			h->revert_oid = DatumGetObjectId(d);
 			h->revert_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 7));
 		}
+		else if (SPI_getvalue(tup, desc, 7) != NULL && missing == NULL)
+			missing = psprintf("revert function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+							   SPI_getvalue(tup, desc, 7), p->name);
 		d = SPI_getbinval(tup, desc, 8, &isnull);
 		if (!isnull)
 		{
@@ -313,7 +356,9 @@ refresh_pipeline(LiPipeline *p)
 		p->has_set_based |= handlers[i].set_based;
 	}
 	/* tracked tables */
-	ret = SPI_execute_with_args("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk "
+	ret = SPI_execute_with_args("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk, "
+								"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+								"        WHERE c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid) "
 								"FROM ledger_ingest.tracked t "
 								"WHERE t.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
 								1, types, args, NULL, true, 0);
@@ -332,6 +377,9 @@ refresh_pipeline(LiPipeline *p)
 		desc = SPI_tuptable->tupdesc;
 		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		t->relname = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && missing == NULL)
+			missing = psprintf("tracked table (OID %u) of pipeline \"%s\" no longer exists; untrack_table() it",
+							   t->relid, p->name);
 		pk = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
 		deconstruct_array(pk, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
 		t->npk = nelems;
@@ -340,7 +388,10 @@ refresh_pipeline(LiPipeline *p)
 			t->pk[j] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[j]));
 	}
 	/* raw sinks (sink.c reads each table's columns when it writes) */
-	ret = SPI_execute_with_args("SELECT s.tbl::pg_catalog.oid FROM ledger_ingest.sink s "
+	ret = SPI_execute_with_args("SELECT s.tbl::pg_catalog.oid, "
+								"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+								"        WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) "
+								"FROM ledger_ingest.sink s "
 								"WHERE s.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
 								1, types, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -348,8 +399,14 @@ refresh_pipeline(LiPipeline *p)
 	p->nsinks = (int) SPI_processed;
 	p->sinks = MemoryContextAllocZero(cxt, sizeof(LiSink) * Max(p->nsinks, 1));
 	for (int i = 0; i < p->nsinks; i++)
+	{
 		p->sinks[i].relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 															SPI_tuptable->tupdesc, 1, &isnull));
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)) &&
+			missing == NULL)
+			missing = psprintf("raw sink table (OID %u) of pipeline \"%s\" no longer exists; remove_raw_sink() it",
+							   p->sinks[i].relid, p->name);
+	}
 
 	/* the inbox has no head: journal every ledger, pruned by the window */
 	if (!p->is_rpc)
@@ -362,8 +419,17 @@ refresh_pipeline(LiPipeline *p)
 	pipeline_cxt = cxt;
 	cxt = NULL;
 
+	if (missing != NULL)
+		missing = MemoryContextStrdup(caller_cxt, missing);	/* past SPI_finish */
 	li_txn_commit(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/*
+	 * An object the pipeline needs was dropped: never run a handler as a
+	 * role that is gone, or a pipeline without one of its handlers.
+	 */
+	if (missing != NULL)
+		finish_pipeline("failed", missing);
 }
 
 /* Sleep on the latch, with no transaction open. */
@@ -583,6 +649,7 @@ ledger_ingest_worker_main(Datum arg)
 		bool		failed = false;
 		char	   *errmsg_copy = NULL;
 		WorkerPhase failed_phase = PHASE_REFRESH;
+		bool		transient = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -612,6 +679,7 @@ ledger_ingest_worker_main(Datum arg)
 
 			failed = true;
 			failed_phase = phase;
+			transient = transient_error(edata->sqlerrcode);
 			if (phase == PHASE_APPLY && li_apply_ctx.handler != NULL)
 				errmsg_copy = psprintf("%s: %s (ledger " INT64_FORMAT ", tx_index %d, event_index %d, handler %s)",
 									   unpack_sql_state(edata->sqlerrcode), edata->message,
@@ -634,7 +702,7 @@ ledger_ingest_worker_main(Datum arg)
 			long		backoff;
 
 			failures++;
-			if (failed_phase == PHASE_APPLY)
+			if (failed_phase == PHASE_APPLY && !transient)
 				apply_failures++;
 			if (failed_phase == PHASE_APPLY && apply_failures > pipeline.opts.max_retries)
 				finish_pipeline("failed", errmsg_copy);

@@ -5,10 +5,15 @@
 #   inside a real transaction block (IsTransactionBlock(), reported by the
 #   test-only li_probe module), which Citus and other extensions need to
 #   coordinate their work with the cursor.
+# - transient errors: lock_timeout, deadlock_detected, serialization_failure
+#   (and a real lock_timeout on a row another session holds) are retried
+#   and shown in status without counting against max_retries; an error a
+#   retry does not fix still fails the pipeline after max_retries.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use LiTest;
 
 my $node = li_node('operations');
@@ -58,5 +63,76 @@ is(li_scalar($node, q{SELECT string_agg(kind || ':' || n || ':' || in_block, ' '
 is(li_scalar($node, q{SELECT li_in_transaction_block()}), 'f', 'the probe sees a single statement as no block');
 li_case($F, 'per-event, set-based and revert handlers run inside a transaction block',
 	li_scalar($node, q{SELECT count(*) FILTER (WHERE NOT in_block) || '/' || count(*) FROM probe}) eq '0/11');
+
+# --- transient errors ----------------------------------------------------
+# Each pipeline's handler raises its error for its first 3 calls (a
+# sequence counts them: it is not rolled back with the transaction), with
+# max_retries = 1: only an error that is not transient may fail it.
+$node->safe_psql('postgres', q{
+	CREATE TABLE seen (pipeline text, ledger bigint);
+	CREATE FUNCTION flaky(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE code text := split_part(e.pipeline, '_', 2);
+	BEGIN
+		IF nextval('calls_' || code) <= 3 THEN
+			RAISE EXCEPTION 'flaky % (call %)', code, currval('calls_' || code) USING ERRCODE = code;
+		END IF;
+		INSERT INTO seen VALUES (e.pipeline, e.ledger);
+	END $$;
+});
+for my $code ('55P03', '40P01', '40001', '23514')
+{
+	my $p = "flaky_$code";
+	$node->safe_psql('postgres', qq{
+		CREATE SEQUENCE calls_$code;
+		SELECT ledger_ingest.create_pipeline('$p', 'inbox', '{"max_retries": 1}');
+		SELECT ledger_ingest.add_handler('$p', 'flaky(ledger_ingest.event)');
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('$p', doc(1));
+		SELECT ledger_ingest.start('$p');
+	});
+}
+for my $code ('55P03', '40P01', '40001')
+{
+	my $p = "flaky_$code";
+	my $ok = li_wait($node, $p, 1, 60);
+	my ($state, $errors, $error) = split /\|/, li_scalar($node,
+		qq{SELECT state, errors, last_error FROM ledger_ingest.status WHERE pipeline = '$p'});
+	li_case($F, "transient error $code: retried past max_retries, shown in status, applied once",
+		$ok && $state eq 'running' && $errors == 3 && $error =~ /^$code: flaky/
+		  && li_scalar($node, qq{SELECT count(*) FROM seen WHERE pipeline = '$p'}) eq '1');
+}
+li_case($F, 'an error a retry does not fix (23514) still fails the pipeline after max_retries',
+	li_wait_state($node, 'flaky_23514', 'failed', 30) eq 'failed'
+	  && li_scalar($node, q{SELECT errors FROM ledger_ingest.status WHERE pipeline = 'flaky_23514'}) eq '2');
+
+# a real lock_timeout: another session holds the row the handler updates
+$node->safe_psql('postgres', q{
+	CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL);
+	INSERT INTO counter VALUES (1, 0);
+	CREATE FUNCTION bump(e ledger_ingest.event) RETURNS void LANGUAGE sql
+		SET lock_timeout = '200ms' AS $$ UPDATE counter SET n = n + 1 WHERE id = 1 $$;
+	SELECT ledger_ingest.create_pipeline('locked', 'inbox', '{"max_retries": 0}');
+	SELECT ledger_ingest.add_handler('locked', 'bump(ledger_ingest.event)');
+	SELECT ledger_ingest.start('locked');
+});
+{
+	my $dbh = li_dbh($node);
+	$dbh->begin_work;
+	$dbh->do('UPDATE counter SET n = n WHERE id = 1');
+	$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('locked', doc(1))});
+	my $seen = '';
+	for (1 .. 100)
+	{
+		$seen = li_scalar($node, q{SELECT state || ' ' || coalesce(last_error, '') FROM ledger_ingest.status WHERE pipeline = 'locked'});
+		last if $seen =~ /55P03/;
+		usleep(100_000);
+	}
+	sleep 3;    # several retries while the row stays locked
+	my $state = li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 'locked'});
+	$dbh->rollback;
+	li_case($F, 'a real lock_timeout (55P03) is retried with max_retries 0, shown as retrying, then applied once',
+		$seen =~ /^retrying 55P03: canceling statement due to lock timeout/ && $state ne 'failed'
+		  && li_wait($node, 'locked', 1, 60)
+		  && li_scalar($node, q{SELECT n FROM counter}) eq '1');
+}
 
 done_testing();

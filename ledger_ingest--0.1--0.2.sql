@@ -1,0 +1,196 @@
+/* ledger_ingest--0.1--0.2.sql: ALTER EXTENSION ledger_ingest UPDATE TO '0.2' */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION ledger_ingest UPDATE TO '0.2'" to load this file. \quit
+
+/*
+ * 0.2 makes the extension's state survive pg_dump/pg_restore and
+ * pg_upgrade: handler functions are stored as text (regprocedure columns
+ * block pg_upgrade), journal rows name their table by regclass (an oid
+ * does not survive a restore), and every table and sequence is dumped.
+ * Pipelines, cursors and everything else are kept.
+ *
+ * There is no full 0.2 script: CREATE EXTENSION runs ledger_ingest--0.1.sql
+ * and then this file, as PostgreSQL's contrib modules do, so a fresh
+ * install and an updated one are built by the same statements
+ * (test/t/016_backup_upgrade.pl compares pg_dump --schema-only
+ * --binary-upgrade of both, which would catch a full script that drifts).
+ */
+
+-- _proc_text(f): how ledger_ingest.handler stores a function: its
+-- regprocedure text with every schema spelled out (search_path is pinned),
+-- e.g. 'public.on_transfer(ledger_ingest.event)'.  A regprocedure column
+-- would hold an OID, which pg_upgrade refuses to carry ("reg* data types in
+-- user tables") and a restore would not match; text survives both.  The
+-- worker resolves it with to_regprocedure() each time it loads the
+-- pipeline, and fails the pipeline, naming the function, when it is gone.
+CREATE FUNCTION _proc_text(f regprocedure) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT f::pg_catalog.text $$;
+
+ALTER TABLE handler
+	ALTER COLUMN handler TYPE text USING ledger_ingest._proc_text(handler),
+	ALTER COLUMN revert TYPE text USING ledger_ingest._proc_text(revert);
+
+ALTER TABLE journal ALTER COLUMN tbl TYPE regclass USING tbl::regclass;
+
+DROP INDEX inbox_pending_idx;
+CREATE INDEX inbox_pending_idx ON inbox (pipeline, ledger NULLS FIRST, id) WHERE error IS NULL;
+
+-- the API functions that read or write those columns
+
+-- add_handler(pipeline, handler, topic0, address, revert, event): registers
+-- a function taking one ledger_ingest.event (or, set-based, one
+-- ledger_ingest.event[]: called once per apply transaction with all its
+-- matching events, in order); called for each event whose
+-- topics[1] equals topic0 (32 bytes) and whose address equals address (20
+-- bytes), NULL matching all.  event, a Solidity event signature such as
+-- 'Transfer(address indexed from, address indexed to, uint256 value)', sets
+-- topic0 and makes the worker decode each matching log into the event's
+-- args (jsonb, see decode_event).  revert, optional, takes the same argument
+-- and is called once per orphaned event, newest first, inside the
+-- transaction that rolls back a reorg (for effects outside tracked tables).
+-- Returns the handler id (registration order).
+CREATE OR REPLACE FUNCTION add_handler(pipeline text, handler regprocedure,
+							topic0 bytea DEFAULT NULL, address bytea DEFAULT NULL,
+							revert regprocedure DEFAULT NULL, event text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f regprocedure;
+	nargs int;
+	argtype oid;
+	hid bigint;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF handler IS NULL THEN
+		RAISE EXCEPTION 'handler must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	FOREACH f IN ARRAY ARRAY[handler, revert] LOOP
+		CONTINUE WHEN f IS NULL;
+		SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype
+			FROM pg_proc p WHERE p.oid = f;
+		IF nargs IS DISTINCT FROM 1 OR NOT (argtype = 'ledger_ingest.event'::regtype
+				OR (argtype = 'ledger_ingest.event[]'::regtype AND f = handler)) THEN
+			RAISE EXCEPTION 'handler % must take exactly one argument of type ledger_ingest.event', f
+				USING ERRCODE = 'invalid_function_definition',
+					  HINT = 'A set-based handler takes ledger_ingest.event[] instead; a revert function takes ledger_ingest.event.';
+		END IF;
+		IF NOT has_function_privilege(current_user, f, 'EXECUTE') THEN
+			RAISE EXCEPTION 'permission denied for function %', f
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	END LOOP;
+	IF event IS NOT NULL THEN
+		-- by signature: topic0 is computed, and the worker decodes args
+		IF topic0 IS NOT NULL AND topic0 <> ledger_ingest.event_topic(event) THEN
+			RAISE EXCEPTION 'topic0 does not match event %', ledger_ingest.event_signature(event)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		topic0 := ledger_ingest.event_topic(event);
+	END IF;
+	IF topic0 IS NOT NULL AND length(topic0) <> 32 THEN
+		RAISE EXCEPTION 'topic0 must be 32 bytes, got %', length(topic0)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF address IS NOT NULL AND length(address) <> 20 THEN
+		RAISE EXCEPTION 'address must be 20 bytes, got %', length(address)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	INSERT INTO ledger_ingest.handler (pipeline, handler, topic0, address, revert, event)
+		VALUES (add_handler.pipeline, ledger_ingest._proc_text(add_handler.handler), add_handler.topic0,
+				add_handler.address, ledger_ingest._proc_text(add_handler.revert), add_handler.event)
+		RETURNING id INTO hid;
+	RETURN hid;
+END
+$$;
+
+-- remove_handler(pipeline, handler): unregisters every registration of the
+-- function; returns how many were removed.
+CREATE OR REPLACE FUNCTION remove_handler(pipeline text, handler regprocedure)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n int;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	DELETE FROM ledger_ingest.handler h
+		WHERE h.pipeline = remove_handler.pipeline AND h.handler = ledger_ingest._proc_text(remove_handler.handler);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+-- untrack_table(pipeline, tbl): stop journaling tbl for the pipeline (and
+-- forget its journal); the trigger goes when no pipeline tracks tbl.
+CREATE OR REPLACE FUNCTION untrack_table(pipeline text, tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	DELETE FROM ledger_ingest.tracked t
+		WHERE t.pipeline = untrack_table.pipeline AND t.tbl = untrack_table.tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not tracked by pipeline "%"', tbl, pipeline
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	DELETE FROM ledger_ingest.journal j
+		WHERE j.pipeline = untrack_table.pipeline AND j.tbl = untrack_table.tbl;
+	IF NOT EXISTS (SELECT 1 FROM ledger_ingest.tracked t WHERE t.tbl = untrack_table.tbl) THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS ledger_ingest_journal ON %s', tbl);
+	END IF;
+END
+$$;
+
+/* ---------------------------------------------------------------------
+ * Backup and restore
+ *
+ * Every table of the extension's state and its sequences are dumped by
+ * pg_dump (pg_extension_config_dump), so a dump carries the pipelines,
+ * their cursors, handlers, sinks, tracked tables, ledger headers, reorg
+ * journals and pending inbox documents together with the handlers' own
+ * tables, all from one snapshot.  pg_dump orders the tables' data by their
+ * foreign keys.
+ * --------------------------------------------------------------------- */
+
+-- A pipeline row inserted with state 'running' comes from a restore (a
+-- dump's data, or a copy of the table): create_pipeline() always inserts
+-- 'stopped'.  It is kept stopped, with a last_error that says so, until
+-- start() is called: the rest of the restore (its cursor, handlers, the
+-- handlers' tables) may still be loading, and a worker started now would
+-- apply ledgers against half a database.  The same idea as TimescaleDB's
+-- timescaledb_pre_restore()/timescaledb_post_restore(), without the first
+-- call.
+CREATE FUNCTION _pipeline_inserted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NEW.state = 'running' THEN
+		NEW.state := 'stopped';
+		NEW.last_error := 'restored while running: stopped until ledger_ingest.start() is called '
+			'once the restore is complete';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER pipeline_inserted BEFORE INSERT ON pipeline
+	FOR EACH ROW EXECUTE FUNCTION _pipeline_inserted();
+
+REVOKE ALL ON FUNCTION _pipeline_inserted(), _proc_text(regprocedure) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _proc_text(regprocedure) TO ledger_ingest_admin;
+
+SELECT pg_catalog.pg_extension_config_dump('pipeline', '');
+SELECT pg_catalog.pg_extension_config_dump('cursor', '');
+SELECT pg_catalog.pg_extension_config_dump('handler', '');
+SELECT pg_catalog.pg_extension_config_dump('handler_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('sink', '');
+SELECT pg_catalog.pg_extension_config_dump('orphan', '');
+SELECT pg_catalog.pg_extension_config_dump('inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('inbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tracked', '');
+SELECT pg_catalog.pg_extension_config_dump('journal', '');
+SELECT pg_catalog.pg_extension_config_dump('journal_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('event_journal', '');
