@@ -194,3 +194,60 @@ SELECT pg_catalog.pg_extension_config_dump('tracked', '');
 SELECT pg_catalog.pg_extension_config_dump('journal', '');
 SELECT pg_catalog.pg_extension_config_dump('journal_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('event_journal', '');
+
+/* ---------------------------------------------------------------------
+ * Logs a handler cannot decode
+ * --------------------------------------------------------------------- */
+
+-- A log that matches a signature-registered handler's topic0 but is not a
+-- valid encoding of the event (short data, a NUL or invalid UTF-8 in a
+-- string, another number of indexed topics): any contract can emit one.
+-- By default (option on_decode_error "skip") that handler skips the event
+-- and the log is kept here, with the decoder's error, in the apply
+-- transaction; a reorg that orphans the ledger deletes its rows.  The
+-- owner reads and deletes them; status counts them.
+CREATE TABLE decode_error (
+	pipeline text NOT NULL REFERENCES pipeline (name) ON DELETE CASCADE,
+	ledger bigint NOT NULL,
+	tx_index integer NOT NULL,
+	event_index integer NOT NULL,
+	handler text NOT NULL,		-- the function, as the worker names it
+	error text NOT NULL,		-- the decoder's message, naming the argument
+	event event NOT NULL,		-- the log, args NULL
+	recorded_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (pipeline, ledger, tx_index, event_index, handler)
+);
+REVOKE ALL ON decode_error FROM PUBLIC;
+GRANT SELECT, DELETE ON decode_error TO ledger_ingest_admin;
+ALTER TABLE decode_error ENABLE ROW LEVEL SECURITY;
+CREATE POLICY decode_error_owner ON decode_error
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) decode_error.pipeline));
+SELECT pg_catalog.pg_extension_config_dump('decode_error', '');
+
+-- status gains decode_errors: the logs kept in decode_error
+CREATE OR REPLACE VIEW status WITH (security_invoker = true) AS
+SELECT p.name AS pipeline,
+	   CASE WHEN p.state = 'running' AND s.pid IS NULL THEN 'starting'
+			WHEN p.state = 'running' AND s.worker_state = 'retrying' THEN 'retrying'
+			ELSE p.state END AS state,
+	   s.pid,
+	   c.ledger,
+	   c.ledger_hash,
+	   c.tx_index,
+	   c.event_index,
+	   s.head,
+	   c.events_applied,
+	   c.ledgers_applied,
+	   c.last_commit_at,
+	   p.last_error,
+	   p.errors,
+	   p.source,
+	   p.owner,
+	   c.reorgs,
+	   c.last_reorg_depth,
+	   c.last_reorg_at,
+	   (SELECT pg_catalog.count(*) FROM ledger_ingest.decode_error d
+		WHERE d.pipeline OPERATOR(pg_catalog.=) p.name) AS decode_errors
+FROM ledger_ingest.pipeline p
+JOIN ledger_ingest.cursor c ON c.pipeline = p.name
+LEFT JOIN ledger_ingest._shmem_status() s ON s.pipeline = p.name;

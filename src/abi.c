@@ -219,6 +219,32 @@ li_abi_event_topic0(void *desc, uint8 out[32])
 	li_abi_core_topic0(((LiAbiHolder *) desc)->desc, out);
 }
 
+/* li_abi_try_decode_event_jsonb: see abi.h */
+Jsonb *
+li_abi_try_decode_event_jsonb(void *desc, const uint8 (*topics)[32], int ntopics,
+							  const uint8 *data, int len, char **error)
+{
+	LiAbiDesc  *d = ((LiAbiHolder *) desc)->desc;
+	LiAbiError	err;
+
+	if (li_abi_core_decode_event(d, topics, ntopics, data, (size_t) len,
+								 &abi_out, &err) != LI_ABI_OK)
+	{
+		if (err.status != LI_ABI_EDATA && err.status != LI_ABI_ELIMIT)
+			abi_report(&err, li_abi_core_signature(d));
+		*error = pstrdup(err.message);
+		return NULL;
+	}
+	return abi_out_jsonb();
+}
+
+/* li_abi_event_signature: see abi.h */
+const char *
+li_abi_event_signature(void *desc)
+{
+	return li_abi_core_signature(((LiAbiHolder *) desc)->desc);
+}
+
 /* li_abi_decode_event_jsonb: see abi.h */
 Jsonb *
 li_abi_decode_event_jsonb(void *desc, const uint8 (*topics)[32], int ntopics,

@@ -41,4 +41,17 @@ extern void li_abi_event_topic0(void *desc, uint8 out[32]);
 extern Jsonb *li_abi_decode_event_jsonb(void *desc, const uint8 (*topics)[32],
 										int ntopics, const uint8 *data, int len);
 
+/*
+ * li_abi_try_decode_event_jsonb: the same, but a log that is not a valid
+ * encoding of the event (what any contract can emit) returns NULL with the
+ * decoder's message, naming the argument, in *error (palloc'd) instead of
+ * raising it.  Out of memory still raises.
+ */
+extern Jsonb *li_abi_try_decode_event_jsonb(void *desc, const uint8 (*topics)[32],
+											int ntopics, const uint8 *data, int len,
+											char **error);
+
+/* li_abi_event_signature: the canonical signature, e.g. "Transfer(address,address,uint256)". */
+extern const char *li_abi_event_signature(void *desc);
+
 #endif							/* LI_ABI_H */

@@ -66,6 +66,7 @@ static SPIPlanPtr prune_plan = NULL;
 static SPIPlanPtr event_journal_plan = NULL;
 static SPIPlanPtr event_prune_plan = NULL;
 static SPIPlanPtr revert_cas_plan = NULL;
+static SPIPlanPtr decode_error_plan = NULL;
 static TupleDesc event_tupdesc = NULL;
 
 /* One transaction's share of a ledger: events [first, last). */
@@ -316,13 +317,63 @@ event_with_args(Datum ev, Jsonb *args)
 	return HeapTupleGetDatum(heap_form_tuple(event_tupdesc, values, nulls));
 }
 
-/* Decode an event for a handler registered by signature. */
+/*
+ * Decode an event for a handler registered by signature.  A log that is
+ * not a valid encoding of the event returns NULL with the decoder's
+ * message in *error: any contract can emit one under a known topic0.
+ */
 static Jsonb *
-decode_args(LiHandler *h, LiEvent *e)
+decode_args(LiHandler *h, LiEvent *e, char **error)
 {
-	return li_abi_decode_event_jsonb(h->abi, (const uint8 (*)[32]) e->topics, e->ntopics,
-									 (const uint8 *) VARDATA_ANY(e->data),
-									 (int) VARSIZE_ANY_EXHDR(e->data));
+	return li_abi_try_decode_event_jsonb(h->abi, (const uint8 (*)[32]) e->topics, e->ntopics,
+										 (const uint8 *) VARDATA_ANY(e->data),
+										 (int) VARSIZE_ANY_EXHDR(e->data), error);
+}
+
+/*
+ * A log that handler h cannot decode.  With on_decode_error "fail" it is a
+ * handler error (the transaction rolls back, retried up to max_retries);
+ * by default the handler skips the event and the log is kept, with the
+ * error, in ledger_ingest.decode_error, in the apply transaction (so it is
+ * recorded exactly once, and a reorg that orphans the ledger forgets it).
+ * "ev" is the event value without args.
+ */
+static void
+decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
+			  const char *error)
+{
+	Datum		v[7];
+	int			ret;
+
+	if (p->opts.decode_error_fails || !p->has_decode_error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("%s", error),
+				 errdetail("Decoding as %s.", li_abi_event_signature(h->abi))));
+	if (decode_error_plan == NULL)
+	{
+		Oid			types[7] = {TEXTOID, INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID,
+		event_tupdesc->tdtypeid};
+
+		decode_error_plan = keep_plan(
+									  "INSERT INTO ledger_ingest.decode_error "
+									  "(pipeline, ledger, tx_index, event_index, handler, error, event) "
+									  "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+									  "ON CONFLICT (pipeline, ledger, tx_index, event_index, handler) "
+									  "DO UPDATE SET error = excluded.error, event = excluded.event, "
+									  "recorded_at = excluded.recorded_at",
+									  7, types);
+	}
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(l->number);
+	v[2] = Int32GetDatum(e->tx_index);
+	v[3] = Int32GetDatum(e->event_index);
+	v[4] = CStringGetTextDatum(h->name);
+	v[5] = CStringGetTextDatum(psprintf("%s (decoding as %s)", error, li_abi_event_signature(h->abi)));
+	v[6] = ev;
+	ret = SPI_execute_plan(decode_error_plan, v, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording a decode error failed: %s", SPI_result_code_string(ret));
 }
 
 /*
@@ -432,9 +483,23 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 
 			if (!OidIsValid(h->revert_oid) || !handler_matches(h, &e))
 				continue;
-			li_apply_ctx.handler = h->revert_name;
-			call_as_owner(p, handler_fn(p, h->revert_oid, &h->revert_fn),
-						  h->abi != NULL ? event_with_args(ev, decode_args(h, &e)) : ev);
+			if (h->abi != NULL)
+			{
+				char	   *error;
+				Jsonb	   *args = decode_args(h, &e, &error);
+
+				/* a log the handler skipped when it was applied */
+				if (args == NULL)
+					continue;
+				li_apply_ctx.handler = h->revert_name;
+				call_as_owner(p, handler_fn(p, h->revert_oid, &h->revert_fn),
+							  event_with_args(ev, args));
+			}
+			else
+			{
+				li_apply_ctx.handler = h->revert_name;
+				call_as_owner(p, handler_fn(p, h->revert_oid, &h->revert_fn), ev);
+			}
 			li_apply_ctx.handler = NULL;
 		}
 	}
@@ -485,9 +550,25 @@ run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
 		{
 			if (h->abi != last_abi)
 			{
-				last_ev = make_event(p, pipeline_text, l, ledger_hash, e, decode_args(h, e));
+				char	   *error = NULL;
+				Jsonb	   *args = decode_args(h, e, &error);
+
 				last_abi = h->abi;
+				last_ev = (Datum) 0;
+				if (args != NULL)
+					last_ev = make_event(p, pipeline_text, l, ledger_hash, e, args);
+				else
+				{
+					if (!have_base)
+					{
+						base = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
+						have_base = true;
+					}
+					decode_failed(p, h, l, e, base, error);
+				}
 			}
+			if (last_ev == (Datum) 0)
+				continue;		/* skipped: it does not decode */
 			ev = last_ev;
 		}
 		else
@@ -1108,6 +1189,10 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
 						"DELETE FROM ledger_ingest.ledger WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 						"AND number OPERATOR(pg_catalog.>) $2");
+	if (p->has_decode_error)
+		pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
+							"DELETE FROM ledger_ingest.decode_error WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+							"AND ledger OPERATOR(pg_catalog.>) $2");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\":\"reorg\",\"pipeline\":");

@@ -143,6 +143,8 @@ typedef struct LiOptions
 	/* reorgs */
 	int			reorg_window;	/* ledgers kept revertible; 0: none */
 	char	   *finality;		/* evm_rpc: "latest", "safe" or "finalized" */
+	/* a log a signature-registered handler cannot decode: fail, or skip it */
+	bool		decode_error_fails;
 } LiOptions;
 
 extern void li_parse_options(const char *source, Jsonb *options, LiOptions *out);
@@ -269,6 +271,12 @@ typedef struct LiPipeline
 	int			nsinks;
 	LiSink	   *sinks;
 	int64		journal_floor;	/* journal ledgers above this one */
+	/*
+	 * The installed extension's SQL has ledger_ingest.decode_error (0.2 and
+	 * later); this library also runs pipelines of an extension not yet
+	 * updated (ALTER EXTENSION ledger_ingest UPDATE).
+	 */
+	bool		has_decode_error;
 	/* ledger hash at the cursor, for parentHash continuity */
 	bool		has_cursor_hash;
 	uint8		cursor_hash[LI_HASH_LEN];

@@ -61,6 +61,7 @@ static const OptDef opt_defs[] = {
 	{"max_redirects", OPT_INT, true, 0, 20},
 	{"reorg_window", OPT_INT, false, 0, 100000},
 	{"finality", OPT_STRING, true, 0, 0},
+	{"on_decode_error", OPT_STRING, false, 0, 0},
 };
 
 static const OptDef *
@@ -95,6 +96,7 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->max_redirects = 3;
 	o->reorg_window = 128;
 	o->finality = "latest";
+	o->decode_error_fails = false;
 }
 
 static int64
@@ -351,6 +353,18 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								 errmsg("option \"finality\" must be \"latest\", \"safe\" or \"finalized\", got \"%s\"",
 										out->finality)));
+					break;
+				}
+				if (strcmp(key, "on_decode_error") == 0)
+				{
+					char	   *v = pnstrdup(val.val.string.val, val.val.string.len);
+
+					if (strcmp(v, "skip") != 0 && strcmp(v, "fail") != 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("option \"on_decode_error\" must be \"skip\" or \"fail\", got \"%s\"",
+										v)));
+					out->decode_error_fails = strcmp(v, "fail") == 0;
 					break;
 				}
 				elog(ERROR, "unexpected string option \"%s\"", key);

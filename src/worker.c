@@ -50,6 +50,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/snapmgr.h"
 
 #include "abi.h"
@@ -235,7 +236,8 @@ refresh_pipeline(LiPipeline *p)
 	ret = SPI_execute_with_args("SELECT p.state, p.source, p.options, p.owner::pg_catalog.oid, "
 								"c.ledger, c.ledger_hash, c.tx_index, c.event_index, "
 								"EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
-								"        WHERE r.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid) "
+								"        WHERE r.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid), "
+								"pg_catalog.to_regclass('ledger_ingest.decode_error') IS NOT NULL "
 								"FROM ledger_ingest.pipeline p JOIN ledger_ingest.cursor c "
 								"ON c.pipeline OPERATOR(pg_catalog.=) p.name "
 								"WHERE p.name OPERATOR(pg_catalog.=) $1",
@@ -282,6 +284,7 @@ refresh_pipeline(LiPipeline *p)
 	if (p->cursor.complete)
 		p->cursor.tx_index = 0;
 	MemoryContextSwitchTo(old);
+	p->has_decode_error = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
 		missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
 						   p->name, p->owner);
@@ -315,7 +318,9 @@ refresh_pipeline(LiPipeline *p)
 		desc = SPI_tuptable->tupdesc;
 		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		h->name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+		/* named as PostgreSQL names it under the worker's search_path */
+		h->name = MemoryContextStrdup(cxt, isnull ? SPI_getvalue(tup, desc, 3) :
+									  format_procedure(h->funcoid));
 		if (isnull && missing == NULL)
 			missing = psprintf("handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
 							   h->name, p->name);
@@ -335,7 +340,7 @@ refresh_pipeline(LiPipeline *p)
 		if (!isnull)
 		{
 			h->revert_oid = DatumGetObjectId(d);
-			h->revert_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 7));
+			h->revert_name = MemoryContextStrdup(cxt, format_procedure(h->revert_oid));
 		}
 		else if (SPI_getvalue(tup, desc, 7) != NULL && missing == NULL)
 			missing = psprintf("revert function %s of pipeline \"%s\" does not exist (dropped or renamed)",

@@ -45,10 +45,11 @@ is(li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 's
 ok(li_scalar($node, 'SELECT count(*) FROM nft') > 0, 'ERC-721 Transfers reached the 4-topic handler');
 like(li_scalar($node, 'SELECT owner FROM nft LIMIT 1'), qr/^0x[0-9a-f]{40}$/, 'addresses decode as 0x-hex');
 
-# a log whose data does not decode: the handler-error policy applies
+# a log whose data does not decode, with on_decode_error "fail": the
+# handler-error policy applies (the default, "skip", is in 015_operations.pl)
 $node->safe_psql('postgres', q{
 	CREATE FUNCTION noop(e ledger_ingest.event) RETURNS void LANGUAGE sql AS $$ SELECT $$;
-	SELECT ledger_ingest.create_pipeline('badsig', 'inbox', '{"max_retries": 0}');
+	SELECT ledger_ingest.create_pipeline('badsig', 'inbox', '{"max_retries": 0, "on_decode_error": "fail"}');
 	SELECT ledger_ingest.add_handler('badsig', 'noop(ledger_ingest.event)',
 		event => 'Transfer(address indexed from, address indexed to, uint256 value)');
 	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('badsig', jsonb_build_object(

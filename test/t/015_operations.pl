@@ -9,6 +9,13 @@
 #   (and a real lock_timeout on a row another session holds) are retried
 #   and shown in status without counting against max_retries; an error a
 #   retry does not fix still fails the pipeline after max_retries.
+# - hostile logs: logs under a signature-registered handler's topic0 that
+#   do not decode (short data, a NUL or invalid UTF-8 in a string) are
+#   skipped by that handler and kept in ledger_ingest.decode_error, counted
+#   in status; the pipeline goes on; a reorg forgets the orphaned ones.
+# - objects a pipeline depends on: a dropped handler function, raw sink
+#   table or owner role fails the pipeline with an error naming it (never
+#   an internal error, never a handler run as a role that is gone).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -133,6 +140,106 @@ $node->safe_psql('postgres', q{
 		$seen =~ /^retrying 55P03: canceling statement due to lock timeout/ && $state ne 'failed'
 		  && li_wait($node, 'locked', 1, 60)
 		  && li_scalar($node, q{SELECT n FROM counter}) eq '1');
+}
+
+# --- hostile logs ---------------------------------------------------------
+$node->safe_psql('postgres', q{
+	CREATE TABLE notes (ledger bigint, event_index int, who text, body text);
+	CREATE FUNCTION on_note(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO notes VALUES (e.ledger, e.event_index, e.args->>'who', e.args->>'text') $$;
+	-- a Note(address indexed who, string text) log whose string is "hex"
+	CREATE FUNCTION note_log(i int, hex text, data text DEFAULT NULL, extra_topic boolean DEFAULT false) RETURNS jsonb
+	LANGUAGE sql AS $$
+		SELECT jsonb_build_object('address', '0x' || repeat('bb', 20),
+			'topics', jsonb_build_array('0x' || encode(ledger_ingest.event_topic('Note(address indexed who, string text)'), 'hex'),
+				'0x' || lpad('c0ffee', 64, '0')) || CASE WHEN extra_topic THEN jsonb_build_array('0x' || repeat('00', 32)) ELSE '[]' END,
+			'data', coalesce(data, '0x' || lpad('20', 64, '0') || lpad(to_hex(length(hex) / 2), 64, '0') || rpad(hex, 64, '0')),
+			'transactionIndex', i, 'logIndex', i) $$;
+	SELECT ledger_ingest.create_pipeline('hostile', 'inbox', '{"max_retries": 0}');
+	SELECT ledger_ingest.add_handler('hostile', 'on_note(ledger_ingest.event)',
+		event => 'Note(address indexed who, string text)');
+	SELECT ledger_ingest.start('hostile');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES
+		('hostile', jsonb_build_object('number', 1, 'hash', h(1, 0), 'logs', jsonb_build_array(
+			note_log(0, '68656c6c6f')))),             -- "hello"
+		('hostile', jsonb_build_object('number', 2, 'hash', h(2, 0), 'parentHash', h(1, 0), 'logs', jsonb_build_array(
+			note_log(1, NULL, '0x01'),               -- one byte of data
+			note_log(2, '6800006c6f'),               -- NUL in the string
+			note_log(3, '68ff6c6c6f'),               -- invalid UTF-8
+			note_log(4, '68656c6c6f', NULL, true)))), -- another number of topics: not this event
+		('hostile', jsonb_build_object('number', 3, 'hash', h(3, 0), 'parentHash', h(2, 0),
+			'logs', jsonb_build_array(note_log(0, '776f726c64'))));   -- "world"
+});
+my $applied = li_wait($node, 'hostile', 3, 60);
+li_case($F, 'hostile logs: undecodable logs do not stop the pipeline; the valid ones reach the handler',
+	$applied && li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 'hostile'}) eq 'running'
+	  && li_scalar($node, q{SELECT string_agg(ledger || ':' || event_index || ':' || body, ' ' ORDER BY ledger, event_index) FROM notes})
+		eq '1:0:hello 3:0:world');
+my $kept = li_scalar($node, q{SELECT string_agg(ledger || ' ' || event_index || ' ' || handler || ' ' || error || ' ' || length((event).data), E'\n' ORDER BY event_index)
+	FROM ledger_ingest.decode_error WHERE pipeline = 'hostile'});
+note($kept);
+my @kept = split /\n/, $kept;
+li_case($F, 'hostile logs: each kept in decode_error with the decoder\'s error naming the argument, counted in status',
+	@kept == 3
+	  && $kept[0] =~ /^2 1 on_note\(ledger_ingest.event\) argument "text": data too short.* 1$/
+	  && $kept[1] =~ /^2 2 on_note\(ledger_ingest.event\) argument "text": NUL byte/
+	  && $kept[2] =~ /^2 3 on_note\(ledger_ingest.event\) argument "text": invalid UTF-8/
+	  && li_scalar($node, q{SELECT decode_errors FROM ledger_ingest.status WHERE pipeline = 'hostile'}) eq '3');
+# a reorg orphaning ledger 2 forgets its decode errors
+$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES
+	('hostile', jsonb_build_object('number', 2, 'hash', h(2, 5), 'parentHash', h(1, 0), 'logs', '[]'::jsonb)),
+	('hostile', jsonb_build_object('number', 3, 'hash', h(3, 5), 'parentHash', h(2, 5), 'logs', '[]'::jsonb)),
+	('hostile', jsonb_build_object('number', 4, 'hash', h(4, 5), 'parentHash', h(3, 5), 'logs', '[]'::jsonb))});
+li_case($F, 'hostile logs: a reorg that orphans their ledger forgets them',
+	li_wait($node, 'hostile', 4, 60)
+	  && li_scalar($node, q{SELECT reorgs || ' ' || decode_errors FROM ledger_ingest.status WHERE pipeline = 'hostile'}) eq '1 0');
+
+# --- dropped objects -------------------------------------------------------
+$node->safe_psql('postgres', q{
+	CREATE ROLE gone_owner LOGIN IN ROLE ledger_ingest_admin;
+	CREATE TABLE dep_seen (pipeline text, ledger bigint);
+	GRANT INSERT ON dep_seen TO gone_owner;
+	CREATE FUNCTION dep_h(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO dep_seen VALUES (e.pipeline, e.ledger) $$;
+	CREATE FUNCTION dep_h2(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO dep_seen VALUES (e.pipeline, e.ledger) $$;
+	CREATE TABLE dep_sink (ledger bigint, event_index int);
+	SELECT ledger_ingest.create_pipeline('dep_func', 'inbox');
+	SELECT ledger_ingest.add_handler('dep_func', 'dep_h2(ledger_ingest.event)');
+	SELECT ledger_ingest.create_pipeline('dep_sink', 'inbox');
+	SELECT ledger_ingest.add_raw_sink('dep_sink', 'dep_sink');
+	SET ROLE gone_owner;
+	SELECT ledger_ingest.create_pipeline('dep_role', 'inbox');
+	SELECT ledger_ingest.add_handler('dep_role', 'dep_h(ledger_ingest.event)');
+	RESET ROLE;
+});
+for my $p ('dep_func', 'dep_sink', 'dep_role')
+{
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.start('$p');
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('$p', doc(1))});
+	li_wait($node, $p, 1, 60);
+}
+$node->safe_psql('postgres', q{
+	DROP FUNCTION dep_h2(ledger_ingest.event);
+	DROP TABLE dep_sink;
+	DROP OWNED BY gone_owner;
+	DROP ROLE gone_owner;
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT p, doc(2) FROM unnest(ARRAY['dep_func', 'dep_sink', 'dep_role']) p;
+});
+my %expect = (
+	dep_func => qr/^handler function public\.dep_h2\(ledger_ingest\.event\) of pipeline "dep_func" does not exist/,
+	dep_sink => qr/^raw sink table \(OID \d+\) of pipeline "dep_sink" no longer exists/,
+	dep_role => qr/^the owner of pipeline "dep_role" \(role OID \d+\) no longer exists/);
+for my $p (sort keys %expect)
+{
+	my $state = li_wait_state($node, $p, 'failed', 30);
+	my $error = li_scalar($node, qq{SELECT last_error FROM ledger_ingest.status WHERE pipeline = '$p'});
+	note("$p: $state: $error");
+	li_case($F, "a dropped object ($p) fails the pipeline with an error naming it, ledger 2 not applied",
+		$state eq 'failed' && $error =~ $expect{$p}
+		  && li_scalar($node, qq{SELECT ledger FROM ledger_ingest.status WHERE pipeline = '$p'}) eq '1'
+		  && li_scalar($node, qq{SELECT count(*) FROM dep_seen WHERE pipeline = '$p' AND ledger = 2}) eq '0');
 }
 
 done_testing();
