@@ -224,10 +224,17 @@ CREATE POLICY decode_error_owner ON decode_error
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) decode_error.pipeline));
 SELECT pg_catalog.pg_extension_config_dump('decode_error', '');
 
--- status gains decode_errors: the logs kept in decode_error
+-- status: state 'waiting' for a running pipeline whose worker the launcher
+-- could not start (no pipeline or background worker slot free: its
+-- last_error says which); on a hot standby, the state the primary
+-- recorded (no worker runs there); decode_errors, the logs kept in
+-- decode_error
 CREATE OR REPLACE VIEW status WITH (security_invoker = true) AS
 SELECT p.name AS pipeline,
-	   CASE WHEN p.state = 'running' AND s.pid IS NULL THEN 'starting'
+	   CASE WHEN p.state = 'running' AND pg_catalog.pg_is_in_recovery() THEN p.state
+			WHEN p.state = 'running' AND s.pid IS NULL
+				 AND p.last_error LIKE '53000: could not start the pipeline''s worker:%' THEN 'waiting'
+			WHEN p.state = 'running' AND s.pid IS NULL THEN 'starting'
 			WHEN p.state = 'running' AND s.worker_state = 'retrying' THEN 'retrying'
 			ELSE p.state END AS state,
 	   s.pid,

@@ -13,12 +13,14 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -84,6 +86,22 @@ read_cursor_or_error(const char *pipeline, bool fresh)
 	return pos;
 }
 
+/* wait_for's poll of the cursor table where no worker publishes one */
+#define WAIT_POLL_MS	100
+
+/* Is "slot" still the shared state of "pipeline" in this database? */
+static bool
+slot_is(LiSlot *slot, const char *pipeline)
+{
+	bool		same;
+
+	LWLockAcquire(li_shared->lock, LW_SHARED);
+	same = slot->in_use && slot->dboid == MyDatabaseId &&
+		strncmp(slot->name, pipeline, LI_NAME_MAX) == 0;
+	LWLockRelease(li_shared->lock);
+	return same;
+}
+
 /*
  * ledger_ingest.wait_for(pipeline text, ledger bigint, timeout interval)
  *		RETURNS boolean
@@ -91,9 +109,13 @@ read_cursor_or_error(const char *pipeline, bool fresh)
  * True as soon as the committed cursor covers all of "ledger", false once
  * "timeout" (default 10 s, at most about 24 days) has passed.  The first
  * check reads the cursor table (so a ledger committed before the call
- * counts); after that the caller sleeps on the pipeline's condition
- * variable in shared memory, broadcast by the commit callback of the
- * transaction that advances the cursor (publish.c).  Raises
+ * counts).  While the pipeline has a worker, the caller then sleeps on the
+ * pipeline's condition variable in shared memory, broadcast by the commit
+ * callback of the transaction that advances the cursor (publish.c).  Where
+ * no worker publishes the cursor (a hot standby, which replays the
+ * primary's commits; a stopped pipeline, whose cursor only moves by
+ * cursor_cas or rewind) it reads the cursor table every 100 ms
+ * (WAIT_POLL_MS), each time with a fresh snapshot.  Raises
  * undefined_object for an unknown pipeline; interruptible.
  */
 Datum
@@ -127,40 +149,63 @@ ledger_ingest_wait_for(PG_FUNCTION_ARGS)
 	if (li_position_reached(&pos, ledger))
 		PG_RETURN_BOOL(true);
 
-	slot = li_find_slot(MyDatabaseId, pipeline, true);
-	if (slot == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free ledger_ingest slot for pipeline \"%s\"", pipeline),
-				 errhint("Increase ledger_ingest.max_pipelines.")));
-
-	ConditionVariablePrepareToSleep(&slot->cv);
+	/* a pipeline without shared state has no worker: poll the table */
+	slot = RecoveryInProgress() ? NULL : li_find_slot(MyDatabaseId, pipeline, false);
+	if (slot != NULL)
+		ConditionVariablePrepareToSleep(&slot->cv);
 	for (;;)
 	{
-		bool		known;
 		long		remaining_ms;
 		TimestampTz now;
 
-		SpinLockAcquire(&slot->mutex);
-		known = slot->cursor_known;
-		pos = slot->committed;
-		SpinLockRelease(&slot->mutex);
-		if (known && li_position_reached(&pos, ledger))
+		if (slot != NULL && !slot_is(slot, pipeline))
 		{
-			reached = true;
-			break;
+			/* its slot was freed (stopped, dropped) and may be reused */
+			ConditionVariableCancelSleep();
+			slot = NULL;
+		}
+		if (slot != NULL)
+		{
+			bool		known;
+
+			SpinLockAcquire(&slot->mutex);
+			known = slot->cursor_known;
+			pos = slot->committed;
+			SpinLockRelease(&slot->mutex);
+			if (known && li_position_reached(&pos, ledger))
+			{
+				reached = true;
+				break;
+			}
+		}
+		else
+		{
+			pos = read_cursor_or_error(pipeline, true);
+			if (li_position_reached(&pos, ledger))
+			{
+				reached = true;
+				break;
+			}
 		}
 		now = GetCurrentTimestamp();
 		if (now >= deadline)
 			break;
 		remaining_ms = (long) ((deadline - now + 999) / 1000);
-		/* wake at least once a second: a cursor published before we slept */
-		if (remaining_ms > 1000)
-			remaining_ms = 1000;
-		ConditionVariableTimedSleep(&slot->cv, remaining_ms, PG_WAIT_EXTENSION);
+		if (slot != NULL)
+		{
+			/* wake at least once a second: a cursor published before we slept */
+			ConditionVariableTimedSleep(&slot->cv, Min(remaining_ms, 1000), PG_WAIT_EXTENSION);
+		}
+		else
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(remaining_ms, WAIT_POLL_MS), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
-	ConditionVariableCancelSleep();
+	if (slot != NULL)
+		ConditionVariableCancelSleep();
 
 	/*
 	 * The shared cursor may never have been published (no worker since the

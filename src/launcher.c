@@ -67,6 +67,7 @@ typedef struct LauncherEntry
 } LauncherEntry;
 
 static LauncherEntry *entries;
+static MemoryContext scan_cxt;	/* reset after every scan */
 
 static void
 launcher_shmem_exit(int code, Datum arg)
@@ -84,13 +85,16 @@ slot_index(LiSlot *s)
 }
 
 /*
- * Show in the pipeline's last_error (and errors counter) that its worker
- * could not be started because every background worker slot is taken, so
- * that status says why a running pipeline stays 'starting'.  Best effort:
- * a failure here is logged and the launcher goes on.
+ * Show in the pipeline's last_error (and errors counter) why its worker
+ * could not be started (every background worker slot or every pipeline
+ * slot is taken), so that status shows it 'waiting' and why.  The error
+ * is "53000: ..." (insufficient_resources), which the status view reads
+ * as 'waiting'.  Recorded, and logged as a WARNING, only when it is not
+ * already the pipeline's last_error, so a long wait is not a log flood.
+ * Best effort: a failure here is logged and the launcher goes on.
  */
 static void
-record_start_failure(const char *name)
+record_start_failure(const char *name, const char *why, const char *hint)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
@@ -98,20 +102,28 @@ record_start_failure(const char *name)
 	{
 		Oid			types[2] = {TEXTOID, TEXTOID};
 		Datum		args[2];
+		char	   *error = psprintf("53000: could not start the pipeline's worker: %s; waiting", why);
+		bool		changed;
 
 		(void) li_txn_begin();
 		args[0] = CStringGetTextDatum(name);
-		args[1] = CStringGetTextDatum(psprintf("53000: could not start the pipeline's worker: "
-											   "no background worker slot is free "
-											   "(max_worker_processes = %d); retrying",
-											   max_worker_processes));
+		args[1] = CStringGetTextDatum(error);
 		if (SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = $2, "
 								  "errors = errors OPERATOR(pg_catalog.+) 1 "
 								  "WHERE name OPERATOR(pg_catalog.=) $1 "
-								  "AND state OPERATOR(pg_catalog.=) 'running'",
+								  "AND state OPERATOR(pg_catalog.=) 'running' "
+								  "AND last_error IS DISTINCT FROM $2",
 								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "recording the worker start failure failed");
+		changed = SPI_processed > 0;
 		li_txn_commit(caller_cxt);
+		pfree(error);
+		if (changed)
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start the worker of ledger_ingest pipeline \"%s\": %s",
+							name, why),
+					 errhint("%s", hint)));
 	}
 	PG_CATCH();
 	{
@@ -151,11 +163,12 @@ start_worker(LiSlot *slot, LauncherEntry *e)
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not start the worker of ledger_ingest pipeline \"%s\"", slot->name),
-				 errhint("Raise max_worker_processes: each running pipeline needs one.")));
-		record_start_failure(slot->name);
+		char	   *why = psprintf("no background worker slot is free (max_worker_processes = %d)",
+								   max_worker_processes);
+
+		record_start_failure(slot->name, why,
+							 "Raise max_worker_processes: each running pipeline needs one.");
+		pfree(why);
 		return false;
 	}
 	e->handle = handle;
@@ -169,6 +182,8 @@ scan_pipelines(void)
 {
 	int			ret;
 	MemoryContext caller_cxt;
+	List	   *nwaiting = NIL;
+	ListCell   *lc;
 
 	for (int i = 0; i < li_max_pipelines; i++)
 	{
@@ -181,8 +196,9 @@ scan_pipelines(void)
 
 	if (OidIsValid(get_extension_oid("ledger_ingest", true)))
 	{
+		/* running pipelines first: they claim the free slots */
 		ret = SPI_execute("SELECT name, state OPERATOR(pg_catalog.=) 'running' "
-						  "FROM ledger_ingest.pipeline", true, 0);
+						  "FROM ledger_ingest.pipeline ORDER BY 2 DESC, name", true, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read ledger_ingest.pipeline: %d", ret);
 		for (uint64 r = 0; r < SPI_processed; r++)
@@ -196,11 +212,13 @@ scan_pipelines(void)
 			if (slot == NULL)
 			{
 				if (running)
-					ereport(WARNING,
-							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-							 errmsg("ledger_ingest pipeline \"%s\" cannot run: all %d slots are in use",
-									name, li_max_pipelines),
-							 errhint("Raise ledger_ingest.max_pipelines.")));
+				{
+					/* past SPI_finish */
+					MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+					nwaiting = lappend(nwaiting, pstrdup(name));
+					MemoryContextSwitchTo(old);
+				}
 				continue;
 			}
 			entries[slot_index(slot)].exists = true;
@@ -211,6 +229,13 @@ scan_pipelines(void)
 	li_txn_commit(caller_cxt);
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/* slots are taken by running pipelines only; these wait for one */
+	foreach(lc, nwaiting)
+		record_start_failure((char *) lfirst(lc),
+							 psprintf("all %d pipeline slots are taken by running pipelines (ledger_ingest.max_pipelines)",
+									  li_max_pipelines),
+							 "Stop a pipeline or raise ledger_ingest.max_pipelines.");
 }
 
 /* Start, stop and restart workers to match the scan; returns ms to sleep. */
@@ -290,9 +315,13 @@ reconcile(void)
 			}
 		}
 
-		if (e->handle == NULL && !e->exists)
+		if (e->handle == NULL && !e->wanted)
 		{
-			/* dropped pipeline: free its slot */
+			/*
+			 * Stopped, failed, finished or dropped, and no worker left: free
+			 * its slot for a running pipeline (wait_for then reads the
+			 * cursor table).
+			 */
 			LWLockAcquire(li_shared->lock, LW_EXCLUSIVE);
 			slot->in_use = false;
 			LWLockRelease(li_shared->lock);
@@ -321,6 +350,8 @@ ledger_ingest_launcher_main(Datum arg)
 
 	entries = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(LauncherEntry) * li_max_pipelines);
+	scan_cxt = AllocSetContextCreate(TopMemoryContext, "ledger_ingest launcher scan",
+									 ALLOCSET_DEFAULT_SIZES);
 
 	SpinLockAcquire(&li_shared->mutex);
 	li_shared->launcher_pid = MyProcPid;
@@ -348,7 +379,10 @@ ledger_ingest_launcher_main(Datum arg)
 		 */
 		PG_TRY();
 		{
+			MemoryContext old = MemoryContextSwitchTo(scan_cxt);
+
 			scan_pipelines();
+			MemoryContextSwitchTo(old);
 		}
 		PG_CATCH();
 		{
@@ -366,6 +400,7 @@ ledger_ingest_launcher_main(Datum arg)
 			}
 		}
 		PG_END_TRY();
+		MemoryContextReset(scan_cxt);
 		nap = reconcile();
 
 		(void) WaitLatch(MyLatch,

@@ -168,6 +168,35 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 	li_txn_commit(caller_cxt);
 }
 
+/*
+ * The worker is up: forget the launcher's "could not start the pipeline's
+ * worker" (status shows a running pipeline with that last_error and no
+ * worker as 'waiting').
+ */
+static void
+clear_start_failure(void)
+{
+	MemoryContext caller_cxt;
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+
+	caller_cxt = li_txn_begin();
+	args[0] = CStringGetTextDatum(pipeline.name);
+	/* look first: a read-only database must not stop the worker here */
+	if (SPI_execute_with_args("SELECT 1 FROM ledger_ingest.pipeline "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 "
+							  "AND last_error OPERATOR(pg_catalog.~~) '53000: could not start the pipeline''s worker:%'",
+							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the pipeline's start failure failed");
+	if (SPI_processed > 0 &&
+		SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = NULL "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 "
+							  "AND last_error OPERATOR(pg_catalog.~~) '53000: could not start the pipeline''s worker:%'",
+							  1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "clearing the pipeline's start failure failed");
+	li_txn_commit(caller_cxt);
+}
+
 /* Stop the worker for good: the pipeline failed or finished. */
 static void
 finish_pipeline(const char *state, const char *error)
@@ -636,6 +665,7 @@ ledger_ingest_worker_main(Datum arg)
 
 	/* first read: publish the committed cursor for wait_for() */
 	refresh_pipeline(&pipeline);
+	clear_start_failure();
 	SpinLockAcquire(&slot->mutex);
 	slot->committed = pipeline.cursor;
 	slot->cursor_known = true;

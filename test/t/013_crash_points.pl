@@ -258,7 +258,7 @@ my $alive = li_scalar($small, q{SELECT count(*) FROM pg_stat_activity WHERE back
 my $starts = () = slurp_file($small->logfile) =~ /could not start the worker of ledger_ingest pipeline "two"/g;
 li_case('crash points', "max_worker_processes exhausted: clear error in status ($err), no crash loop ($st; $alive supervisor/launcher; $starts attempts)",
 	$err =~ /^53000: could not start the pipeline's worker: no background worker slot is free \(max_worker_processes = 4\)/
-	  && $st eq 'starting true' && $alive eq '2' && $starts >= 1 && $starts <= 6);
+	  && $st eq 'waiting true' && $alive eq '2' && $starts >= 1 && $starts <= 6);
 $small->safe_psql('postgres', q{
 	SELECT ledger_ingest.stop('one');
 	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('two', '{"number":1,"hash":"0x1111111111111111111111111111111111111111111111111111111111111111","logs":[{"address":"0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","topics":[],"data":"0x","transactionIndex":"0x0","logIndex":"0x0"}]}');

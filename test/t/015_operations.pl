@@ -16,11 +16,15 @@
 # - objects a pipeline depends on: a dropped handler function, raw sink
 #   table or owner role fails the pipeline with an error naming it (never
 #   an internal error, never a handler run as a role that is gone).
+# - pipeline slots: ledger_ingest.max_pipelines counts running pipelines
+#   only; a running pipeline that cannot get a slot shows 'waiting' with
+#   the reason in last_error, and runs once a slot frees up.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use Time::HiRes qw(usleep time);
+use IPC::Run;
 use LiTest;
 
 my $node = li_node('operations');
@@ -240,6 +244,48 @@ for my $p (sort keys %expect)
 		$state eq 'failed' && $error =~ $expect{$p}
 		  && li_scalar($node, qq{SELECT ledger FROM ledger_ingest.status WHERE pipeline = '$p'}) eq '1'
 		  && li_scalar($node, qq{SELECT count(*) FROM dep_seen WHERE pipeline = '$p' AND ledger = 2}) eq '0');
+}
+
+# --- pipeline slots --------------------------------------------------------
+{
+	my $small = li_node('operations_slots', 'ledger_ingest.max_pipelines' => 2);
+	$small->safe_psql('postgres', q{
+		CREATE TABLE seen (pipeline text, ledger bigint);
+		CREATE FUNCTION see(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+			$$ INSERT INTO seen VALUES (e.pipeline, e.ledger) $$;
+		SELECT ledger_ingest.create_pipeline(p, 'inbox'), ledger_ingest.add_handler(p, 'see(ledger_ingest.event)')
+			FROM unnest(ARRAY['s1', 's2', 's3', 's4']) p;
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT p,
+			jsonb_build_object('number', 1, 'hash', '0x' || repeat('11', 32), 'logs', jsonb_build_array(
+				jsonb_build_object('address', '0x' || repeat('aa', 20), 'topics', '[]'::jsonb, 'data', '0x',
+					'transactionIndex', 0, 'logIndex', 0)))
+			FROM unnest(ARRAY['s1', 's2', 's3', 's4']) p;
+		SELECT ledger_ingest.start('s1'), ledger_ingest.start('s2');
+	});
+	my $both = li_wait($small, 's1', 1, 60) && li_wait($small, 's2', 1, 60);
+	$small->safe_psql('postgres', q{SELECT ledger_ingest.stop('s1'), ledger_ingest.stop('s2'), ledger_ingest.start('s3')});
+	li_case($F, 'slots: with max_pipelines 2 taken by two stopped pipelines, a third runs',
+		$both && li_wait($small, 's3', 1, 60));
+	$small->safe_psql('postgres', q{SELECT ledger_ingest.start('s1'), ledger_ingest.start('s4')});
+	my $st = li_wait_state($small, 's4', 'waiting', 30);
+	my $err = li_scalar($small, q{SELECT last_error FROM ledger_ingest.status WHERE pipeline = 's4'});
+	note("s4: $st: $err");
+	li_case($F, 'slots: a running pipeline without a free slot shows waiting and why',
+		$st eq 'waiting' && $err =~ /^53000: could not start the pipeline's worker: all 2 pipeline slots are taken by running pipelines \(ledger_ingest.max_pipelines\)/
+		  && li_scalar($small, q{SELECT count(*) FROM seen WHERE pipeline = 's4'}) eq '0');
+	$small->safe_psql('postgres', q{SELECT ledger_ingest.stop('s3')});
+	li_case($F, 'slots: the waiting pipeline runs once a slot frees up, its start failure cleared',
+		li_wait($small, 's4', 1, 60) && li_wait_state($small, 's4', 'running', 30) eq 'running'
+		  && li_scalar($small, q{SELECT coalesce(last_error, 'none') FROM ledger_ingest.status WHERE pipeline = 's4'}) eq 'none');
+	# wait_for on a stopped pipeline (no slot) still sees a cursor moved by SQL
+	my $t = IPC::Run::start([ 'psql', '-XAtq', '-d', $small->connstr('postgres'), '-c',
+		q{SELECT ledger_ingest.wait_for('s3', 5, '30s')} ], '>', \my $out);
+	sleep 1;
+	$small->safe_psql('postgres', q{SELECT ledger_ingest.cursor_cas('s3', (1, NULL, NULL), (5, NULL, NULL))});
+	my $t0 = time;
+	$t->finish;
+	li_case($F, 'slots: wait_for on a stopped pipeline sees its cursor move', $out =~ /^t/ && time - $t0 < 5);
+	$small->stop;
 }
 
 done_testing();

@@ -28,42 +28,17 @@ my $last_ledger = 17000000;
 my $lock_key = 4242;
 my $tempdir = PostgreSQL::Test::Utils::tempdir;
 
-# A pipeline replaying the mainnet ledgers into the ERC-20 balances
-# (tracked for reorgs), whose worker waits at $gate_ledger while the test
-# holds an advisory lock.
 sub prepare
 {
 	my ($node) = @_;
-	li_load_erc20($node);
-	$node->safe_psql('postgres', qq{
-		CREATE FUNCTION gate(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS \$\$
-		BEGIN
-			IF e.ledger = $gate_ledger THEN
-				PERFORM pg_advisory_xact_lock_shared($lock_key);
-			END IF;
-		END \$\$;
-		SELECT ledger_ingest.create_pipeline('mainnet', 'inbox', '{"commit": "ledger"}');
-		SELECT ledger_ingest.add_handler('mainnet', 'gate(ledger_ingest.event)');
-		SELECT ledger_ingest.add_handler('mainnet', 'erc20_on_transfer(ledger_ingest.event)', '$transfer');
-		SELECT ledger_ingest.track_table('mainnet', 'erc20_balances');
-	});
+	li_gated_replay($node, $gate_ledger, $lock_key);
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.track_table('mainnet', 'erc20_balances')});
 }
 
-# Start the replay and return once the worker waits at the gate, holding
-# the lock in the returned connection.
 sub replay_to_gate
 {
 	my ($node) = @_;
-	my $dbh = li_dbh($node);
-	$dbh->do("SELECT pg_advisory_lock($lock_key)");
-	li_load_ndjson($node, 'mainnet', $blocks);
-	$node->safe_psql('postgres', q{SELECT ledger_ingest.start('mainnet')});
-	for (1 .. 600)
-	{
-		last if li_scalar($node, q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-			WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = 'ledger_ingest mainnet'});
-		usleep(100_000);
-	}
+	my ($dbh) = li_run_to_gate($node, $lock_key);
 	return $dbh;
 }
 
@@ -77,19 +52,6 @@ my $state_sql = q{
 		(SELECT string_agg(to_regprocedure(h.handler)::text, ',' ORDER BY h.id) FROM ledger_ingest.handler h),
 		(SELECT string_agg(t.tbl::text, ',') FROM ledger_ingest.tracked t)
 	FROM ledger_ingest.cursor c WHERE c.pipeline = 'mainnet'};
-
-sub preloaded_node
-{
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf', <<'CONF');
-shared_preload_libraries = 'ledger_ingest'
-ledger_ingest.database = 'postgres'
-max_worker_processes = 16
-CONF
-	return $node;
-}
 
 sub exact
 {
@@ -114,7 +76,7 @@ sub exact
 	my $src_events = li_scalar($src, q{SELECT events_applied FROM ledger_ingest.status});
 	$src->stop;
 
-	my $dst = preloaded_node('dump_dst');
+	my $dst = li_cluster('dump_dst');
 	$dst->start;
 	command_ok([ 'pg_restore', '--exit-on-error', '-d', $dst->connstr('postgres'), $dump ],
 		'pg_restore into a fresh cluster');
@@ -143,7 +105,7 @@ sub exact
 	my $before = li_scalar($old, $state_sql);
 	$old->stop;
 
-	my $new = preloaded_node('upgrade_new');
+	my $new = li_cluster('upgrade_new');
 	my $bindir = $new->config_data('--bindir');
 	my @cmd = ('pg_upgrade', '--no-sync', '-d', $old->data_dir, '-D', $new->data_dir,
 		'-b', $bindir, '-B', $bindir, '-s', $new->host, '-p', $old->port, '-P', $new->port);
@@ -164,7 +126,7 @@ sub exact
 
 # --- ALTER EXTENSION UPDATE from 0.1 ----------------------------------
 {
-	my $node = preloaded_node('update');
+	my $node = li_cluster('update');
 	$node->start;
 	$node->safe_psql('postgres', q{
 		CREATE DATABASE fresh;

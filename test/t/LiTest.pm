@@ -10,7 +10,8 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(li_root li_data li_node li_load_erc20 li_load_ndjson li_wait
+our @EXPORT = qw(li_root li_data li_node li_cluster li_gated_replay li_run_to_gate
+  li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
   li_anvil chain cast li_case li_dbh li_balances li_same_balances li_proxy);
 
@@ -18,12 +19,13 @@ our @EXPORT = qw(li_root li_data li_node li_load_erc20 li_load_ndjson li_wait
 sub li_root { return $ENV{LEDGER_INGEST_ROOT} // die "LEDGER_INGEST_ROOT not set" }
 sub li_data { return $ENV{LEDGER_INGEST_DATA} // die "LEDGER_INGEST_DATA not set" }
 
-# A started cluster with ledger_ingest preloaded and created in "postgres".
-sub li_node
+# A cluster, not started, with ledger_ingest preloaded; %conf adds
+# settings; $init passes options to init (allows_streaming => 1, say).
+sub li_cluster
 {
-	my ($name, %conf) = @_;
+	my ($name, $init, %conf) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%{ $init // {} });
 	my $extra = join('', map { "$_ = $conf{$_}\n" } sort keys %conf);
 	$node->append_conf('postgresql.conf', <<"CONF" . $extra);
 shared_preload_libraries = 'ledger_ingest'
@@ -31,9 +33,60 @@ ledger_ingest.database = 'postgres'
 max_worker_processes = 16
 restart_after_crash = on
 CONF
+	return $node;
+}
+
+# A started cluster with ledger_ingest preloaded and created in "postgres".
+sub li_node
+{
+	my ($name, %conf) = @_;
+	my $node = li_cluster($name, undef, %conf);
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION ledger_ingest');
 	return $node;
+}
+
+# Pipeline "mainnet" (inbox, commit "ledger") replaying the mainnet ledgers
+# into the ERC-20 balances, with a handler that waits at ledger $gate for
+# the advisory lock $key (li_run_to_gate holds it).  The ERC-20 fixture and
+# its expected deltas are loaded.
+sub li_gated_replay
+{
+	my ($node, $gate, $key) = @_;
+	li_load_erc20($node);
+	$node->safe_psql('postgres', qq{
+		CREATE FUNCTION gate(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS \$\$
+		BEGIN
+			IF e.ledger = $gate THEN
+				PERFORM pg_advisory_xact_lock_shared($key);
+			END IF;
+		END \$\$;
+		SELECT ledger_ingest.create_pipeline('mainnet', 'inbox', '{"commit": "ledger"}');
+		SELECT ledger_ingest.add_handler('mainnet', 'gate(ledger_ingest.event)');
+		SELECT ledger_ingest.add_handler('mainnet', 'erc20_on_transfer(ledger_ingest.event)',
+			'\\xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef');
+	});
+}
+
+# Hold lock $key, load the mainnet ledgers into the inbox ($before_start,
+# if given, runs next), start "mainnet" and return once its worker waits
+# at the gate inside an apply transaction; returns the DBI connection that
+# holds the lock (0 for the second value if the worker never got there).
+sub li_run_to_gate
+{
+	my ($node, $key, $before_start) = @_;
+	my $dbh = li_dbh($node);
+	$dbh->do("SELECT pg_advisory_lock($key)");
+	li_load_ndjson($node, 'mainnet', li_data() . '/evm/mainnet-blocks.ndjson');
+	$before_start->() if $before_start;
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.start('mainnet')});
+	for (1 .. 600)
+	{
+		return ($dbh, 1) if li_scalar($node, q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = 'ledger_ingest mainnet'});
+		usleep(100_000);
+	}
+	return ($dbh, 0);
 }
 
 # The ERC-20 balances fixture plus the expected deltas of the mainnet data.
