@@ -139,6 +139,13 @@ SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
 	jsonb_build_object('url', 'http://127.0.0.1:1', 'topics', jsonb_build_array('0x' || repeat('g0', 32))));
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
 	'{"url": "http://127.0.0.1:1", "topics": [5]}');
+-- on_decode_error: "skip" or "fail"; late_ledgers: "fail" or "skip"
+SELECT ledger_ingest.create_pipeline('api_bad', 'inbox', '{"on_decode_error": "ignore"}');
+SELECT ledger_ingest.create_pipeline('api_bad', 'inbox', '{"late_ledgers": true}');
+SELECT ledger_ingest.create_pipeline('api_bad', 'inbox', '{"late_ledgers": "later"}');
+SELECT o, api_try_options('inbox', o) AS result
+  FROM (VALUES ('{"on_decode_error": "skip"}'::jsonb), ('{"on_decode_error": "fail"}'),
+			   ('{"late_ledgers": "skip"}'), ('{"late_ledgers": "fail"}')) v(o);
 -- finality: "latest", "safe" or "finalized"
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc', '{"url": "http://127.0.0.1:1", "finality": "pending"}');
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc', '{"url": "http://127.0.0.1:1", "finality": 1}');

@@ -128,12 +128,15 @@ prepare_internal_plans(void)
 	}
 	if (inbox_delete_plan == NULL)
 	{
-		Oid			types[1] = {INT8ARRAYOID};
+		Oid			types[2] = {INT8ARRAYOID, XIDARRAYOID};
 
+		/* only the versions that were read (xmin): see record_headers */
 		inbox_delete_plan = keep_plan(
-									  "DELETE FROM ledger_ingest.inbox "
-									  "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
-									  1, types);
+									  "DELETE FROM ledger_ingest.inbox i "
+									  "USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS r(id, x) "
+									  "WHERE i.id OPERATOR(pg_catalog.=) r.id "
+									  "AND i.xmin OPERATOR(pg_catalog.=) r.x",
+									  2, types);
 	}
 	if (prune_plan == NULL)
 	{
@@ -668,6 +671,7 @@ record_headers(LiPipeline *p, Segment *segs, int nsegs)
 	bool	   *tm_null = palloc(sizeof(bool) * nsegs);
 	Datum	   *evs = palloc(sizeof(Datum) * nsegs);
 	Datum	   *ids = palloc(sizeof(Datum) * nsegs);
+	Datum	   *xmins = palloc(sizeof(Datum) * nsegs);
 	int			nids = 0;
 	int			dims[1];
 	int			lbs[1] = {1};
@@ -689,7 +693,10 @@ record_headers(LiPipeline *p, Segment *segs, int nsegs)
 		evs[nl] = Int32GetDatum(l->nevents);
 		nl++;
 		if (l->inbox_id > 0)
+		{
+			xmins[nids] = TransactionIdGetDatum(l->inbox_xmin);
 			ids[nids++] = Int64GetDatum(l->inbox_id);
+		}
 	}
 	if (nl == 0)
 		return;
@@ -705,10 +712,22 @@ record_headers(LiPipeline *p, Segment *segs, int nsegs)
 		elog(ERROR, "recording ledger headers failed: %s", SPI_result_code_string(ret));
 	if (nids > 0)
 	{
+		/*
+		 * A producer that updated or deleted a document after the worker
+		 * read it: what was applied is not what the inbox holds.  Roll
+		 * back and read it again (a transient error: retried, not counted
+		 * against max_retries).
+		 */
 		v[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		v[1] = PointerGetDatum(construct_array(xmins, nids, XIDOID, sizeof(TransactionId), true, TYPALIGN_INT));
 		ret = SPI_execute_plan(inbox_delete_plan, v, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "deleting applied inbox documents failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed != (uint64) nids)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("an inbox document of pipeline \"%s\" was updated or deleted after the worker read it; reading the inbox again",
+							p->name)));
 	}
 }
 

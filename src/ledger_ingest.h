@@ -80,6 +80,7 @@ typedef struct LiLedger
 	int			nevents;
 	LiEvent    *events;			/* sorted by (tx_index, event_index) */
 	int64		inbox_id;		/* inbox row it came from, or 0 */
+	TransactionId inbox_xmin;	/* the version of that row that was read */
 } LiLedger;
 
 /* ledger.c */
@@ -145,6 +146,8 @@ typedef struct LiOptions
 	char	   *finality;		/* evm_rpc: "latest", "safe" or "finalized" */
 	/* a log a signature-registered handler cannot decode: fail, or skip it */
 	bool		decode_error_fails;
+	/* inbox: a ledger that arrives after a later one: skip it, or fail */
+	bool		skip_late_ledgers;
 } LiOptions;
 
 extern void li_parse_options(const char *source, Jsonb *options, LiOptions *out);

@@ -62,6 +62,7 @@ static const OptDef opt_defs[] = {
 	{"reorg_window", OPT_INT, false, 0, 100000},
 	{"finality", OPT_STRING, true, 0, 0},
 	{"on_decode_error", OPT_STRING, false, 0, 0},
+	{"late_ledgers", OPT_STRING, false, 0, 0},
 };
 
 static const OptDef *
@@ -97,6 +98,29 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->reorg_window = 128;
 	o->finality = "latest";
 	o->decode_error_fails = false;
+	o->skip_late_ledgers = false;
+}
+
+/*
+ * The index of string option "key"'s value v in choices (NULL-terminated),
+ * or an error listing the choices.
+ */
+static int
+opt_choice(const char *key, const char *v, const char *const *choices)
+{
+	StringInfoData list;
+
+	for (int i = 0; choices[i] != NULL; i++)
+		if (strcmp(v, choices[i]) == 0)
+			return i;
+	initStringInfo(&list);
+	for (int i = 0; choices[i] != NULL; i++)
+		appendStringInfo(&list, "%s\"%s\"", i == 0 ? "" : choices[i + 1] == NULL ? " or " : ", ",
+						 choices[i]);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be %s, got \"%s\"", key, list.data, v)));
+	return -1;					/* keep compiler quiet */
 }
 
 static int64
@@ -343,32 +367,31 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("option \"%s\" must be a string", key)));
-				if (strcmp(key, "finality") == 0)
-				{
-					out->finality = pnstrdup(val.val.string.val, val.val.string.len);
-					if (strcmp(out->finality, "latest") != 0 &&
-						strcmp(out->finality, "safe") != 0 &&
-						strcmp(out->finality, "finalized") != 0)
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("option \"finality\" must be \"latest\", \"safe\" or \"finalized\", got \"%s\"",
-										out->finality)));
-					break;
-				}
-				if (strcmp(key, "on_decode_error") == 0)
 				{
 					char	   *v = pnstrdup(val.val.string.val, val.val.string.len);
 
-					if (strcmp(v, "skip") != 0 && strcmp(v, "fail") != 0)
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("option \"on_decode_error\" must be \"skip\" or \"fail\", got \"%s\"",
-										v)));
-					out->decode_error_fails = strcmp(v, "fail") == 0;
+					if (strcmp(key, "finality") == 0)
+					{
+						static const char *const finality[] = {"latest", "safe", "finalized", NULL};
+
+						out->finality = pstrdup(finality[opt_choice(key, v, finality)]);
+					}
+					else if (strcmp(key, "on_decode_error") == 0)
+					{
+						static const char *const choices[] = {"skip", "fail", NULL};
+
+						out->decode_error_fails = opt_choice(key, v, choices) == 1;
+					}
+					else if (strcmp(key, "late_ledgers") == 0)
+					{
+						static const char *const choices[] = {"fail", "skip", NULL};
+
+						out->skip_late_ledgers = opt_choice(key, v, choices) == 1;
+					}
+					else
+						elog(ERROR, "unexpected string option \"%s\"", key);
 					break;
 				}
-				elog(ERROR, "unexpected string option \"%s\"", key);
-				break;
 			case OPT_URLS:
 				if (out->urls != NULL)
 					ereport(ERROR,

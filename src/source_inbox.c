@@ -160,7 +160,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
-		fetch_plan = SPI_prepare("SELECT id, doc, ledger, packed FROM ledger_ingest.inbox "
+		fetch_plan = SPI_prepare("SELECT id, doc, ledger, packed, xmin FROM ledger_ingest.inbox "
 								 "WHERE pipeline OPERATOR(pg_catalog.=) $1 AND error IS NULL "
 								 "ORDER BY ledger NULLS FIRST, id LIMIT $2",
 								 2, types);
@@ -231,6 +231,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		if (!ok)
 			break;
 		parsed.inbox_id = id;
+		parsed.inbox_xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 5, &isnull));
 		prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
 
 		/* must be above the cursor (or resume a partially applied ledger) */
@@ -247,12 +248,26 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		if (parsed.number < floor_ledger ||
 			(parsed.number == floor_ledger && !floor_inclusive))
 		{
-			StaleKind	kind = prev == NULL ? classify_stale(p, &parsed, batch) : STALE_SKIPPED;
+			StaleKind	kind;
 
+			/* in the batch: a second document of the ledger before it */
+			if (prev != NULL)
+				kind = memcmp(prev->hash, parsed.hash, LI_HASH_LEN) == 0 ?
+					STALE_DUPLICATE : STALE_CONFLICT;
+			else
+				kind = classify_stale(p, &parsed, batch);
 			if (kind == STALE_BRANCH)
 				break;			/* a reorg: roll back, then apply it */
 			batch->reject_id = id;
-			batch->reject_fatal = (kind == STALE_CONFLICT);
+
+			/*
+			 * A ledger that arrived after a later one was applied (two
+			 * producers, a retried insert) cannot be applied in order:
+			 * skipping it would lose its events, so the pipeline stops,
+			 * unless the user said such ledgers may be skipped.
+			 */
+			batch->reject_fatal = kind == STALE_CONFLICT ||
+				(kind == STALE_SKIPPED && !p->opts.skip_late_ledgers);
 			batch->reject_error = MemoryContextStrdup(batch->cxt,
 													  kind == STALE_DUPLICATE ?
 													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): already applied",
@@ -260,9 +275,12 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 													  kind == STALE_ORPHAN ?
 													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): a reorg orphaned it",
 															   parsed.number, floor_ledger) :
-													  kind == STALE_SKIPPED ?
-													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): it was never applied (it arrived after a later ledger, or the cursor was moved past it)",
+													  kind == STALE_SKIPPED && p->opts.skip_late_ledgers ?
+													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): it was never applied (it arrived after a later ledger, or the cursor was moved past it); skipped (late_ledgers \"skip\")",
 															   parsed.number, floor_ledger) :
+													  kind == STALE_SKIPPED ?
+													  psprintf("ledger " INT64_FORMAT " arrived after ledger " INT64_FORMAT " was applied: it was never applied and cannot be applied in order; delete the document to go on without it, or rewind() the pipeline to ledger " INT64_FORMAT " and insert the later ledgers again (option late_ledgers \"skip\" skips such ledgers)",
+															   parsed.number, floor_ledger, parsed.number - 1) :
 													  psprintf("reorg at ledger " INT64_FORMAT ": it differs from the applied ledger " INT64_FORMAT " and does not attach to the applied chain (cursor at ledger " INT64_FORMAT ")",
 															   parsed.number, parsed.number, floor_ledger));
 			break;

@@ -19,6 +19,10 @@
 # - pipeline slots: ledger_ingest.max_pipelines counts running pipelines
 #   only; a running pipeline that cannot get a slot shows 'waiting' with
 #   the reason in last_error, and runs once a slot frees up.
+# - concurrent producers: a ledger committed after a later one was applied
+#   fails the pipeline (naming it and what to do) instead of being skipped;
+#   a document updated or deleted after the worker read it is read again
+#   (the worker deletes only the version it applied).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -244,6 +248,79 @@ for my $p (sort keys %expect)
 		$state eq 'failed' && $error =~ $expect{$p}
 		  && li_scalar($node, qq{SELECT ledger FROM ledger_ingest.status WHERE pipeline = '$p'}) eq '1'
 		  && li_scalar($node, qq{SELECT count(*) FROM dep_seen WHERE pipeline = '$p' AND ledger = 2}) eq '0');
+}
+
+# --- concurrent producers -------------------------------------------------
+$node->safe_psql('postgres', q{
+	CREATE TABLE late_seen (ledger bigint, data bytea);
+	CREATE FUNCTION late_see(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO late_seen VALUES (e.ledger, e.data) $$;
+	SELECT ledger_ingest.create_pipeline('late', 'inbox');
+	SELECT ledger_ingest.add_handler('late', 'late_see(ledger_ingest.event)');
+	SELECT ledger_ingest.start('late');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('late', doc(1)), ('late', doc(3));
+});
+ok(li_wait($node, 'late', 3, 60), 'late: ledgers 1 and 3 applied');
+$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('late', doc(2)), ('late', doc(4))});
+{
+	my $st = li_wait_state($node, 'late', 'failed', 30);
+	my $err = li_scalar($node, q{SELECT last_error FROM ledger_ingest.status WHERE pipeline = 'late'});
+	note("late: $st: $err");
+	li_case($F, 'a ledger committed after a later one was applied fails the pipeline, naming it and what to do',
+		$st eq 'failed' && $err =~ /ledger 2 arrived after ledger 3 was applied: .*delete the document .* rewind\(\)/
+		  && li_scalar($node, q{SELECT count(*) FROM ledger_ingest.inbox WHERE pipeline = 'late' AND ledger = 2 AND error IS NOT NULL}) eq '1'
+		  && li_scalar($node, q{SELECT string_agg(ledger::text, ',' ORDER BY ledger) FROM late_seen}) eq '1,3');
+	# the user's way out: rewind to ledger 1, insert 2 and 3 again
+	$node->safe_psql('postgres', q{
+		TRUNCATE late_seen;
+		DELETE FROM ledger_ingest.inbox WHERE pipeline = 'late' AND ledger = 2;
+		SELECT ledger_ingest.rewind('late', 1);
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('late', doc(2)), ('late', doc(3));
+		SELECT ledger_ingest.start('late');
+	});
+	li_case($F, 'late ledger: after rewind() and the documents again, nothing is lost',
+		li_wait($node, 'late', 4, 60)
+		  && li_scalar($node, q{SELECT string_agg(ledger::text, ',' ORDER BY ledger) FROM late_seen}) eq '2,3,4');
+}
+
+# a document updated, and another deleted, after the worker read them
+# (the worker waits at ledger 2 inside its apply transaction)
+$node->safe_psql('postgres', q{
+	CREATE TABLE upd_seen (ledger bigint, data bytea);
+	CREATE FUNCTION upd_see(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		IF e.ledger = 2 THEN PERFORM pg_advisory_xact_lock_shared(77); END IF;
+		INSERT INTO upd_seen VALUES (e.ledger, e.data);
+	END $$;
+	SELECT ledger_ingest.create_pipeline('upd', 'inbox', '{"commit": "ledger"}');
+	SELECT ledger_ingest.add_handler('upd', 'upd_see(ledger_ingest.event)');
+	SELECT ledger_ingest.start('upd');
+});
+{
+	my $dbh = li_dbh($node);
+	$dbh->do('SELECT pg_advisory_lock(77)');
+	$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc)
+		SELECT 'upd', doc(n) FROM generate_series(1, 5) n});
+	my $gated = 0;
+	for (1 .. 300)
+	{
+		$gated = li_scalar($node, q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = 'ledger_ingest upd'});
+		last if $gated;
+		usleep(100_000);
+	}
+	# ledger 3 corrected (other data, same hash), ledger 5 withdrawn
+	$node->safe_psql('postgres', q{
+		UPDATE ledger_ingest.inbox SET doc = jsonb_set(doc, '{logs,0,data}', to_jsonb('0x' || repeat('ee', 32)))
+			WHERE pipeline = 'upd' AND ledger = 3;
+		DELETE FROM ledger_ingest.inbox WHERE pipeline = 'upd' AND ledger = 5;
+	});
+	$dbh->do('SELECT pg_advisory_unlock_all()');
+	li_case($F, 'a document updated after the worker read it is applied as updated; a deleted one is not applied',
+		$gated && li_wait($node, 'upd', 4, 60) && !li_wait($node, 'upd', 5, 2)
+		  && li_scalar($node, q{SELECT string_agg(ledger || ':' || left(encode(data, 'hex'), 4), ',' ORDER BY ledger) FROM upd_seen})
+			eq '1:0000,2:0000,3:eeee,4:0000'
+		  && li_scalar($node, q{SELECT count(*) FROM ledger_ingest.inbox WHERE pipeline = 'upd'}) eq '0');
 }
 
 # --- pipeline slots --------------------------------------------------------
