@@ -224,12 +224,56 @@ CREATE POLICY decode_error_owner ON decode_error
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) decode_error.pipeline));
 SELECT pg_catalog.pg_extension_config_dump('decode_error', '');
 
+/* ---------------------------------------------------------------------
+ * Notifications when the NOTIFY queue is pinned
+ * --------------------------------------------------------------------- */
+
+-- NOTIFY ledger_ingest, payload, unless the NOTIFY queue is fuller than
+-- ledger_ingest.notify_queue_limit; then dropped, counted in status and
+-- logged (src/publish.c, li_notify).  Returns whether it was queued.
+CREATE FUNCTION _notify(pipeline text, payload text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ledger_ingest_notify'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _notify(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _notify(text, text) TO ledger_ingest_admin;
+
+-- _set_state(pipeline, state): the desired state set by start() and stop(),
+-- with a "state" notification and a launcher wake-up at commit.
+CREATE OR REPLACE FUNCTION _set_state(pipeline text, state text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	UPDATE ledger_ingest.pipeline p
+		SET state = _set_state.state,
+			errors = CASE WHEN _set_state.state = 'running' THEN 0 ELSE p.errors END,
+			last_error = CASE WHEN _set_state.state = 'running' THEN NULL ELSE p.last_error END
+		WHERE p.name = _set_state.pipeline;
+	PERFORM ledger_ingest._notify(pipeline,
+		json_build_object('type', 'state', 'pipeline', pipeline, 'state', state, 'error', NULL)::text);
+	PERFORM ledger_ingest._wake_launcher();
+END
+$$;
+
+-- Live per-pipeline state from shared memory (pid, head, worker state,
+-- notifications dropped since the pipeline's worker took its slot).
+DROP VIEW status;
+DROP FUNCTION _shmem_status();
+CREATE FUNCTION _shmem_status(OUT pipeline text, OUT pid integer, OUT head bigint,
+							  OUT worker_state text, OUT notifications_dropped bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'ledger_ingest_shmem_status'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _shmem_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _shmem_status() TO ledger_ingest_admin;
+
 -- status: state 'waiting' for a running pipeline whose worker the launcher
 -- could not start (no pipeline or background worker slot free: its
 -- last_error says which); on a hot standby, the state the primary
 -- recorded (no worker runs there); decode_errors, the logs kept in
--- decode_error
-CREATE OR REPLACE VIEW status WITH (security_invoker = true) AS
+-- decode_error; notifications_dropped, the notifications not queued
+-- because the NOTIFY queue was too full (since the worker took its slot)
+CREATE VIEW status WITH (security_invoker = true) AS
 SELECT p.name AS pipeline,
 	   CASE WHEN p.state = 'running' AND pg_catalog.pg_is_in_recovery() THEN p.state
 			WHEN p.state = 'running' AND s.pid IS NULL
@@ -254,7 +298,10 @@ SELECT p.name AS pipeline,
 	   c.last_reorg_depth,
 	   c.last_reorg_at,
 	   (SELECT pg_catalog.count(*) FROM ledger_ingest.decode_error d
-		WHERE d.pipeline OPERATOR(pg_catalog.=) p.name) AS decode_errors
+		WHERE d.pipeline OPERATOR(pg_catalog.=) p.name) AS decode_errors,
+	   coalesce(s.notifications_dropped, 0) AS notifications_dropped
 FROM ledger_ingest.pipeline p
 JOIN ledger_ingest.cursor c ON c.pipeline = p.name
 LEFT JOIN ledger_ingest._shmem_status() s ON s.pipeline = p.name;
+REVOKE ALL ON status FROM PUBLIC;
+GRANT SELECT ON status TO ledger_ingest_admin;

@@ -753,7 +753,7 @@ queue_notify(LiPipeline *p, const LiPosition *pos, const uint8 *hash,
 						 pos->tx_index, pos->event_index);
 	appendStringInfo(&buf, ",\"events\":" INT64_FORMAT ",\"from_ledger\":" INT64_FORMAT "}",
 					 nevents, from_ledger);
-	Async_Notify(LI_CHANNEL, buf.data);
+	(void) li_notify(p->slot, p->name, buf.data);
 }
 
 /*
@@ -1219,7 +1219,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	appendStringInfo(&buf, ",\"fork_ledger\":" INT64_FORMAT ",\"orphaned_from\":" INT64_FORMAT
 					 ",\"orphaned_to\":" INT64_FORMAT ",\"depth\":%d}",
 					 fork, fork + 1, orphaned_to, depth);
-	Async_Notify(LI_CHANNEL, buf.data);
+	(void) li_notify(p->slot, p->name, buf.data);
 
 	memset(&newpos, 0, sizeof(newpos));
 	newpos.ledger = fork;

@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(ledger_ingest_wake_launcher);
 PG_FUNCTION_INFO_V1(ledger_ingest_inbox_written);
 PG_FUNCTION_INFO_V1(ledger_ingest_publish_cursor);
 PG_FUNCTION_INFO_V1(ledger_ingest_shmem_status);
+PG_FUNCTION_INFO_V1(ledger_ingest_notify);
 
 /*
  * Read the committed cursor of a pipeline from the cursor table.  Raises
@@ -323,8 +324,29 @@ wstate_name(LiWorkerState st)
 }
 
 /*
+ * ledger_ingest._notify(pipeline text, payload text) RETURNS boolean
+ *
+ * NOTIFY ledger_ingest, payload -- unless the NOTIFY queue is fuller than
+ * ledger_ingest.notify_queue_limit: then the notification is dropped,
+ * counted and logged (li_notify), so that start() and stop() never fail on
+ * a pinned queue.  Returns whether it was queued.
+ */
+Datum
+ledger_ingest_notify(PG_FUNCTION_ARGS)
+{
+	char	   *pipeline;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	li_attach_shmem();
+	pipeline = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PG_RETURN_BOOL(li_notify(li_find_slot(MyDatabaseId, pipeline, false), pipeline,
+							 text_to_cstring(PG_GETARG_TEXT_PP(1))));
+}
+
+/*
  * ledger_ingest._shmem_status() RETURNS SETOF (pipeline text, pid int,
- *		head bigint, worker_state text)
+ *		head bigint, worker_state text, notifications_dropped bigint)
  *
  * One row per pipeline of the current database that has shared state and
  * that the caller may see in ledger_ingest.pipeline: its
@@ -352,10 +374,11 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < li_max_pipelines; i++)
 	{
 		LiSlot	   *s = &li_shared->slots[i];
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
 		pid_t		pid;
 		int64		head;
+		int64		dropped;
 		LiWorkerState st;
 		const char *stname;
 
@@ -371,6 +394,7 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 		pid = s->pid;
 		head = s->head;
 		st = s->wstate;
+		dropped = s->notifies_dropped;
 		SpinLockRelease(&s->mutex);
 
 		values[0] = CStringGetTextDatum(s->name);
@@ -383,6 +407,7 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 			values[3] = CStringGetTextDatum(stname);
 		else
 			nulls[3] = true;
+		values[4] = Int64GetDatum(dropped);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(li_shared->lock);

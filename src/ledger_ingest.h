@@ -37,6 +37,7 @@
 /* GUCs (module.c) */
 extern char *li_database;
 extern int	li_max_pipelines;
+extern double li_notify_queue_limit;
 
 /* ----------------------------------------------------------------
  * Positions and ledgers
@@ -181,6 +182,7 @@ typedef struct LiSlot
 	int64		head;			/* newest ledger the source reported, -1 */
 	bool		cursor_known;	/* committed cursor published? */
 	LiPosition	committed;		/* committed cursor */
+	int64		notifies_dropped;	/* NOTIFYs not queued: queue too full */
 
 	ConditionVariable cv;		/* broadcast when committed advances */
 } LiSlot;
@@ -219,6 +221,7 @@ PGDLLEXPORT void ledger_ingest_worker_main(Datum arg);
 extern void li_register_xact_callback(void);
 extern void li_publish_at_commit(LiSlot *slot, const LiPosition *pos);
 extern void li_wake_launcher_at_commit(void);
+extern bool li_notify(LiSlot *slot, const char *pipeline, const char *payload);
 extern void li_wake_worker_at_commit(const char *pipeline);
 
 /* ----------------------------------------------------------------

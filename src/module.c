@@ -28,6 +28,7 @@ PG_MODULE_MAGIC;
 
 char	   *li_database = NULL;
 int			li_max_pipelines = 16;
+double		li_notify_queue_limit = 0.5;
 
 LiShared   *li_shared = NULL;
 
@@ -134,6 +135,7 @@ li_find_slot(Oid dboid, const char *name, bool create)
 		result->wstate = LI_WS_NONE;
 		result->head = -1;
 		result->cursor_known = false;
+		result->notifies_dropped = 0;
 		memset(&result->committed, 0, sizeof(LiPosition));
 		SpinLockRelease(&result->mutex);
 	}
@@ -239,6 +241,16 @@ _PG_init(void)
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomRealVariable("ledger_ingest.notify_queue_limit",
+							 "NOTIFY queue usage above which ledger_ingest drops its notifications.",
+							 "A fraction of the queue, as pg_notification_queue_usage() reports it. "
+							 "Notifications are hints: one that is not queued is counted in status "
+							 "and logged, and never holds up applying, start() or stop().",
+							 &li_notify_queue_limit,
+							 0.5, 0.0, 1.0,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	DefineCustomIntVariable("ledger_ingest.max_pipelines",
 							"Maximum number of pipelines with shared state (and workers).",
 							"Each running pipeline also needs one of max_worker_processes.",

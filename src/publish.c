@@ -21,10 +21,13 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/async.h"
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/fmgroids.h"
+#include "utils/timestamp.h"
 
 #include "ledger_ingest.h"
 
@@ -231,4 +234,48 @@ li_wake_worker_at_commit(const char *pipeline)
 		return;
 	}
 	strlcpy(wake_names[nwake++], pipeline, LI_NAME_MAX);
+}
+
+/*
+ * li_notify -- queue "payload" on the ledger_ingest channel for the
+ * current transaction, unless the NOTIFY queue is fuller than
+ * ledger_ingest.notify_queue_limit (pg_notification_queue_usage(), a
+ * fraction of the queue).  A listener that stays inside a transaction pins
+ * the queue; once it is full, PreCommit_Notify fails every transaction that
+ * queued a notification ("too many notifications in the NOTIFY queue"), so
+ * queueing regardless would stop the pipeline, start() and stop().
+ * Notifications are hints (subscribers re-read status): one that is not
+ * queued is counted in the pipeline's slot (status.notifications_dropped)
+ * and logged, at most once a minute per process.  Returns whether it was
+ * queued.  "slot" may be NULL (a pipeline without a worker).
+ */
+bool
+li_notify(LiSlot *slot, const char *pipeline, const char *payload)
+{
+	static TimestampTz last_logged = 0;
+	double		usage;
+
+	usage = DatumGetFloat8(OidFunctionCall0(F_PG_NOTIFICATION_QUEUE_USAGE));
+	if (usage <= li_notify_queue_limit)
+	{
+		Async_Notify(LI_CHANNEL, payload);
+		return true;
+	}
+	if (slot != NULL)
+	{
+		SpinLockAcquire(&slot->mutex);
+		slot->notifies_dropped++;
+		SpinLockRelease(&slot->mutex);
+	}
+	if (TimestampDifferenceExceeds(last_logged, GetCurrentTimestamp(), 60000))
+	{
+		last_logged = GetCurrentTimestamp();
+		ereport(WARNING,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("ledger_ingest pipeline \"%s\": notification dropped: the NOTIFY queue is %.4f%% full, above ledger_ingest.notify_queue_limit (%.4f%%)",
+						pipeline, usage * 100, li_notify_queue_limit * 100),
+				 errdetail("Applying goes on; subscribers should read ledger_ingest.status."),
+				 errhint("A session that listens and stays inside a transaction holds the queue; end that transaction.")));
+	}
+	return false;
 }

@@ -163,7 +163,7 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 		else
 			appendStringInfoString(&buf, "null");
 		appendStringInfoChar(&buf, '}');
-		Async_Notify(LI_CHANNEL, buf.data);
+		(void) li_notify(pipeline.slot, pipeline.name, buf.data);
 	}
 	li_txn_commit(caller_cxt);
 }

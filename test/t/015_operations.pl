@@ -26,6 +26,9 @@
 #   read is served by the pending index in order (no sort of the backlog):
 #   the pages it reads for 1,000 documents are the same with a 20,000 and
 #   a 200,000-document backlog.
+# - a pinned NOTIFY queue (a listener idle in a transaction) above
+#   ledger_ingest.notify_queue_limit: notifications are dropped, counted in
+#   status and logged; applying, start() and stop() go on.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -359,6 +362,37 @@ li_case($F, "the inbox read is served by its index in order, no sort: $pages20 p
 	$plan200 =~ /"Index Name": "inbox_pending_idx"/ && $plan200 !~ /"Node Type": "Sort"/
 	  && $plan20 !~ /"Node Type": "Sort"/ && $pages200 <= 1.5 * $pages20 + 10);
 $node->safe_psql('postgres', q{SELECT ledger_ingest.drop_pipeline('backlog')});
+
+# --- a pinned NOTIFY queue ----------------------------------------------------
+{
+	$node->safe_psql('postgres', q{
+		ALTER SYSTEM SET ledger_ingest.notify_queue_limit = 0.00001;   -- about 10 of the queue's pages
+		SELECT pg_reload_conf();
+		SELECT ledger_ingest.create_pipeline('quiet', 'inbox');
+		SELECT ledger_ingest.create_pipeline('other', 'inbox');
+		SELECT ledger_ingest.start('quiet');
+	});
+	li_wait_state($node, 'quiet', 'running', 30);
+	my $listener = li_dbh($node);
+	$listener->do('LISTEN ledger_ingest');
+	$listener->begin_work;
+	$listener->do('SELECT 1');    # idle in transaction: it holds the queue's tail
+	$node->safe_psql('postgres', q{SELECT pg_notify('fill', i || repeat('x', 7900)) FROM generate_series(1, 40) i});
+	my $usage = li_scalar($node, 'SELECT pg_notification_queue_usage()');
+	my $log_offset = -s $node->logfile;
+	$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'quiet', doc(n) FROM generate_series(1, 3) n});
+	my $applied = li_wait($node, 'quiet', 3, 60);
+	my $ctl = $node->psql('postgres', q{SELECT ledger_ingest.start('other'); SELECT ledger_ingest.stop('other')});
+	my $dropped = li_scalar($node, q{SELECT notifications_dropped FROM ledger_ingest.status WHERE pipeline = 'quiet'});
+	my $log = substr(slurp_file($node->logfile), $log_offset);
+	note("queue usage $usage, dropped $dropped");
+	li_case($F, "a pinned NOTIFY queue above notify_queue_limit: applying, start() and stop() go on, $dropped notifications dropped, counted and logged",
+		$usage > 0.00001 && $applied && $ctl == 0 && $dropped >= 1
+		  && $log =~ /ledger_ingest pipeline "quiet": notification dropped: the NOTIFY queue is/);
+	$listener->rollback;
+	$listener->disconnect;
+	$node->safe_psql('postgres', q{ALTER SYSTEM RESET ledger_ingest.notify_queue_limit; SELECT pg_reload_conf();});
+}
 
 # --- pipeline slots --------------------------------------------------------
 {
