@@ -125,6 +125,7 @@ typedef struct LiOptions
 	bool		is_rpc;
 	LiCommitMode commit;
 	int			batch_max_events;
+	int64		batch_max_bytes;	/* inbox: documents read per fetch, in bytes */
 	int			batch_max_ledgers;
 	int			batch_max_ms;
 	int			poll_ms;

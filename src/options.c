@@ -43,6 +43,7 @@ typedef struct OptDef
 static const OptDef opt_defs[] = {
 	{"commit", OPT_COMMIT, false, 0, 0},
 	{"batch_max_events", OPT_INT, false, 1, 10000000},
+	{"batch_max_bytes", OPT_INT, false, 65536, INT64CONST(1) << 40},
 	{"batch_max_ledgers", OPT_INT, false, 1, 1000000},
 	{"batch_max_ms", OPT_INT, false, 0, 3600000},
 	{"poll_ms", OPT_INT, false, 10, 3600000},
@@ -81,6 +82,7 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->is_rpc = is_rpc;
 	o->commit = LI_COMMIT_BATCH;
 	o->batch_max_events = 10000;
+	o->batch_max_bytes = 64 * 1024 * 1024;
 	o->batch_max_ledgers = 1000;
 	o->batch_max_ms = 1000;
 	o->poll_ms = is_rpc ? 1000 : 200;
@@ -334,6 +336,8 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 
 					if (strcmp(key, "batch_max_events") == 0)
 						out->batch_max_events = (int) i;
+					else if (strcmp(key, "batch_max_bytes") == 0)
+						out->batch_max_bytes = i;
 					else if (strcmp(key, "batch_max_ledgers") == 0)
 						out->batch_max_ledgers = (int) i;
 					else if (strcmp(key, "batch_max_ms") == 0)

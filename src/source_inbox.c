@@ -35,6 +35,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -152,6 +153,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	int			limit = p->opts.batch_max_ledgers;
 	SPITupleTable *rows;
 	uint64		nrows;
+	volatile int64 nbytes = 0;	/* the documents read, uncompressed */
 
 	caller_cxt = li_txn_begin();
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading inbox", p->name));
@@ -294,6 +296,10 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		*li_batch_add(batch) = parsed;
 		batch->nevents += parsed.nevents;
 		if (batch->nevents >= (int64) p->opts.batch_max_events * 4)
+			break;
+		/* bounded in bytes too: large ledgers must not exhaust memory */
+		nbytes += toast_raw_datum_size(have_packed ? packed : SPI_getbinval(tup, desc, 2, &isnull));
+		if (nbytes >= p->opts.batch_max_bytes)
 			break;
 	}
 

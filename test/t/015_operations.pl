@@ -29,6 +29,8 @@
 # - a pinned NOTIFY queue (a listener idle in a transaction) above
 #   ledger_ingest.notify_queue_limit: notifications are dropped, counted in
 #   status and logged; applying, start() and stop() go on.
+# - batch_max_bytes: the inbox is read in batches bounded in bytes as well
+#   as in ledgers and events (a ledger is never split).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -392,6 +394,34 @@ $node->safe_psql('postgres', q{SELECT ledger_ingest.drop_pipeline('backlog')});
 	$listener->rollback;
 	$listener->disconnect;
 	$node->safe_psql('postgres', q{ALTER SYSTEM RESET ledger_ingest.notify_queue_limit; SELECT pg_reload_conf();});
+}
+
+# --- batches bounded in bytes ----------------------------------------------
+{
+	$node->safe_psql('postgres', q{
+		CREATE TABLE big_seen (ledger bigint, len int);
+		CREATE FUNCTION big_see(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+			$$ INSERT INTO big_seen VALUES (e.ledger, length(e.data)) $$;
+		SELECT ledger_ingest.create_pipeline('big', 'inbox', '{"batch_max_bytes": 1000000}');
+		SELECT ledger_ingest.add_handler('big', 'big_see(ledger_ingest.event)');
+	});
+	my $listener = li_listen($node);
+	li_drain($listener, 0.2);
+	# 8 ledgers of 300 kB of log data each (the batch reaches 1 MB at the 4th)
+	$node->safe_psql('postgres', q{
+		INSERT INTO ledger_ingest.inbox (pipeline, doc)
+		SELECT 'big', jsonb_set(doc(n), '{logs,0,data}', to_jsonb('0x' || repeat(lpad(to_hex(n), 2, '0'), 300000)))
+		FROM generate_series(1, 8) n;
+		SELECT ledger_ingest.start('big');
+	});
+	my $ok = li_wait($node, 'big', 8, 60);
+	my @tx = map { $_->{ledger} - $_->{from_ledger} + 1 }
+	  grep { $_->{type} eq 'applied' && $_->{pipeline} eq 'big' } li_drain($listener, 1.0);
+	note('ledgers per apply transaction: ' . join(',', @tx));
+	li_case($F, 'batch_max_bytes: 8 ledgers of 300 kB are applied in transactions of at most 4 ledgers (1 MB), each once',
+		$ok && @tx >= 2 && !(grep { $_ > 4 } @tx)
+		  && li_scalar($node, q{SELECT count(*) || ' ' || min(len) || ' ' || count(DISTINCT ledger) FROM big_seen}) eq '8 300000 8');
+	$listener->disconnect;
 }
 
 # --- pipeline slots --------------------------------------------------------
