@@ -305,3 +305,89 @@ JOIN ledger_ingest.cursor c ON c.pipeline = p.name
 LEFT JOIN ledger_ingest._shmem_status() s ON s.pipeline = p.name;
 REVOKE ALL ON status FROM PUBLIC;
 GRANT SELECT ON status TO ledger_ingest_admin;
+
+/* ---------------------------------------------------------------------
+ * Every database, and taking one out of service
+ * --------------------------------------------------------------------- */
+
+-- Ask the supervisor, at commit, for a launcher in this database (src/
+-- launcher.c: one launcher per database where the extension is
+-- installed).  A no-op without shared_preload_libraries.
+CREATE FUNCTION _register_database() RETURNS void
+	AS 'MODULE_PATHNAME', 'ledger_ingest_register_database'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION _register_database() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _register_database() TO ledger_ingest_admin;
+
+-- A row here: the database is paused (pause_database()); its launcher and
+-- workers exit and none start until resume_database().
+CREATE TABLE database_pause (
+	paused boolean PRIMARY KEY DEFAULT true CHECK (paused),	-- one row at most
+	paused_at timestamptz NOT NULL DEFAULT now(),
+	paused_by name NOT NULL DEFAULT current_user
+);
+SELECT pg_catalog.pg_extension_config_dump('database_pause', '');
+
+-- true when current_user may pause and resume this database: a member of
+-- the database owner (superusers are)
+CREATE FUNCTION _is_database_owner() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_has_role(current_user,
+						 (SELECT d.datdba FROM pg_database d WHERE d.datname = current_database()), 'MEMBER') $$;
+
+-- every admin may see whether the database is paused; only its owner may
+-- pause or resume it
+REVOKE ALL ON database_pause FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON database_pause TO ledger_ingest_admin;
+ALTER TABLE database_pause ENABLE ROW LEVEL SECURITY;
+CREATE POLICY database_pause_read ON database_pause FOR SELECT USING (true);
+CREATE POLICY database_pause_owner_insert ON database_pause FOR INSERT
+	WITH CHECK (ledger_ingest._is_database_owner());
+CREATE POLICY database_pause_owner_delete ON database_pause FOR DELETE
+	USING (ledger_ingest._is_database_owner());
+
+CREATE FUNCTION _require_database_owner() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT ledger_ingest._is_database_owner() THEN
+		RAISE EXCEPTION 'permission denied to pause or resume ledger_ingest in database "%"', current_database()
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Only the database owner (or a superuser) may.';
+	END IF;
+END
+$$;
+
+-- pause_database(): takes this database's pipelines out of service without
+-- changing their states: within about a second after commit the
+-- launcher stops every worker and exits, and no ledger_ingest process stays
+-- connected to the database (so that ALTER DATABASE ... RENAME, CREATE
+-- DATABASE ... TEMPLATE or DROP DATABASE can run), across restarts, until
+-- resume_database().  For the database owner (or a superuser).
+CREATE FUNCTION pause_database() RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_database_owner();
+	INSERT INTO ledger_ingest.database_pause DEFAULT VALUES ON CONFLICT DO NOTHING;
+	PERFORM ledger_ingest._wake_launcher();
+END
+$$;
+
+-- resume_database(): undoes pause_database(); the launcher starts within
+-- about a second after commit and runs the pipelines that are 'running'.
+CREATE FUNCTION resume_database() RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_database_owner();
+	DELETE FROM ledger_ingest.database_pause;
+	PERFORM ledger_ingest._register_database();
+END
+$$;
+
+REVOKE ALL ON FUNCTION _is_database_owner(), _require_database_owner(), pause_database(), resume_database() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _is_database_owner(), _require_database_owner(), pause_database(), resume_database() TO ledger_ingest_admin;
+
+-- this database wants a launcher (CREATE EXTENSION runs this script too)
+SELECT ledger_ingest._register_database();

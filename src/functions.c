@@ -32,6 +32,7 @@ PG_FUNCTION_INFO_V1(ledger_ingest_inbox_written);
 PG_FUNCTION_INFO_V1(ledger_ingest_publish_cursor);
 PG_FUNCTION_INFO_V1(ledger_ingest_shmem_status);
 PG_FUNCTION_INFO_V1(ledger_ingest_notify);
+PG_FUNCTION_INFO_V1(ledger_ingest_register_database);
 
 /*
  * Read the committed cursor of a pipeline from the cursor table.  Raises
@@ -321,6 +322,22 @@ wstate_name(LiWorkerState st)
 			return "retrying";
 	}
 	return NULL;
+}
+
+/*
+ * ledger_ingest._register_database() RETURNS void
+ *
+ * When the calling transaction commits, have the supervisor start a
+ * launcher for the current database (CREATE EXTENSION, ALTER EXTENSION
+ * UPDATE and resume_database() call it).  A no-op without
+ * shared_preload_libraries, so that CREATE EXTENSION works there too.
+ */
+Datum
+ledger_ingest_register_database(PG_FUNCTION_ARGS)
+{
+	if (li_shared != NULL)
+		li_register_database_at_commit();
+	PG_RETURN_VOID();
 }
 
 /*

@@ -6,19 +6,31 @@
  *
  * The supervisor is the static background worker.  It connects to no
  * database (like PostgreSQL's logical replication launcher) and keeps one
- * launcher running while ledger_ingest.database exists, restarting it with
- * backoff; when the database is missing (never created, or dropped with
- * DROP DATABASE ... WITH (FORCE), which terminates the launcher and the
- * workers) it waits, logging once, instead of failing at every restart.
+ * launcher per database where the extension is installed, as TimescaleDB's
+ * launcher keeps one scheduler per database.  It learns which databases
+ * those are without holding a connection: each database of pg_database
+ * that allows connections is probed once (a launcher connects, finds no
+ * extension, records that in shared memory and exits; one probe at a
+ * time), and CREATE EXTENSION, ALTER EXTENSION UPDATE and
+ * resume_database() mark their database to be probed again at commit.
+ * So a server that preloads the library but has the extension nowhere
+ * keeps no connection open, and CREATE DATABASE ... TEMPLATE or ALTER
+ * DATABASE ... RENAME of a database without pipelines just work.  A
+ * launcher that exits by accident is restarted with backoff (1 s doubling
+ * up to 60 s); a dropped database is forgotten.  With ledger_ingest.database
+ * set, only that database is served, and while it does not exist (never
+ * created, or dropped with DROP DATABASE ... WITH (FORCE)) the supervisor
+ * waits, logging once.
  *
- * The launcher connects to ledger_ingest.database and, whenever its latch
- * is set (start/stop/drop commit, a worker exits) or once a second, reads
- * the pipeline table and reconciles: it registers a worker for each
- * pipeline in state 'running' that has none, terminates workers whose
- * pipeline is no longer running, and restarts a worker that exited with
- * exponential backoff (1 s doubling up to 60 s), so that a failing
- * pipeline never crash-loops.  Modelled on PostgreSQL's worker_spi and
- * pg_prewarm's autoprewarm.
+ * A launcher connects to its database and, whenever its latch is set
+ * (start/stop/drop commit, a worker exits) or once a second, reads the
+ * pipeline table and reconciles: it registers a worker for each pipeline
+ * in state 'running' that has none, terminates workers whose pipeline is
+ * no longer running, and restarts a worker that exited with exponential
+ * backoff (1 s doubling up to 60 s), so that a failing pipeline never
+ * crash-loops.  When the extension is dropped, or the database paused
+ * (pause_database()), it stops its workers and exits.  Modelled on
+ * PostgreSQL's worker_spi and pg_prewarm's autoprewarm.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +45,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -69,12 +82,64 @@ typedef struct LauncherEntry
 static LauncherEntry *entries;
 static MemoryContext scan_cxt;	/* reset after every scan */
 
+/*
+ * li_db_entry -- the supervisor's entry of database dboid; with create, a
+ * free entry is claimed for it in state LI_DB_PROBE.  NULL when there is
+ * none (or no free one).  The caller holds li_shared->mutex; nothing here
+ * can fail (commit callbacks use it).
+ */
+LiDatabase *
+li_db_entry(Oid dboid, bool create)
+{
+	LiDatabase *free_db = NULL;
+
+	for (int i = 0; i < LI_MAX_DATABASES; i++)
+	{
+		LiDatabase *db = &li_shared->dbs[i];
+
+		if (db->state == LI_DB_FREE)
+		{
+			if (free_db == NULL)
+				free_db = db;
+		}
+		else if (db->dboid == dboid)
+			return db;
+	}
+	if (!create || free_db == NULL)
+		return NULL;
+	memset(free_db, 0, sizeof(LiDatabase));
+	free_db->dboid = dboid;
+	free_db->state = LI_DB_PROBE;
+	return free_db;
+}
+
+/*
+ * This launcher's database entry, the registrations it had seen when it
+ * last scanned, and why it exits.
+ */
+static LiDatabase *my_db = NULL;
+static uint32 scanned_generation = 0;
+static LiDbState exit_state = LI_DB_ACTIVE;
+
+/*
+ * A launcher that exits on purpose (no extension, paused) records why, so
+ * that the supervisor does not start it again -- unless a registration
+ * (CREATE EXTENSION, resume_database()) committed after its last scan,
+ * which it may not have seen: then the database is probed again.  A
+ * launcher that fails leaves its state, and is restarted with backoff.
+ */
 static void
 launcher_shmem_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&li_shared->mutex);
-	li_shared->launcher_pid = 0;
-	li_shared->launcher_latch = NULL;
+	if (my_db != NULL && my_db->launcher_pid == MyProcPid)
+	{
+		my_db->launcher_pid = 0;
+		my_db->launcher_latch = NULL;
+		if (code == 0)
+			my_db->state = my_db->generation == scanned_generation ?
+				exit_state : LI_DB_PROBE;
+	}
 	SpinLockRelease(&li_shared->mutex);
 }
 
@@ -82,6 +147,65 @@ static int
 slot_index(LiSlot *s)
 {
 	return (int) (s - li_shared->slots);
+}
+
+/*
+ * Register a dynamic background worker of this library: function "fn",
+ * bgw_type "type", named "type name", connected to database dboid
+ * (bgw_main_arg), with "extra" (or nothing) in bgw_extra, never restarted by
+ * the postmaster (we restart it, with backoff), notifying this process when
+ * it starts and stops.  The handle lives in TopMemoryContext.  Returns
+ * false when no background worker slot is free.
+ */
+static bool
+start_bgworker(const char *fn, const char *type, const char *name, Oid dboid,
+			   const char *extra, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+	MemoryContext old;
+	bool		started;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "ledger_ingest", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, fn, BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s %s", type, name);
+	strlcpy(worker.bgw_type, type, BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	if (extra != NULL)
+		strlcpy(worker.bgw_extra, extra, BGW_EXTRALEN);
+	worker.bgw_notify_pid = MyProcPid;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	started = RegisterDynamicBackgroundWorker(&worker, handle);
+	MemoryContextSwitchTo(old);
+	if (!started)
+		*handle = NULL;
+	return started;
+}
+
+/*
+ * Has the background worker of *handle exited?  Then forget the handle and
+ * set when it may start again: RESTART_MIN_MS after a run of a minute or
+ * more, else twice the last backoff, up to RESTART_MAX_MS, so that nothing
+ * crash-loops.
+ */
+static bool
+reap(BackgroundWorkerHandle **handle, TimestampTz started_at, int *backoff_ms,
+	 TimestampTz *next_start, TimestampTz now)
+{
+	pid_t		pid;
+	BgwHandleStatus st = GetBackgroundWorkerPid(*handle, &pid);
+
+	if (st != BGWH_STOPPED && st != BGWH_POSTMASTER_DIED)
+		return false;
+	pfree(*handle);
+	*handle = NULL;
+	*backoff_ms = TimestampDifferenceExceeds(started_at, now, 60000) ? RESTART_MIN_MS :
+		Min(Max(*backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+	*next_start = TimestampTzPlusMilliseconds(now, *backoff_ms);
+	return true;
 }
 
 /*
@@ -145,23 +269,11 @@ record_start_failure(const char *name, const char *why, const char *hint)
 static bool
 start_worker(LiSlot *slot, LauncherEntry *e)
 {
-	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "ledger_ingest", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ledger_ingest_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "ledger_ingest worker %s", slot->name);
-	strlcpy(worker.bgw_type, "ledger_ingest worker", BGW_MAXLEN);
-	worker.bgw_main_arg = ObjectIdGetDatum(slot->dboid);
 	StaticAssertStmt(LI_NAME_MAX <= BGW_EXTRALEN, "pipeline name must fit in bgw_extra");
-	strlcpy(worker.bgw_extra, slot->name, BGW_EXTRALEN);
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	if (!start_bgworker("ledger_ingest_worker_main", "ledger_ingest worker", slot->name,
+						slot->dboid, slot->name, &handle))
 	{
 		char	   *why = psprintf("no background worker slot is free (max_worker_processes = %d)",
 								   max_worker_processes);
@@ -176,14 +288,20 @@ start_worker(LiSlot *slot, LauncherEntry *e)
 	return true;
 }
 
-/* Scan the pipeline table; mark entries wanted/existing. */
-static void
+/*
+ * Scan the pipeline table; mark entries wanted/existing.  Returns
+ * LI_DB_ACTIVE, or LI_DB_ABSENT when the extension is not installed and
+ * LI_DB_PAUSED when the database is paused (no pipeline is wanted then).
+ */
+static LiDbState
 scan_pipelines(void)
 {
 	int			ret;
 	MemoryContext caller_cxt;
 	List	   *nwaiting = NIL;
 	ListCell   *lc;
+	LiDbState	result = LI_DB_ABSENT;
+	bool		isnull;
 
 	for (int i = 0; i < li_max_pipelines; i++)
 	{
@@ -196,6 +314,23 @@ scan_pipelines(void)
 
 	if (OidIsValid(get_extension_oid("ledger_ingest", true)))
 	{
+		result = LI_DB_ACTIVE;
+		/* pause_database() (0.2 and later) */
+		ret = SPI_execute("SELECT pg_catalog.to_regclass('ledger_ingest.database_pause') IS NOT NULL",
+						  true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not look for ledger_ingest.database_pause: %d", ret);
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			ret = SPI_execute("SELECT 1 FROM ledger_ingest.database_pause", true, 1);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "could not read ledger_ingest.database_pause: %d", ret);
+			if (SPI_processed > 0)
+				result = LI_DB_PAUSED;
+		}
+	}
+	if (result == LI_DB_ACTIVE)
+	{
 		/* running pipelines first: they claim the free slots */
 		ret = SPI_execute("SELECT name, state OPERATOR(pg_catalog.=) 'running' "
 						  "FROM ledger_ingest.pipeline ORDER BY 2 DESC, name", true, 0);
@@ -203,7 +338,6 @@ scan_pipelines(void)
 			elog(ERROR, "could not read ledger_ingest.pipeline: %d", ret);
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
-			bool		isnull;
 			char	   *name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
 			bool		running = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[r],
 															 SPI_tuptable->tupdesc, 2, &isnull));
@@ -236,6 +370,23 @@ scan_pipelines(void)
 							 psprintf("all %d pipeline slots are taken by running pipelines (ledger_ingest.max_pipelines)",
 									  li_max_pipelines),
 							 "Stop a pipeline or raise ledger_ingest.max_pipelines.");
+	return result;
+}
+
+/* Does any worker of this database still run (or hold its slot)? */
+static bool
+any_worker(void)
+{
+	for (int i = 0; i < li_max_pipelines; i++)
+	{
+		LiSlot	   *slot = &li_shared->slots[i];
+
+		if (entries[i].handle != NULL)
+			return true;
+		if (slot->in_use && slot->dboid == MyDatabaseId)
+			return true;
+	}
+	return false;
 }
 
 /* Start, stop and restart workers to match the scan; returns ms to sleep. */
@@ -250,24 +401,14 @@ reconcile(void)
 		LiSlot	   *slot = &li_shared->slots[i];
 		LauncherEntry *e = &entries[i];
 		pid_t		pid = 0;
-		BgwHandleStatus st = BGWH_STOPPED;
 
 		if (!slot->in_use || slot->dboid != MyDatabaseId)
 			continue;
 
 		if (e->handle != NULL)
 		{
-			st = GetBackgroundWorkerPid(e->handle, &pid);
-			if (st == BGWH_STOPPED || st == BGWH_POSTMASTER_DIED)
+			if (reap(&e->handle, e->started_at, &e->backoff_ms, &e->next_start, now))
 			{
-				/* the worker exited: restart it later, with backoff */
-				bool		ran_long = TimestampDifferenceExceeds(e->started_at, now, 60000);
-
-				pfree(e->handle);
-				e->handle = NULL;
-				e->backoff_ms = ran_long ? RESTART_MIN_MS :
-					Min(Max(e->backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
-				e->next_start = TimestampTzPlusMilliseconds(now, e->backoff_ms);
 				SpinLockAcquire(&slot->mutex);
 				slot->pid = 0;
 				slot->latch = NULL;
@@ -339,6 +480,8 @@ reconcile(void)
 void
 ledger_ingest_launcher_main(Datum arg)
 {
+	char	   *dbname;
+	volatile bool announced = false;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -354,17 +497,22 @@ ledger_ingest_launcher_main(Datum arg)
 									 ALLOCSET_DEFAULT_SIZES);
 
 	SpinLockAcquire(&li_shared->mutex);
-	li_shared->launcher_pid = MyProcPid;
-	li_shared->launcher_latch = &MyProc->procLatch;
+	my_db = li_db_entry(MyDatabaseId, true);
+	if (my_db != NULL)
+	{
+		my_db->launcher_pid = MyProcPid;
+		my_db->launcher_latch = &MyProc->procLatch;
+	}
 	SpinLockRelease(&li_shared->mutex);
 	before_shmem_exit(launcher_shmem_exit, (Datum) 0);
 
-	ereport(LOG,
-			(errmsg("ledger_ingest launcher started for database \"%s\"", li_database)));
-
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
 	for (;;)
 	{
 		long		nap;
+		volatile LiDbState want = LI_DB_ACTIVE;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -381,7 +529,11 @@ ledger_ingest_launcher_main(Datum arg)
 		{
 			MemoryContext old = MemoryContextSwitchTo(scan_cxt);
 
-			scan_pipelines();
+			SpinLockAcquire(&li_shared->mutex);
+			if (my_db != NULL)
+				scanned_generation = my_db->generation;
+			SpinLockRelease(&li_shared->mutex);
+			want = scan_pipelines();
 			MemoryContextSwitchTo(old);
 		}
 		PG_CATCH();
@@ -403,6 +555,29 @@ ledger_ingest_launcher_main(Datum arg)
 		MemoryContextReset(scan_cxt);
 		nap = reconcile();
 
+		if (want == LI_DB_ACTIVE && !announced)
+		{
+			ereport(LOG,
+					(errmsg("ledger_ingest launcher started for database \"%s\"", dbname)));
+			SpinLockAcquire(&li_shared->mutex);
+			if (my_db != NULL)
+				my_db->state = LI_DB_ACTIVE;
+			SpinLockRelease(&li_shared->mutex);
+			announced = true;
+		}
+		if (want != LI_DB_ACTIVE && !any_worker())
+		{
+			/* no extension, or paused: hold no connection to the database */
+			if (announced || want == LI_DB_PAUSED)
+				ereport(LOG,
+						(errmsg("ledger_ingest launcher for database \"%s\" exiting: %s",
+								dbname,
+								want == LI_DB_PAUSED ? "the database is paused (resume_database())" :
+								"the extension is not installed")));
+			exit_state = want;
+			proc_exit(0);
+		}
+
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 nap, PG_WAIT_EXTENSION);
@@ -410,19 +585,30 @@ ledger_ingest_launcher_main(Datum arg)
 	}
 }
 
+/* A database the supervisor may serve. */
+typedef struct DbInfo
+{
+	Oid			oid;
+	char		name[NAMEDATALEN];
+} DbInfo;
+
 /*
- * The OID of database "name", or InvalidOid.  A heap scan of pg_database,
- * as autovacuum's get_database_list does: without a database the indexes
- * of the shared catalogs cannot be used.
+ * The databases that allow connections, or only ledger_ingest.database
+ * when it is set; *n gets their number.  A heap scan of pg_database, as
+ * autovacuum's get_database_list does: without a database the indexes of
+ * the shared catalogs cannot be used.  Allocated in CurrentMemoryContext.
  */
-static Oid
-find_database(const char *name)
+static DbInfo *
+list_databases(int *n)
 {
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
-	Oid			result = InvalidOid;
+	int			max = 16;
+	DbInfo	   *dbs = palloc(sizeof(DbInfo) * max);
+	MemoryContext cxt = CurrentMemoryContext;
 
+	*n = 0;
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -431,41 +617,95 @@ find_database(const char *name)
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 
-		if (strcmp(NameStr(db->datname), name) == 0)
+		CHECK_FOR_INTERRUPTS();
+		if (!db->datallowconn)
+			continue;
+		if (li_database[0] != '\0' && strcmp(NameStr(db->datname), li_database) != 0)
+			continue;
+		if (*n == max)
 		{
-			result = db->oid;
-			break;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			max *= 2;
+			dbs = repalloc(dbs, sizeof(DbInfo) * max);
+			MemoryContextSwitchTo(old);
 		}
+		dbs[*n].oid = db->oid;
+		strlcpy(dbs[*n].name, NameStr(db->datname), NAMEDATALEN);
+		(*n)++;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
-	return result;
+	MemoryContextSwitchTo(cxt);
+	return dbs;
+}
+
+/* The supervisor's own bookkeeping per LiShared->dbs entry. */
+typedef struct SupervisedDb
+{
+	BackgroundWorkerHandle *handle;
+	TimestampTz started_at;
+	TimestampTz next_start;
+	int			backoff_ms;
+} SupervisedDb;
+
+/* Start the launcher of database dboid; false (logged) when no slot is free. */
+static bool
+start_launcher(Oid dboid, const char *name, SupervisedDb *sd, TimestampTz now)
+{
+	if (start_bgworker("ledger_ingest_launcher_main", "ledger_ingest launcher", name,
+					   dboid, NULL, &sd->handle))
+	{
+		sd->started_at = now;
+		return true;
+	}
+	sd->handle = NULL;
+	ereport(WARNING,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("could not start the ledger_ingest launcher of database \"%s\"", name),
+			 errhint("Raise max_worker_processes.")));
+	sd->backoff_ms = Min(Max(sd->backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+	sd->next_start = TimestampTzPlusMilliseconds(now, sd->backoff_ms);
+	return false;
 }
 
 /*
  * ledger_ingest_supervisor_main -- entry point of the static supervisor.
+ * See the header comment: one launcher per database where the extension is
+ * installed, learnt by probing each database once and by registrations at
+ * commit; no connection held to any other database.
  */
 void
 ledger_ingest_supervisor_main(Datum arg)
 {
-	BackgroundWorkerHandle *handle = NULL;
-	TimestampTz started_at = 0;
-	TimestampTz next_start = 0;
-	int			backoff_ms = 0;
+	SupervisedDb sup[LI_MAX_DATABASES];
 	bool		warned_missing = false;
+	MemoryContext loop_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("ledger_ingest supervisor");
+	memset(sup, 0, sizeof(sup));
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "ledger_ingest supervisor",
+									 ALLOCSET_DEFAULT_SIZES);
+
+	SpinLockAcquire(&li_shared->mutex);
+	li_shared->supervisor_latch = &MyProc->procLatch;
+	/* a restarted supervisor probes every database again */
+	for (int i = 0; i < LI_MAX_DATABASES; i++)
+		if (li_shared->dbs[i].state != LI_DB_FREE && li_shared->dbs[i].launcher_pid == 0)
+			li_shared->dbs[i].state = LI_DB_PROBE;
+	SpinLockRelease(&li_shared->mutex);
 
 	for (;;)
 	{
-		Oid			dboid;
-		pid_t		pid;
+		DbInfo	   *dbs;
+		int			ndbs;
 		TimestampTz now;
+		bool		probing = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -473,62 +713,75 @@ ledger_ingest_supervisor_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-
-		dboid = find_database(li_database);
-
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
+		dbs = list_databases(&ndbs);
 		now = GetCurrentTimestamp();
-		if (handle != NULL &&
-			GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
-		{
-			bool		ran_long = TimestampDifferenceExceeds(started_at, now, 60000);
 
-			pfree(handle);
-			handle = NULL;
-			backoff_ms = ran_long ? RESTART_MIN_MS :
-				Min(Max(backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
-			next_start = TimestampTzPlusMilliseconds(now, backoff_ms);
-		}
-		if (!OidIsValid(dboid))
+		if (li_database[0] != '\0')
 		{
-			if (!warned_missing)
+			if (ndbs == 0 && !warned_missing)
 				ereport(LOG,
 						(errmsg("ledger_ingest: database \"%s\" does not exist; waiting for it",
 								li_database),
 						 errhint("Create it, or set ledger_ingest.database and restart the server.")));
-			warned_missing = true;
+			warned_missing = (ndbs == 0);
 		}
-		else if (handle == NULL && now >= next_start)
-		{
-			BackgroundWorker worker;
 
-			warned_missing = false;
-			memset(&worker, 0, sizeof(worker));
-			worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-			worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-			worker.bgw_restart_time = BGW_NEVER_RESTART;
-			strlcpy(worker.bgw_library_name, "ledger_ingest", BGW_MAXLEN);
-			strlcpy(worker.bgw_function_name, "ledger_ingest_launcher_main", BGW_MAXLEN);
-			strlcpy(worker.bgw_name, "ledger_ingest launcher", BGW_MAXLEN);
-			strlcpy(worker.bgw_type, "ledger_ingest launcher", BGW_MAXLEN);
-			worker.bgw_main_arg = ObjectIdGetDatum(dboid);
-			worker.bgw_notify_pid = MyProcPid;
-			if (RegisterDynamicBackgroundWorker(&worker, &handle))
-				started_at = now;
-			else
+		/* reap exited launchers; forget dropped databases */
+		for (int i = 0; i < LI_MAX_DATABASES; i++)
+		{
+			LiDatabase *db = &li_shared->dbs[i];
+			SupervisedDb *sd = &sup[i];
+			bool		listed = false;
+
+			if (sd->handle != NULL)
+				(void) reap(&sd->handle, sd->started_at, &sd->backoff_ms, &sd->next_start, now);
+			SpinLockAcquire(&li_shared->mutex);
+			if (db->state != LI_DB_FREE)
 			{
-				handle = NULL;
-				ereport(WARNING,
-						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-						 errmsg("could not start the ledger_ingest launcher"),
-						 errhint("Raise max_worker_processes.")));
-				backoff_ms = Min(Max(backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
-				next_start = TimestampTzPlusMilliseconds(now, backoff_ms);
+				for (int j = 0; j < ndbs && !listed; j++)
+					listed = dbs[j].oid == db->dboid;
+				if (!listed && sd->handle == NULL && db->launcher_pid == 0)
+					db->state = LI_DB_FREE;
+			}
+			if (sd->handle != NULL && db->state == LI_DB_PROBE)
+				probing = true;
+			SpinLockRelease(&li_shared->mutex);
+			if (db->state == LI_DB_FREE && sd->handle == NULL)
+				memset(sd, 0, sizeof(SupervisedDb));
+		}
+
+		/* a launcher for every database to probe (one at a time) or served */
+		for (int j = 0; j < ndbs; j++)
+		{
+			LiDatabase *db;
+			LiDbState	state = LI_DB_FREE;
+			pid_t		running = 0;
+			int			i = -1;
+
+			SpinLockAcquire(&li_shared->mutex);
+			db = li_db_entry(dbs[j].oid, true);
+			if (db != NULL)
+			{
+				i = (int) (db - li_shared->dbs);
+				state = db->state;
+				running = db->launcher_pid;
+			}
+			SpinLockRelease(&li_shared->mutex);
+			if (i < 0)
+				continue;		/* more databases than LI_MAX_DATABASES */
+			if (sup[i].handle != NULL || running != 0 || now < sup[i].next_start)
+				continue;
+			if (state == LI_DB_ACTIVE || (state == LI_DB_PROBE && !probing))
+			{
+				if (start_launcher(dbs[j].oid, dbs[j].name, &sup[i], now) && state == LI_DB_PROBE)
+					probing = true;
 			}
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 OidIsValid(dboid) ? LAUNCHER_NAP_MS : 10 * LAUNCHER_NAP_MS,
-						 PG_WAIT_EXTENSION);
+						 LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

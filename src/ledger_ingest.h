@@ -188,14 +188,43 @@ typedef struct LiSlot
 	ConditionVariable cv;		/* broadcast when committed advances */
 } LiSlot;
 
+/*
+ * The databases the supervisor knows of, and their launchers.  A database
+ * is probed (a launcher connects, looks for the extension, and exits when
+ * it is not installed or the database is paused); CREATE EXTENSION and
+ * resume_database() mark it to be probed again.
+ */
+#define LI_MAX_DATABASES 256
+
+typedef enum LiDbState
+{
+	LI_DB_FREE = 0,				/* entry unused */
+	LI_DB_PROBE,				/* start a launcher to find out */
+	LI_DB_ACTIVE,				/* the extension is installed: keep a launcher */
+	LI_DB_ABSENT,				/* no extension: no launcher until registered */
+	LI_DB_PAUSED				/* pause_database(): no launcher until resumed */
+} LiDbState;
+
+typedef struct LiDatabase
+{
+	Oid			dboid;
+	LiDbState	state;
+	uint32		generation;		/* registrations so far */
+	pid_t		launcher_pid;	/* 0 if none */
+	Latch	   *launcher_latch; /* NULL if none */
+} LiDatabase;
+
 typedef struct LiShared
 {
 	LWLock	   *lock;			/* slot allocation */
-	slock_t		mutex;
-	pid_t		launcher_pid;
-	Latch	   *launcher_latch;
+	slock_t		mutex;			/* supervisor_latch and dbs[] */
+	Latch	   *supervisor_latch;
+	LiDatabase	dbs[LI_MAX_DATABASES];
 	LiSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } LiShared;
+
+/* launcher.c: the entry of dboid (created as LI_DB_PROBE), NULL if full; hold li_shared->mutex */
+extern LiDatabase *li_db_entry(Oid dboid, bool create);
 
 extern LiShared *li_shared;
 
@@ -222,6 +251,7 @@ PGDLLEXPORT void ledger_ingest_worker_main(Datum arg);
 extern void li_register_xact_callback(void);
 extern void li_publish_at_commit(LiSlot *slot, const LiPosition *pos);
 extern void li_wake_launcher_at_commit(void);
+extern void li_register_database_at_commit(void);
 extern bool li_notify(LiSlot *slot, const char *pipeline, const char *payload);
 extern void li_wake_worker_at_commit(const char *pipeline);
 

@@ -234,10 +234,10 @@ _PG_init(void)
 		return;
 
 	DefineCustomStringVariable("ledger_ingest.database",
-							   "Database whose pipelines the ledger_ingest launcher runs.",
+							   "The only database whose pipelines ledger_ingest runs; empty: every database where the extension is installed.",
 							   NULL,
 							   &li_database,
-							   "postgres",
+							   "",
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);

@@ -44,6 +44,7 @@ static bool callback_registered = false;
 static int	npending = 0;
 static LiPending pending[LI_MAX_PENDING];
 static bool pending_wake_launcher = false;
+static bool pending_register = false;	/* this database wants a launcher */
 /* pipelines whose inbox was written: their workers are woken at commit */
 #define LI_MAX_WAKE 8
 static int	nwake = 0;			/* -1: too many, wake every worker */
@@ -96,26 +97,50 @@ li_xact_callback(XactEvent event, void *arg)
 				SpinLockRelease(&slot->mutex);
 				ConditionVariableBroadcast(&slot->cv);
 			}
-			if (pending_wake_launcher && li_shared != NULL)
+			if ((pending_wake_launcher || pending_register) && li_shared != NULL)
 			{
-				Latch	   *latch;
+				Latch	   *latch = NULL;
+				Latch	   *supervisor = NULL;
+				LiDatabase *db;
 
 				SpinLockAcquire(&li_shared->mutex);
-				latch = li_shared->launcher_latch;
+				db = li_db_entry(MyDatabaseId, pending_register);
+				if (db != NULL)
+				{
+					latch = db->launcher_latch;
+
+					/*
+					 * start(), stop() and drop_pipeline() in a database with
+					 * no launcher (an extension created at 0.1, whose script
+					 * registers nothing) register it too.
+					 */
+					if (pending_register || db->launcher_pid == 0)
+					{
+						/* CREATE EXTENSION, resume_database(): probe it */
+						db->generation++;
+						if (db->state != LI_DB_ACTIVE)
+							db->state = LI_DB_PROBE;
+						supervisor = li_shared->supervisor_latch;
+					}
+				}
 				SpinLockRelease(&li_shared->mutex);
 				if (latch)
 					SetLatch(latch);
+				if (supervisor)
+					SetLatch(supervisor);
 			}
 			if (nwake != 0 && li_shared != NULL)
 				wake_workers();
 			npending = 0;
 			pending_wake_launcher = false;
+			pending_register = false;
 			nwake = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			npending = 0;
 			pending_wake_launcher = false;
+			pending_register = false;
 			nwake = 0;
 			break;
 		case XACT_EVENT_PRE_PREPARE:
@@ -209,6 +234,20 @@ li_wake_launcher_at_commit(void)
 {
 	li_register_xact_callback();
 	pending_wake_launcher = true;
+}
+
+/*
+ * li_register_database_at_commit -- when the current transaction commits,
+ * have the supervisor start a launcher for this database (CREATE
+ * EXTENSION, ALTER EXTENSION UPDATE, resume_database()).  The launcher
+ * finds out for itself whether it has work: it exits when the extension
+ * is not installed or the database is paused.
+ */
+void
+li_register_database_at_commit(void)
+{
+	li_register_xact_callback();
+	pending_register = true;
 }
 
 /*
