@@ -256,11 +256,14 @@ END
 $$;
 
 -- Live per-pipeline state from shared memory (pid, head, worker state,
--- notifications dropped since the pipeline's worker took its slot).
+-- notifications dropped since the pipeline's worker took its slot, and an
+-- error the worker could not record in the pipeline table, in a read-only
+-- database say).
 DROP VIEW status;
 DROP FUNCTION _shmem_status();
 CREATE FUNCTION _shmem_status(OUT pipeline text, OUT pid integer, OUT head bigint,
-							  OUT worker_state text, OUT notifications_dropped bigint)
+							  OUT worker_state text, OUT notifications_dropped bigint,
+							  OUT worker_error text)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'ledger_ingest_shmem_status'
 	LANGUAGE C VOLATILE;
@@ -270,7 +273,8 @@ GRANT EXECUTE ON FUNCTION _shmem_status() TO ledger_ingest_admin;
 -- status: state 'waiting' for a running pipeline whose worker the launcher
 -- could not start (no pipeline or background worker slot free: its
 -- last_error says which); on a hot standby, the state the primary
--- recorded (no worker runs there); decode_errors, the logs kept in
+-- recorded (no worker runs there); last_error, the worker's own when it
+-- could not write it to the pipeline table; decode_errors, the logs kept in
 -- decode_error; notifications_dropped, the notifications not queued
 -- because the NOTIFY queue was too full (since the worker took its slot)
 CREATE VIEW status WITH (security_invoker = true) AS
@@ -290,7 +294,7 @@ SELECT p.name AS pipeline,
 	   c.events_applied,
 	   c.ledgers_applied,
 	   c.last_commit_at,
-	   p.last_error,
+	   coalesce(s.worker_error, p.last_error) AS last_error,
 	   p.errors,
 	   p.source,
 	   p.owner,

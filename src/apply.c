@@ -804,6 +804,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 													   p->name, segs[0].ledger->number, last->number));
 	prepare_internal_plans();
 
+	/* an error from here on names the transaction's first ledger */
+	li_apply_ctx.ledger = segs[0].ledger->number;
 	if (!cursor_cas(p, &newpos, last->hash, nevents, nledgers))
 	{
 		li_txn_abort(caller_cxt);

@@ -363,7 +363,8 @@ ledger_ingest_notify(PG_FUNCTION_ARGS)
 
 /*
  * ledger_ingest._shmem_status() RETURNS SETOF (pipeline text, pid int,
- *		head bigint, worker_state text, notifications_dropped bigint)
+ *		head bigint, worker_state text, notifications_dropped bigint,
+ *		worker_error text)
  *
  * One row per pipeline of the current database that has shared state and
  * that the caller may see in ledger_ingest.pipeline: its
@@ -391,8 +392,9 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < li_max_pipelines; i++)
 	{
 		LiSlot	   *s = &li_shared->slots[i];
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+		char		error[sizeof(s->error)];
 		pid_t		pid;
 		int64		head;
 		int64		dropped;
@@ -412,6 +414,7 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 		head = s->head;
 		st = s->wstate;
 		dropped = s->notifies_dropped;
+		memcpy(error, s->error, sizeof(error));
 		SpinLockRelease(&s->mutex);
 
 		values[0] = CStringGetTextDatum(s->name);
@@ -425,6 +428,10 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 		else
 			nulls[3] = true;
 		values[4] = Int64GetDatum(dropped);
+		if (error[0] != '\0')
+			values[5] = CStringGetTextDatum(error);
+		else
+			nulls[5] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(li_shared->lock);

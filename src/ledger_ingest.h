@@ -184,6 +184,7 @@ typedef struct LiSlot
 	bool		cursor_known;	/* committed cursor published? */
 	LiPosition	committed;		/* committed cursor */
 	int64		notifies_dropped;	/* NOTIFYs not queued: queue too full */
+	char		error[256];		/* an error the worker could not record ("") */
 
 	ConditionVariable cv;		/* broadcast when committed advances */
 } LiSlot;

@@ -136,6 +136,7 @@ li_find_slot(Oid dboid, const char *name, bool create)
 		result->head = -1;
 		result->cursor_known = false;
 		result->notifies_dropped = 0;
+		result->error[0] = '\0';
 		memset(&result->committed, 0, sizeof(LiPosition));
 		SpinLockRelease(&result->mutex);
 	}

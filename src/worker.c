@@ -197,6 +197,49 @@ clear_start_failure(void)
 	li_txn_commit(caller_cxt);
 }
 
+/*
+ * Record a retried error in the pipeline's last_error.  Where the table
+ * cannot be written (a read-only database: default_transaction_read_only),
+ * the error goes to the pipeline's slot instead, which status shows, and
+ * to the log; the worker goes on retrying with backoff rather than exiting
+ * into a restart loop.
+ */
+static void
+record_error(const char *error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool recorded = true;
+
+	PG_TRY();
+	{
+		set_pipeline_state("running", error, true);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		RESUME_INTERRUPTS();
+		ereport(WARNING,
+				(errmsg("ledger_ingest pipeline \"%s\": could not record its error: %s",
+						pipeline.name, edata->message),
+				 errdetail("The error: %s", error)));
+		FreeErrorData(edata);
+		recorded = false;
+	}
+	PG_END_TRY();
+	SpinLockAcquire(&pipeline.slot->mutex);
+	if (recorded)
+		pipeline.slot->error[0] = '\0';
+	else
+		strlcpy(pipeline.slot->error, error, sizeof(pipeline.slot->error));
+	SpinLockRelease(&pipeline.slot->mutex);
+}
+
 /* Stop the worker for good: the pipeline failed or finished. */
 static void
 finish_pipeline(const char *state, const char *error)
@@ -741,7 +784,7 @@ ledger_ingest_worker_main(Datum arg)
 				apply_failures++;
 			if (failed_phase == PHASE_APPLY && apply_failures > pipeline.opts.max_retries)
 				finish_pipeline("failed", errmsg_copy);
-			set_pipeline_state("running", errmsg_copy, true);
+			record_error(errmsg_copy);
 			li_set_wstate(slot, LI_WS_RETRYING);
 			backoff = BACKOFF_MIN_MS << Min(failures - 1, 10);
 			backoff = Min(backoff, BACKOFF_MAX_MS);

@@ -4,7 +4,9 @@
 # extension anywhere keeps no connection open (CREATE DATABASE ... TEMPLATE
 # and ALTER DATABASE ... RENAME work); pause_database() takes a database
 # out of service (no ledger_ingest process connected to it, across a
-# restart) until resume_database(); DROP EXTENSION lets its launcher go.
+# restart) until resume_database(); DROP EXTENSION lets its launcher go; a
+# database where the worker cannot write (default_transaction_read_only)
+# is reported in status and the log, with no restart loop.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -109,6 +111,30 @@ li_case($F, 'databases: after DROP EXTENSION no ledger_ingest process stays conn
 $node->safe_psql('b2', 'CREATE EXTENSION ledger_ingest');
 li_case($F, 'databases: CREATE EXTENSION in a database starts its launcher',
 	settle('b2', 1) == 1);
+
+# a read-only database: reported, retried, no restart loop
+$node->safe_psql('a2', 'ALTER DATABASE a2 SET default_transaction_read_only = on');
+$node->safe_psql('a2', q{SELECT pg_terminate_backend(pid) FROM ledger_ingest.status WHERE pipeline = 'p'});
+$node->safe_psql('a2', "SET default_transaction_read_only = off;
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'p', $doc FROM generate_series(5, 5) n");
+my ($state, $error, $pid1);
+for (1 .. 200)
+{
+	($state, $error, $pid1) = split /\|/, $node->safe_psql('a2',
+		q{SELECT state, coalesce(last_error, ''), coalesce(pid, 0) FROM ledger_ingest.status WHERE pipeline = 'p'});
+	last if $error =~ /25006/;
+	usleep(100_000);
+}
+sleep 4;
+my $pid2 = $node->safe_psql('a2', q{SELECT coalesce(pid, 0) FROM ledger_ingest.status WHERE pipeline = 'p'});
+note("read-only: $state, $error, worker $pid1 then $pid2");
+li_case($F, 'databases: a read-only database is reported in status and the log, and retried without a restart loop',
+	$state eq 'retrying' && $error =~ /^25006: cannot execute .* in a read-only transaction/
+	  && $pid1 > 0 && $pid1 eq $pid2
+	  && slurp_file($node->logfile) =~ /ledger_ingest pipeline "p": could not record its error: cannot execute UPDATE in a read-only transaction/);
+$node->safe_psql('a2', 'SET default_transaction_read_only = off; ALTER DATABASE a2 RESET default_transaction_read_only');
+$node->safe_psql('a2', q{SELECT pg_terminate_backend(pid) FROM ledger_ingest.status WHERE pipeline = 'p'});
+li_case($F, 'databases: once writable again, the pending ledger is applied once', reached('a2', 5));
 
 $node->stop;
 done_testing();
