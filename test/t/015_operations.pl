@@ -30,7 +30,8 @@
 #   ledger_ingest.notify_queue_limit: notifications are dropped, counted in
 #   status and logged; applying, start() and stop() go on.
 # - batch_max_bytes: the inbox is read in batches bounded in bytes as well
-#   as in ledgers and events (a ledger is never split).
+#   as in ledgers and events (a ledger is never split), so a worker under a
+#   per-process memory limit applies large ledgers.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -422,6 +423,51 @@ $node->safe_psql('postgres', q{SELECT ledger_ingest.drop_pipeline('backlog')});
 		$ok && @tx >= 2 && !(grep { $_ > 4 } @tx)
 		  && li_scalar($node, q{SELECT count(*) || ' ' || min(len) || ' ' || count(DISTINCT ledger) FROM big_seen}) eq '8 300000 8');
 	$listener->disconnect;
+}
+
+# --- a worker under a memory limit ------------------------------------------
+# The same 40 ledgers of 2 MB each for two pipelines whose workers may use
+# at most 48 MB more address space than they have when idle (prlimit --as):
+# with batch_max_bytes 4 MB every ledger is applied once; with the 64 MB
+# default a batch does not fit, and the worker reports out of memory.
+{
+	my %pid;
+	$node->safe_psql('postgres', q{
+		CREATE TABLE mem_seen (pipeline text, ledger bigint, len int);
+		CREATE FUNCTION mem_see(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+			$$ INSERT INTO mem_seen VALUES (e.pipeline, e.ledger, length(e.data)) $$;
+		SELECT ledger_ingest.create_pipeline('mem_small', 'inbox', '{"batch_max_bytes": 4194304}');
+		SELECT ledger_ingest.create_pipeline('mem_default', 'inbox');
+		SELECT ledger_ingest.add_handler(p, 'mem_see(ledger_ingest.event)') FROM unnest(ARRAY['mem_small', 'mem_default']) p;
+		SELECT ledger_ingest.start(p) FROM unnest(ARRAY['mem_small', 'mem_default']) p;
+	});
+	for my $p ('mem_small', 'mem_default')
+	{
+		li_wait_state($node, $p, 'running', 30);
+		$pid{$p} = li_worker_pid($node, $p);
+		my ($vm) = slurp_file("/proc/$pid{$p}/status") =~ /^VmSize:\s+(\d+) kB/m;
+		system('prlimit', "--pid=$pid{$p}", '--as=' . ($vm * 1024 + 48 * 1024 * 1024)) == 0
+		  or diag("prlimit failed for $p");
+	}
+	$node->safe_psql('postgres', q{
+		INSERT INTO ledger_ingest.inbox (pipeline, doc)
+		SELECT p, jsonb_set(doc(n), '{logs,0,data}', to_jsonb('0x' || repeat(lpad(to_hex(n), 2, '0'), 2000000)))
+		FROM unnest(ARRAY['mem_small', 'mem_default']) p, generate_series(1, 40) n;
+	});
+	my $small = li_wait($node, 'mem_small', 40, 120);
+	li_case($F, 'under a 48 MB memory limit, batch_max_bytes 4 MB applies 40 ledgers of 2 MB each once, in the same worker',
+		$small && li_worker_pid($node, 'mem_small') == $pid{mem_small}
+		  && li_scalar($node, q{SELECT count(*) || ' ' || count(DISTINCT ledger) || ' ' || min(len) FROM mem_seen WHERE pipeline = 'mem_small'}) eq '40 40 2000000');
+	my $err = '';
+	for (1 .. 100)
+	{
+		$err = li_scalar($node, q{SELECT coalesce(last_error, '') FROM ledger_ingest.status WHERE pipeline = 'mem_default'});
+		last if $err ne '';
+		usleep(100_000);
+	}
+	note("mem_default: $err");
+	ok($err =~ /^53200: out of memory/, 'the control: with the 64 MB default the same limit is exceeded');
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.drop_pipeline(p) FROM unnest(ARRAY['mem_small', 'mem_default']) p});
 }
 
 # --- pipeline slots --------------------------------------------------------
