@@ -15,7 +15,8 @@
 #   in status; the pipeline goes on; a reorg forgets the orphaned ones.
 # - objects a pipeline depends on: a dropped handler function, raw sink
 #   table or owner role fails the pipeline with an error naming it (never
-#   an internal error, never a handler run as a role that is gone).
+#   an internal error, never a handler run as a role that is gone); a
+#   revoked EXECUTE takes effect at the next cycle.
 # - pipeline slots: ledger_ingest.max_pipelines counts running pipelines
 #   only; a running pipeline that cannot get a slot shows 'waiting' with
 #   the reason in last_error, and runs once a slot frees up.
@@ -257,6 +258,41 @@ for my $p (sort keys %expect)
 		$state eq 'failed' && $error =~ $expect{$p}
 		  && li_scalar($node, qq{SELECT ledger FROM ledger_ingest.status WHERE pipeline = '$p'}) eq '1'
 		  && li_scalar($node, qq{SELECT count(*) FROM dep_seen WHERE pipeline = '$p' AND ledger = 2}) eq '0');
+}
+
+# a revoked EXECUTE on a handler takes effect at the next cycle; granted
+# again, the pipeline resumes and applies the ledger once
+$node->safe_psql('postgres', q{
+	CREATE ROLE grant_owner LOGIN IN ROLE ledger_ingest_admin;
+	GRANT INSERT ON dep_seen TO grant_owner;
+	CREATE FUNCTION dep_h3(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO dep_seen VALUES (e.pipeline, e.ledger) $$;
+	REVOKE EXECUTE ON FUNCTION dep_h3(ledger_ingest.event) FROM PUBLIC;
+	GRANT EXECUTE ON FUNCTION dep_h3(ledger_ingest.event) TO grant_owner;
+	SET ROLE grant_owner;
+	SELECT ledger_ingest.create_pipeline('dep_grant', 'inbox', '{"max_retries": 0}');
+	SELECT ledger_ingest.add_handler('dep_grant', 'dep_h3(ledger_ingest.event)');
+	SELECT ledger_ingest.start('dep_grant');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('dep_grant', doc(1));
+	RESET ROLE;
+});
+li_wait($node, 'dep_grant', 1, 60);
+$node->safe_psql('postgres', q{
+	REVOKE EXECUTE ON FUNCTION dep_h3(ledger_ingest.event) FROM grant_owner;
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('dep_grant', doc(2));
+});
+{
+	my $state = li_wait_state($node, 'dep_grant', 'failed', 30);
+	my $error = li_scalar($node, q{SELECT last_error FROM ledger_ingest.status WHERE pipeline = 'dep_grant'});
+	note("dep_grant: $state: $error");
+	$node->safe_psql('postgres', q{
+		GRANT EXECUTE ON FUNCTION dep_h3(ledger_ingest.event) TO grant_owner;
+		SELECT ledger_ingest.start('dep_grant');
+	});
+	li_case($F, 'a revoked EXECUTE on a handler stops the pipeline at the next ledger (42501, naming the function); granted again, the ledger is applied once',
+		$state eq 'failed' && $error =~ /^42501: permission denied for function dep_h3/
+		  && li_wait($node, 'dep_grant', 2, 60)
+		  && li_scalar($node, q{SELECT string_agg(ledger::text, ',' ORDER BY ledger) FROM dep_seen WHERE pipeline = 'dep_grant'}) eq '1,2');
 }
 
 # --- concurrent producers -------------------------------------------------
