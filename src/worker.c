@@ -12,12 +12,16 @@
  *
  * Errors are caught (autovacuum's pattern: EmitErrorReport,
  * AbortOutOfAnyTransaction, FlushErrorState), recorded in the pipeline's
- * last_error in a new transaction, and retried after a capped exponential
- * backoff with jitter.  Source errors (network, a bad response) are retried
- * forever; handler errors up to options.max_retries times, after which the
- * pipeline goes to 'failed' with a "state" notification.  A malformed
- * inbox document and a reorg fail the pipeline at once.  The worker never
- * skips an event and never crash-loops.
+ * last_error in a new transaction (in its shared slot when the table cannot
+ * be written), and retried after a capped exponential backoff with jitter.
+ * Source errors (network, a bad response) and transient errors (timeouts,
+ * deadlocks, serialization failures, a read-only database: see
+ * transient_error) are retried forever; handler errors up to
+ * options.max_retries times, after which the pipeline goes to 'failed' with
+ * a "state" notification.  A malformed inbox document, a late ledger, a
+ * reorg beyond the window and a missing owner, handler or table fail the
+ * pipeline at once.  The worker never skips an event and never
+ * crash-loops.
  *
  *-------------------------------------------------------------------------
  */
