@@ -223,7 +223,8 @@ sink_field_of(TupleDesc desc, int *field_of)
 /*
  * direct_ok -- whether rel can take the direct path: a plain table (not a
  * partition) without triggers, identity or generated columns, whose columns
- * other than event fields get NULL (they have no default).
+ * other than event fields get NULL (they have no default and are not of a
+ * domain type).
  */
 static bool
 direct_ok(Relation rel, const int *field_of)
@@ -242,8 +243,13 @@ direct_ok(Relation rel, const int *field_of)
 		/* generated and identity columns: as COPY treats them */
 		if (att->attidentity != '\0' || att->attgenerated != '\0')
 			return false;
-		/* another column gets NULL, unless it has a default */
-		if (field_of[a] < 0 && att->atthasdef)
+		/*
+		 * Another column gets NULL, unless it has a default; or a domain,
+		 * whose default and constraints (NOT NULL, CHECK) COPY applies to
+		 * a missing column (build_column_default, CoerceToDomain).
+		 */
+		if (field_of[a] < 0 &&
+			(att->atthasdef || get_typtype(att->atttypid) == TYPTYPE_DOMAIN))
 			return false;
 	}
 	return true;

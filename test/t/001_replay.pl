@@ -45,6 +45,11 @@ for my $mode ('batch', 'ledger', 'event', 'set')
 				extra text, PRIMARY KEY (ledger, event_index), CHECK (ledger > 0));
 			CREATE INDEX ON raw_direct (address, ledger);
 			SELECT ledger_ingest.add_raw_sink('$p', 'raw_direct');
+			-- a column of a domain with a default: COPY gives it the
+			-- domain's default, and so must the sink (the COPY path)
+			CREATE DOMAIN one_int AS int NOT NULL DEFAULT 1;
+			CREATE TABLE raw_domain (ledger bigint, event_index int, d one_int);
+			SELECT ledger_ingest.add_raw_sink('$p', 'raw_domain');
 		});
 	}
 	li_load_ndjson($node, $p, $blocks);
@@ -89,6 +94,8 @@ for my $mode ('batch', 'ledger', 'event', 'set')
 			SELECT count(*) FROM raw_direct WHERE address = '\xdac17f958d2ee523a2206206994597c13d831ec7'}),
 			li_scalar($node, q{SELECT count(*) FROM raw_events WHERE address = '\xdac17f958d2ee523a2206206994597c13d831ec7'}),
 			'raw sink (direct path): the secondary index has every row');
+		is(li_scalar($node, q{SELECT count(*) || '/' || count(*) FILTER (WHERE d = 1) FROM raw_domain}), '1540/1540',
+			'raw sink: a column of a domain with a default gets the default, as COPY gives it');
 	}
 	is(li_scalar($node, 'SELECT count(*) FROM erc20_mismatch'), '0',
 		"$mode: balances equal the expected ERC-20 deltas");
