@@ -250,7 +250,7 @@ BEGIN
 			last_error = CASE WHEN _set_state.state = 'running' THEN NULL ELSE p.last_error END
 		WHERE p.name = _set_state.pipeline;
 	PERFORM ledger_ingest._notify(pipeline,
-		json_build_object('type', 'state', 'pipeline', pipeline, 'state', state, 'error', NULL)::text);
+		json_build_object('type', 'state', 'pipeline', pipeline, 'state', state, 'sqlstate', NULL)::text);
 	PERFORM ledger_ingest._wake_launcher();
 END
 $$;

@@ -39,7 +39,6 @@
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -156,14 +155,15 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 		escape_json(&buf, pipeline.name);
 		appendStringInfoString(&buf, ",\"state\":");
 		escape_json(&buf, state);
-		appendStringInfoString(&buf, ",\"error\":");
-		if (error)
-		{
-			/* keep the payload small, cutting at a character boundary */
-			char	   *e = pnstrdup(error, pg_mbcliplen(error, strlen(error), 1000));
-
-			escape_json(&buf, e);
-		}
+		/*
+		 * Any role connected to the database may LISTEN: the payload
+		 * carries the error's SQLSTATE, never its text (which may quote
+		 * data, a URL or a handler's message); the owner reads last_error
+		 * in status.
+		 */
+		appendStringInfoString(&buf, ",\"sqlstate\":");
+		if (error && strspn(error, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 && error[5] == ':')
+			appendStringInfo(&buf, "\"%.5s\"", error);
 		else
 			appendStringInfoString(&buf, "null");
 		appendStringInfoChar(&buf, '}');
