@@ -138,7 +138,8 @@ BEGIN
 	END IF;
 	DELETE FROM ledger_ingest.journal j
 		WHERE j.pipeline = untrack_table.pipeline AND j.tbl = untrack_table.tbl;
-	IF NOT EXISTS (SELECT 1 FROM ledger_ingest.tracked t WHERE t.tbl = untrack_table.tbl) THEN
+	-- tracked by another owner's pipeline (which row-level security hides)
+	IF NOT ledger_ingest._table_tracked(untrack_table.tbl) THEN
 		EXECUTE format('DROP TRIGGER IF EXISTS ledger_ingest_journal ON %s', tbl);
 	END IF;
 END
@@ -395,3 +396,83 @@ GRANT EXECUTE ON FUNCTION _is_database_owner(), _require_database_owner(), pause
 
 -- this database wants a launcher (CREATE EXTENSION runs this script too)
 SELECT ledger_ingest._register_database();
+
+/* ---------------------------------------------------------------------
+ * Tracked tables: owned by the caller, not partitioned, journaled from a
+ * known ledger, and kept journaled while any pipeline tracks them
+ * --------------------------------------------------------------------- */
+
+-- The first ledger from which the worker journals the table (set in the
+-- apply transaction that first journals it; NULL until then): a reorg
+-- forking below it fails with nothing changed instead of reverting only
+-- the journaled part of the orphaned ledgers.
+ALTER TABLE tracked ADD COLUMN since_ledger bigint;
+
+-- Whether any pipeline, of any owner, tracks tbl: untrack_table must not
+-- drop the journal trigger another owner's pipeline still needs, and
+-- row-level security hides the other owners' rows from the caller.
+-- SECURITY DEFINER (the extension's owner), search_path pinned; it tells
+-- only whether the table is tracked, which its trigger shows anyway.
+CREATE FUNCTION _table_tracked(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM ledger_ingest.tracked t WHERE t.tbl OPERATOR(pg_catalog.=) _table_tracked.tbl) $$;
+REVOKE ALL ON FUNCTION _table_tracked(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _table_tracked(regclass) TO ledger_ingest_admin;
+
+-- track_table(pipeline, tbl): journal the changes the pipeline's handlers
+-- make to tbl, so that a reorg restores it to its state at the fork point.
+-- tbl must have a primary key, be owned by the caller (a member of its
+-- owner: the journal holds whole pre-images of its rows, and a trigger is
+-- created on it), and be a plain table: a partitioned table or a partition
+-- is refused (rows moving between partitions would escape the journal).
+-- It is journaled from the next ledger the worker applies.
+CREATE OR REPLACE FUNCTION track_table(pipeline text, tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cols text[];
+	rel pg_class;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	SELECT * INTO rel FROM pg_class c WHERE c.oid = tbl;
+	IF NOT pg_has_role(current_user, rel.relowner, 'MEMBER') THEN
+		RAISE EXCEPTION 'must be owner of table % to track it', tbl
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'The reorg journal keeps whole rows of the table, and a trigger is created on it.';
+	END IF;
+	IF rel.relkind = 'p' OR rel.relispartition THEN
+		RAISE EXCEPTION 'cannot track %: partitioned tables and partitions are not supported', tbl
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Use a revert handler for effects on partitioned tables.';
+	END IF;
+	IF rel.relkind <> 'r' THEN
+		RAISE EXCEPTION 'cannot track %: not a table', tbl USING ERRCODE = 'wrong_object_type';
+	END IF;
+	SELECT array_agg(a.attname::text ORDER BY k.n) INTO cols
+		FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = tbl AND i.indisprimary;
+	IF cols IS NULL THEN
+		RAISE EXCEPTION 'table % has no primary key', tbl
+			USING ERRCODE = 'invalid_table_definition',
+				  HINT = 'A tracked table needs a primary key to restore rows after a reorg.';
+	END IF;
+	INSERT INTO ledger_ingest.tracked (pipeline, tbl, pk)
+		VALUES (track_table.pipeline, track_table.tbl, cols)
+		ON CONFLICT DO NOTHING;
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger t
+				   WHERE t.tgrelid = tbl AND t.tgname = 'ledger_ingest_journal') THEN
+		EXECUTE format('CREATE TRIGGER ledger_ingest_journal AFTER INSERT OR UPDATE OR DELETE ON %s '
+					   'FOR EACH ROW EXECUTE FUNCTION ledger_ingest._journal()', tbl);
+	END IF;
+END
+$$;
+
+-- journal rows hold whole pre-images: readable only by members of the
+-- owner of the table they came from (and of the pipeline's owner)
+DROP POLICY journal_owner ON journal;
+CREATE POLICY journal_owner ON journal
+	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) journal.pipeline)
+		   AND pg_catalog.pg_has_role(current_user,
+				(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) journal.tbl), 'MEMBER'));

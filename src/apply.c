@@ -348,7 +348,7 @@ decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
 	Datum		v[7];
 	int			ret;
 
-	if (p->opts.decode_error_fails || !p->has_decode_error)
+	if (p->opts.decode_error_fails || !p->sql_0_2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("%s", error),
@@ -757,6 +757,33 @@ queue_notify(LiPipeline *p, const LiPosition *pos, const uint8 *hash,
 }
 
 /*
+ * The tracked tables that the worker journals for the first time are
+ * journaled from ledger "first" on: record it (tracked.since_ledger), in
+ * the apply transaction, so that a reorg forking below it is refused
+ * instead of reverting only part of the orphaned ledgers.
+ */
+static void
+record_journal_start(LiPipeline *p, int64 first)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		v[2];
+	bool		any = false;
+	int			ret;
+
+	for (int i = 0; i < p->ntracked; i++)
+		any |= !p->tracked[i].has_since;
+	if (!any || !p->sql_0_2)
+		return;
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(first);
+	ret = SPI_execute_with_args("UPDATE ledger_ingest.tracked SET since_ledger = $2 "
+								"WHERE pipeline OPERATOR(pg_catalog.=) $1 AND since_ledger IS NULL",
+								2, types, v, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "recording where the journal starts failed: %s", SPI_result_code_string(ret));
+}
+
+/*
  * Apply one transaction's segments.  Returns false on a lost CAS (the
  * transaction is rolled back).
  */
@@ -777,6 +804,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	TimestampTz started;
 	double		elapsed_us;
 	bool		journal_events = false;
+	int64		first_journaled = -1;	/* first ledger journaled in full */
 
 	memset(&newpos, 0, sizeof(newpos));
 	newpos.ledger = last->number;
@@ -838,6 +866,9 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 		li_apply_ctx.ledger = l->number;
 		li_apply_ctx.journal = p->ntracked > 0 && p->opts.reorg_window > 0 &&
 			l->number > p->journal_floor;
+		/* a ledger begun in an earlier transaction was not all journaled */
+		if (li_apply_ctx.journal && first_journaled < 0)
+			first_journaled = segs[s].first == 0 ? l->number : l->number + 1;
 		journal_events = p->has_revert && p->opts.reorg_window > 0 &&
 			l->number > p->journal_floor;
 		for (int i = segs[s].first; i < segs[s].last; i++)
@@ -881,6 +912,8 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 
 	li_journal_flush(p);
 	record_headers(p, segs, nsegs);
+	if (first_journaled >= 0)
+		record_journal_start(p, first_journaled);
 	if (p->ntracked > 0)
 	{
 		/* ledgers that left the reorg window can no longer be reverted */
@@ -911,6 +944,14 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
+	for (int i = 0; i < p->ntracked && first_journaled >= 0; i++)
+	{
+		if (!p->tracked[i].has_since)
+		{
+			p->tracked[i].has_since = true;
+			p->tracked[i].since = first_journaled;
+		}
+	}
 	p->cursor = newpos;
 	memcpy(p->cursor_hash, last->hash, LI_HASH_LEN);
 	p->has_cursor_hash = true;
@@ -1210,7 +1251,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
 						"DELETE FROM ledger_ingest.ledger WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 						"AND number OPERATOR(pg_catalog.>) $2");
-	if (p->has_decode_error)
+	if (p->sql_0_2)
 		pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
 							"DELETE FROM ledger_ingest.decode_error WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 							"AND ledger OPERATOR(pg_catalog.>) $2");

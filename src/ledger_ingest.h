@@ -285,6 +285,9 @@ typedef struct LiTracked
 	char	   *relname;		/* quoted, qualified as needed */
 	int			npk;
 	char	  **pk;				/* primary key column names */
+	/* journaled from this ledger on (0.2); unknown until the worker starts */
+	bool		has_since;
+	int64		since;
 } LiTracked;
 
 /* A raw sink table: columns named after event fields (sink.c). */
@@ -310,11 +313,12 @@ typedef struct LiPipeline
 	LiSink	   *sinks;
 	int64		journal_floor;	/* journal ledgers above this one */
 	/*
-	 * The installed extension's SQL has ledger_ingest.decode_error (0.2 and
-	 * later); this library also runs pipelines of an extension not yet
-	 * updated (ALTER EXTENSION ledger_ingest UPDATE).
+	 * The installed extension's SQL is 0.2 or later (it has
+	 * ledger_ingest.decode_error and tracked.since_ledger); this library
+	 * also runs pipelines of an extension not yet updated (ALTER EXTENSION
+	 * ledger_ingest UPDATE).
 	 */
-	bool		has_decode_error;
+	bool		sql_0_2;
 	/* ledger hash at the cursor, for parentHash continuity */
 	bool		has_cursor_hash;
 	uint8		cursor_hash[LI_HASH_LEN];

@@ -360,7 +360,7 @@ refresh_pipeline(LiPipeline *p)
 	if (p->cursor.complete)
 		p->cursor.tx_index = 0;
 	MemoryContextSwitchTo(old);
-	p->has_decode_error = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+	p->sql_0_2 = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
 		missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
 						   p->name, p->owner);
@@ -439,7 +439,9 @@ refresh_pipeline(LiPipeline *p)
 	/* tracked tables */
 	ret = SPI_execute_with_args("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk, "
 								"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
-								"        WHERE c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid) "
+								"        WHERE c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid), "
+								/* since_ledger is 0.2's: read it so that 0.1 works too */
+								"(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'since_ledger')::pg_catalog.int8 "
 								"FROM ledger_ingest.tracked t "
 								"WHERE t.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
 								1, types, args, NULL, true, 0);
@@ -458,6 +460,8 @@ refresh_pipeline(LiPipeline *p)
 		desc = SPI_tuptable->tupdesc;
 		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		t->relname = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		t->since = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		t->has_since = !isnull;
 		if (!DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && missing == NULL)
 			missing = psprintf("tracked table (OID %u) of pipeline \"%s\" no longer exists; untrack_table() it",
 							   t->relid, p->name);
@@ -604,6 +608,19 @@ worker_cycle(MemoryContext batch_cxt)
 			finish_pipeline("failed",
 							psprintf("reorg at ledger " INT64_FORMAT ": the fork is " INT64_FORMAT " ledgers deep, beyond reorg_window %d; nothing was changed",
 									 batch.fork_ledger + 1, depth, pipeline.opts.reorg_window));
+		/* every orphaned ledger must be in every tracked table's journal */
+		for (int i = 0; i < pipeline.ntracked && pipeline.sql_0_2; i++)
+		{
+			LiTracked  *t = &pipeline.tracked[i];
+
+			if (!t->has_since || batch.fork_ledger + 1 < t->since)
+				finish_pipeline("failed",
+								t->has_since ?
+								psprintf("reorg at ledger " INT64_FORMAT ": table %s is journaled only from ledger " INT64_FORMAT "; nothing was changed",
+										 batch.fork_ledger + 1, t->relname, t->since) :
+								psprintf("reorg at ledger " INT64_FORMAT ": table %s was tracked after the orphaned ledgers were applied; nothing was changed",
+										 batch.fork_ledger + 1, t->relname));
+		}
 		phase = PHASE_APPLY;
 		if (li_revert(&pipeline, batch.fork_ledger, batch.fork_hash) == LI_APPLY_LOST_CAS)
 			ereport(LOG,

@@ -87,7 +87,7 @@ for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
 	[ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }
 done
 # the hardening matrix, one line per family (cases recorded by li_case)
-for family in "faults injected" "crash points" "bad inputs" "security cases" "operations"; do
+for family in "faults injected" "crash points" "bad inputs" "security cases" "operations" "reorg restores"; do
 	awk -F'\t' -v f="$family" '$1 == f { n++; if ($2 == "passed") p++ }
 		END { printf "ledger_ingest %s: %d tried, %d passed\n", f, n, p }' "$report"
 done

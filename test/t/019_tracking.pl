@@ -1,0 +1,128 @@
+# Tracked tables between owners, and where the journal starts (issue:
+# owners isolated, a reorg that restores exactly what the pipeline
+# changed).  Families "security cases" and "reorg restores".
+#
+# - track_table needs the caller to own the table (even when another
+#   owner's pipeline tracks it already), refuses partitioned tables and
+#   partitions;
+# - one owner's untrack_table never drops the journal trigger another
+#   owner's pipeline still needs;
+# - a table tracked while the pipeline runs is journaled from the next
+#   ledger; a reorg forking below that fails with nothing changed, one
+#   above it is reverted.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use LiTest;
+
+my $node = li_node('tracking');
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION h(n bigint, branch int) RETURNS text LANGUAGE sql IMMUTABLE AS
+		$$ SELECT '0x' || md5(branch || '/' || n) || md5(n || '/' || branch) $$;
+	CREATE FUNCTION doc(n bigint, branch int DEFAULT 0, parent_branch int DEFAULT NULL) RETURNS jsonb
+	LANGUAGE sql IMMUTABLE AS $$
+		SELECT jsonb_build_object('number', n, 'hash', h(n, branch),
+			'parentHash', h(n - 1, coalesce(parent_branch, branch)),
+			'logs', jsonb_build_array(jsonb_build_object(
+				'address', '0x' || repeat('aa', 20), 'topics', jsonb_build_array('0x' || repeat('01', 32)),
+				'data', '0x' || lpad(to_hex(n * 10 + branch), 64, '0'), 'transactionIndex', 0, 'logIndex', 0))) $$;
+	GRANT EXECUTE ON FUNCTION h(bigint, int), doc(bigint, int, int) TO PUBLIC;
+	CREATE ROLE alice LOGIN IN ROLE ledger_ingest_admin;
+	CREATE ROLE bob LOGIN IN ROLE ledger_ingest_admin;
+	CREATE ROLE carol LOGIN IN ROLE ledger_ingest_admin;
+	CREATE ROLE shared_owner NOLOGIN;
+	GRANT shared_owner TO alice, bob;
+	GRANT USAGE, CREATE ON SCHEMA public TO shared_owner, carol;
+	GRANT INSERT ON ledger_ingest.inbox TO alice, bob, carol;
+	-- a table of the shared owner, which each pipeline's handler upserts
+	CREATE TABLE totals (pipeline text, k int, v bigint NOT NULL, PRIMARY KEY (pipeline, k));
+	ALTER TABLE totals OWNER TO shared_owner;
+	CREATE FUNCTION add_total(e ledger_ingest.event) RETURNS void LANGUAGE sql AS $$
+		INSERT INTO totals AS t VALUES (e.pipeline, 1, ('x' || right(encode(e.data, 'hex'), 8))::bit(32)::bigint)
+		ON CONFLICT (pipeline, k) DO UPDATE SET v = t.v + excluded.v $$;
+	GRANT INSERT, UPDATE, SELECT ON totals TO alice, bob;
+	CREATE TABLE parted (k int PRIMARY KEY) PARTITION BY RANGE (k);
+	CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+	ALTER TABLE parted OWNER TO alice;
+	ALTER TABLE parted_1 OWNER TO alice;
+});
+
+sub as
+{
+	my ($role, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', "SET ROLE $role; $sql");
+	return ($ret, $err);
+}
+
+# --- tracking between owners ------------------------------------------------
+for my $who ('alice', 'bob')
+{
+	my ($ret, $err) = as($who, qq{
+		SELECT ledger_ingest.create_pipeline('p_$who', 'inbox');
+		SELECT ledger_ingest.add_handler('p_$who', 'add_total(ledger_ingest.event)');
+		SELECT ledger_ingest.track_table('p_$who', 'totals');
+		SELECT ledger_ingest.start('p_$who');});
+	is($ret, 0, "$who tracks totals (a member of its owner)") or diag($err);
+}
+{
+	my ($ret, $err) = as('carol', q{
+		SELECT ledger_ingest.create_pipeline('p_carol', 'inbox');
+		SELECT ledger_ingest.track_table('p_carol', 'totals');});
+	note("carol: $err");
+	li_case('security cases', 'track_table by an admin that does not own the table is refused, though others track it',
+		$ret != 0 && $err =~ /must be owner of table public.totals to track it/
+		  && li_scalar($node, q{SELECT count(*) FROM ledger_ingest.tracked WHERE pipeline = 'p_carol'}) eq '0');
+}
+{
+	my ($ret, $err) = as('alice', q{SELECT ledger_ingest.track_table('p_alice', 'parted')});
+	my ($ret2, $err2) = as('alice', q{SELECT ledger_ingest.track_table('p_alice', 'parted_1')});
+	note("parted: $err | $err2");
+	li_case('reorg restores', 'track_table refuses a partitioned table and a partition with a clear error',
+		$ret != 0 && $err =~ /cannot track public.parted: partitioned tables and partitions are not supported/
+		  && $ret2 != 0 && $err2 =~ /cannot track public.parted_1: partitioned/);
+}
+as('alice', q{SELECT ledger_ingest.untrack_table('p_alice', 'totals')});
+$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('p_bob', doc(1)), ('p_bob', doc(2))});
+li_case('security cases', "one owner's untrack_table keeps the journal trigger another owner's pipeline needs",
+	li_wait($node, 'p_bob', 2, 60)
+	  && li_scalar($node, q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'totals'::regclass AND tgname = 'ledger_ingest_journal'}) eq '1'
+	  && li_scalar($node, q{SELECT count(*) FROM ledger_ingest.journal WHERE pipeline = 'p_bob'}) eq '2');
+
+# --- where the journal starts -------------------------------------------------
+# pipeline "mid" applies ledgers 1-3 untracked, then tracks totals: the
+# journal starts at ledger 4
+$node->safe_psql('postgres', q{
+	SELECT ledger_ingest.create_pipeline('mid', 'inbox');
+	SELECT ledger_ingest.add_handler('mid', 'add_total(ledger_ingest.event)');
+	SELECT ledger_ingest.start('mid');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'mid', doc(n) FROM generate_series(1, 3) n;
+});
+li_wait($node, 'mid', 3, 60);
+$node->safe_psql('postgres', q{
+	SELECT ledger_ingest.track_table('mid', 'totals');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'mid', doc(n) FROM generate_series(4, 5) n;
+});
+li_wait($node, 'mid', 5, 60);
+is(li_scalar($node, q{SELECT since_ledger FROM ledger_ingest.tracked WHERE pipeline = 'mid'}), '4',
+	'the journal of totals starts at ledger 4');
+my $before = li_scalar($node, q{SELECT v FROM totals WHERE pipeline = 'mid'});
+# a fork after ledger 4 (ledger 5 replaced): journaled, reverted
+$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('mid', doc(5, 1, 0)), ('mid', doc(6, 1))});
+li_case('reorg restores', 'a reorg forking above the start of the journal is reverted (the winning branch\'s total)',
+	li_wait($node, 'mid', 6, 60)
+	  && li_scalar($node, q{SELECT v FROM totals WHERE pipeline = 'mid'}) eq (10 + 20 + 30 + 40 + 51 + 61)
+	  && li_scalar($node, q{SELECT reorgs FROM ledger_ingest.status WHERE pipeline = 'mid'}) eq '1');
+# a fork after ledger 2 (ledger 3, applied before tracking, replaced): refused
+$before = li_scalar($node, q{SELECT v FROM totals WHERE pipeline = 'mid'});
+$node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('mid', doc(3, 2, 0))});
+my $state = li_wait_state($node, 'mid', 'failed', 30);
+my $error = li_scalar($node, q{SELECT last_error FROM ledger_ingest.status WHERE pipeline = 'mid'});
+note("mid: $state: $error");
+li_case('reorg restores', 'a reorg forking below the start of the journal fails with nothing changed',
+	$state eq 'failed' && $error =~ /reorg at ledger 3: table totals is journaled only from ledger 4; nothing was changed/
+	  && li_scalar($node, q{SELECT v FROM totals WHERE pipeline = 'mid'}) eq $before
+	  && li_scalar($node, q{SELECT ledger || ' ' || reorgs FROM ledger_ingest.status WHERE pipeline = 'mid'}) eq '6 1');
+
+$node->stop;
+done_testing();
