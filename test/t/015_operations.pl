@@ -44,20 +44,9 @@ use LiTest;
 my $node = li_node('operations');
 my $F = 'operations';
 
-# Synthetic linked ledgers: doc(n, branch) has hash h(n, branch) and parent
-# h(n - 1, branch) (branch 0 below the fork), one log per ledger.
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION li_probe;
-	CREATE FUNCTION h(n bigint, branch int) RETURNS text LANGUAGE sql IMMUTABLE AS
-		$$ SELECT '0x' || md5(branch || '/' || n) || md5(n || '/' || branch) $$;
-	CREATE FUNCTION doc(n bigint, branch int DEFAULT 0, parent_branch int DEFAULT NULL) RETURNS jsonb
-	LANGUAGE sql IMMUTABLE AS $$
-		SELECT jsonb_build_object('number', n, 'hash', h(n, branch),
-			'parentHash', h(n - 1, coalesce(parent_branch, branch)),
-			'logs', jsonb_build_array(jsonb_build_object(
-				'address', '0x' || repeat('aa', 20), 'topics', jsonb_build_array('0x' || repeat('01', 32)),
-				'data', '0x' || lpad(to_hex(n), 64, '0'), 'transactionIndex', 0, 'logIndex', 0))) $$;
-});
+# synthetic linked ledgers: doc(n, branch), h(n, branch)
+li_chain_sql($node);
+$node->safe_psql('postgres', 'CREATE EXTENSION li_probe');
 
 # --- transaction blocks ------------------------------------------------
 $node->safe_psql('postgres', q{

@@ -17,16 +17,8 @@ use Test::More;
 use LiTest;
 
 my $node = li_node('tracking');
+li_chain_sql($node);
 $node->safe_psql('postgres', q{
-	CREATE FUNCTION h(n bigint, branch int) RETURNS text LANGUAGE sql IMMUTABLE AS
-		$$ SELECT '0x' || md5(branch || '/' || n) || md5(n || '/' || branch) $$;
-	CREATE FUNCTION doc(n bigint, branch int DEFAULT 0, parent_branch int DEFAULT NULL) RETURNS jsonb
-	LANGUAGE sql IMMUTABLE AS $$
-		SELECT jsonb_build_object('number', n, 'hash', h(n, branch),
-			'parentHash', h(n - 1, coalesce(parent_branch, branch)),
-			'logs', jsonb_build_array(jsonb_build_object(
-				'address', '0x' || repeat('aa', 20), 'topics', jsonb_build_array('0x' || repeat('01', 32)),
-				'data', '0x' || lpad(to_hex(n * 10 + branch), 64, '0'), 'transactionIndex', 0, 'logIndex', 0))) $$;
 	GRANT EXECUTE ON FUNCTION h(bigint, int), doc(bigint, int, int) TO PUBLIC;
 	CREATE ROLE alice LOGIN IN ROLE ledger_ingest_admin;
 	CREATE ROLE bob LOGIN IN ROLE ledger_ingest_admin;

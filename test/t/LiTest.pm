@@ -10,7 +10,7 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(li_root li_data li_node li_cluster li_gated_replay li_run_to_gate
+our @EXPORT = qw(li_root li_data li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql
   li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
   li_anvil chain cast li_case li_dbh li_balances li_same_balances li_proxy);
@@ -44,6 +44,26 @@ sub li_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION ledger_ingest');
 	return $node;
+}
+
+# Synthetic linked ledgers in database $db (default "postgres"):
+# doc(n, branch) has hash h(n, branch) and parent h(n - 1, branch) (or
+# h(n - 1, parent_branch): the first ledger of a fork), and one log whose
+# data is the number n * 10 + branch.
+sub li_chain_sql
+{
+	my ($node, $db) = @_;
+	$node->safe_psql($db // 'postgres', q{
+		CREATE FUNCTION h(n bigint, branch int) RETURNS text LANGUAGE sql IMMUTABLE AS
+			$$ SELECT '0x' || md5(branch || '/' || n) || md5(n || '/' || branch) $$;
+		CREATE FUNCTION doc(n bigint, branch int DEFAULT 0, parent_branch int DEFAULT NULL) RETURNS jsonb
+		LANGUAGE sql IMMUTABLE AS $$
+			SELECT jsonb_build_object('number', n, 'hash', h(n, branch),
+				'parentHash', h(n - 1, coalesce(parent_branch, branch)),
+				'logs', jsonb_build_array(jsonb_build_object(
+					'address', '0x' || repeat('aa', 20), 'topics', jsonb_build_array('0x' || repeat('01', 32)),
+					'data', '0x' || lpad(to_hex(n * 10 + branch), 64, '0'), 'transactionIndex', 0, 'logIndex', 0))) $$;
+	});
 }
 
 # Pipeline "mainnet" (inbox, commit "ledger") replaying the mainnet ledgers
