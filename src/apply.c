@@ -26,6 +26,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_operator.h"
@@ -38,6 +39,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -45,6 +47,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -1080,10 +1083,17 @@ pk_equality(Oid relid, const char *column)
 
 /*
  * Restore one tracked table to its state at the end of ledger "fork": per
- * primary key, the oldest pre-image journaled above the fork (or no row, if
- * the oldest change inserted it).  The statements run as the pipeline
- * owner, like the handlers that made the changes.  Returns the number of
- * keys restored.
+ * primary key, the oldest pre-image journaled above the fork, or no row if
+ * the oldest change inserted it.  Only what the orphaned ledgers did is
+ * undone, in place:
+ *  - a row they inserted is deleted;
+ *  - a row that existed before them and exists now is restored with UPDATE
+ *    (no DELETE and INSERT: no cascades, no foreign-key failures, the same
+ *    row), and only in the columns its pre-image has: a column added to the
+ *    table since keeps its value;
+ *  - a row that existed before them and is gone now is inserted again.
+ * The statements run as the pipeline owner, like the handlers that made
+ * the changes.  Returns the number of keys restored.
  */
 static int64
 restore_table(LiPipeline *p, LiTracked *t, int64 fork)
@@ -1091,22 +1101,28 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	Oid			types[3] = {TEXTOID, REGCLASSOID, INT8OID};
 	Datum		v[3];
 	int			ret;
-	bool		isnull_pk;
+	bool		isnull_ins;
 	bool		isnull_rows;
-	Datum		pks;
+	bool		isnull;
+	Datum		inserted;
 	Datum		rows;
 	int64		nkeys;
 	StringInfoData cond;
 	StringInfoData sql;
+	StringInfoData set;
+	StringInfoData cols;
+	StringInfoData vals;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
 	Oid			argtypes[1] = {JSONBARRAYOID};
+	Relation	rel;
+	TupleDesc	desc;
 
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = ObjectIdGetDatum(t->relid);
 	v[2] = Int64GetDatum(fork);
-	ret = SPI_execute_with_args("SELECT pg_catalog.array_agg(j.pk), "
+	ret = SPI_execute_with_args("SELECT pg_catalog.array_agg(j.pk) FILTER (WHERE j.old_row IS NULL), "
 								"pg_catalog.array_agg(j.old_row) FILTER (WHERE j.old_row IS NOT NULL), "
 								"pg_catalog.count(*) "
 								"FROM (SELECT DISTINCT ON (pk) pk, old_row FROM ledger_ingest.journal "
@@ -1115,13 +1131,14 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 								3, types, v, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading the reorg journal failed: %s", SPI_result_code_string(ret));
-	pks = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_pk);
+	inserted = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_ins);
 	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull_rows);
-	nkeys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull_pk));
+	nkeys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	if (nkeys == 0)
 		return 0;
 	/* keep the arrays past the next SPI call */
-	pks = SPI_datumTransfer(pks, false, -1);
+	if (!isnull_ins)
+		inserted = SPI_datumTransfer(inserted, false, -1);
 	if (!isnull_rows)
 		rows = SPI_datumTransfer(rows, false, -1);
 
@@ -1131,24 +1148,75 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 						 quote_identifier(t->pk[i]), pk_equality(t->relid, t->pk[i]),
 						 quote_identifier(t->pk[i]));
 
+	/* the columns a restore writes: not generated ones, not the key */
+	initStringInfo(&set);
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	rel = table_open(t->relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		const char *name = quote_identifier(NameStr(att->attname));
+		bool		is_key = false;
+
+		if (att->attisdropped || att->attgenerated != '\0')
+			continue;
+		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", name);
+		if (att->atthasdef)
+		{
+			/* a row inserted again gets a column added since its default */
+			Node	   *def = build_column_default(rel, att->attnum);
+
+			appendStringInfo(&vals, "%sCASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE (%s) END",
+							 vals.len > 0 ? ", " : "", quote_literal_cstr(NameStr(att->attname)), name,
+							 deparse_expression(def, NIL, false, false));
+		}
+		else
+			appendStringInfo(&vals, "%sk.%s", vals.len > 0 ? ", " : "", name);
+		for (int i = 0; i < t->npk; i++)
+			is_key |= strcmp(t->pk[i], NameStr(att->attname)) == 0;
+		if (is_key || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			continue;
+		appendStringInfo(&set, "%s%s = CASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE t.%s END",
+						 set.len > 0 ? ", " : "", name,
+						 quote_literal_cstr(NameStr(att->attname)), name, name);
+	}
+	table_close(rel, AccessShareLock);
+
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM %s t USING pg_catalog.unnest($1) AS j(pk), "
-					 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.pk) AS k WHERE %s",
-					 t->relname, t->relname, cond.data);
-	ret = SPI_execute_with_args(sql.data, 1, argtypes, &pks, NULL, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+	if (!isnull_ins)
+	{
+		appendStringInfo(&sql, "DELETE FROM %s t USING pg_catalog.unnest($1) AS j(pk), "
+						 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.pk) AS k WHERE %s",
+						 t->relname, t->relname, cond.data);
+		ret = SPI_execute_with_args(sql.data, 1, argtypes, &inserted, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+	}
 	if (!isnull_rows)
 	{
+		if (set.len > 0)
+		{
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "UPDATE %s t SET %s FROM pg_catalog.unnest($1) AS j(r), "
+							 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.r) AS k WHERE %s",
+							 t->relname, set.data, t->relname, cond.data);
+			ret = SPI_execute_with_args(sql.data, 1, argtypes, &rows, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+		}
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "INSERT INTO %s SELECT (pg_catalog.jsonb_populate_record(NULL::%s, r)).* "
-						 "FROM pg_catalog.unnest($1) AS r",
-						 t->relname, t->relname);
+		appendStringInfo(&sql, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s "
+						 "FROM pg_catalog.unnest($1) AS j(r), "
+						 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.r) AS k "
+						 "WHERE NOT EXISTS (SELECT FROM %s t WHERE %s)",
+						 t->relname, cols.data, vals.data, t->relname, t->relname, cond.data);
 		ret = SPI_execute_with_args(sql.data, 1, argtypes, &rows, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));

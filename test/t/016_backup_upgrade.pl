@@ -99,11 +99,10 @@ sub exact
 	my $old = li_node('upgrade_old');
 	prepare($old);
 	my $dbh = replay_to_gate($old);
+	# what is committed while the worker waits inside an apply transaction
+	my $before = li_scalar($old, $state_sql);
 	$old->stop('fast');    # the worker's open apply transaction is lost, not its cursor
 	eval { $dbh->disconnect };
-	$old->start;
-	my $before = li_scalar($old, $state_sql);
-	$old->stop;
 
 	my $new = li_cluster('upgrade_new');
 	my $bindir = $new->config_data('--bindir');

@@ -9,7 +9,11 @@
 #   owner's pipeline still needs;
 # - a table tracked while the pipeline runs is journaled from the next
 #   ledger; a reorg forking below that fails with nothing changed, one
-#   above it is reverted.
+#   above it is reverted;
+# - a reorg restores rows in place: a row the orphaned ledgers updated is
+#   updated back (its ON DELETE CASCADE and NO ACTION children stay, a
+#   column added since keeps its value), a row they inserted is deleted, a
+#   row they deleted comes back.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -115,6 +119,50 @@ li_case('reorg restores', 'a reorg forking below the start of the journal fails 
 	$state eq 'failed' && $error =~ /reorg at ledger 3: table totals is journaled only from ledger 4; nothing was changed/
 	  && li_scalar($node, q{SELECT v FROM totals WHERE pipeline = 'mid'}) eq $before
 	  && li_scalar($node, q{SELECT ledger || ' ' || reorgs FROM ledger_ingest.status WHERE pipeline = 'mid'}) eq '6 1');
+
+# --- restores in place ------------------------------------------------------
+$node->safe_psql('postgres', q{
+	CREATE TABLE acct (k int PRIMARY KEY, v bigint NOT NULL);
+	CREATE TABLE child_cascade (id int PRIMARY KEY, k int REFERENCES acct ON DELETE CASCADE);
+	CREATE TABLE child_noaction (id int PRIMARY KEY, k int REFERENCES acct);
+	INSERT INTO acct VALUES (1, 0), (2, 5);
+	INSERT INTO child_cascade VALUES (1, 1);
+	INSERT INTO child_noaction VALUES (1, 1);
+	-- each ledger adds its data to row 1; ledger 3 of branch 0 also
+	-- inserts row 3 and deletes row 2
+	CREATE FUNCTION acct_h(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE d bigint := ('x' || right(encode(e.data, 'hex'), 8))::bit(32)::bigint;
+	BEGIN
+		UPDATE acct SET v = v + d WHERE k = 1;
+		IF d = 30 THEN
+			INSERT INTO acct VALUES (3, d);
+			DELETE FROM acct WHERE k = 2;
+		END IF;
+	END $$;
+	SELECT ledger_ingest.create_pipeline('inplace', 'inbox');
+	SELECT ledger_ingest.add_handler('inplace', 'acct_h(ledger_ingest.event)');
+	SELECT ledger_ingest.track_table('inplace', 'acct');
+	SELECT ledger_ingest.start('inplace');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'inplace', doc(n) FROM generate_series(1, 3) n;
+});
+li_wait($node, 'inplace', 3, 60);
+is(li_scalar($node, q{SELECT string_agg(k || '=' || v, ' ' ORDER BY k) FROM acct}), '1=60 3=30', 'ledgers 1-3 applied');
+# a column added after the ledgers were journaled
+$node->safe_psql('postgres', q{
+	ALTER TABLE acct ADD COLUMN added int DEFAULT 7;
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('inplace', doc(3, 1, 0)), ('inplace', doc(4, 1));
+});
+my $ok = li_wait($node, 'inplace', 4, 60);
+my $got = li_scalar($node, q{SELECT string_agg(k || '=' || v || '/' || coalesce(added::text, 'null'), ' ' ORDER BY k) FROM acct});
+my $st = li_scalar($node, q{SELECT state || ' ' || reorgs || ' ' || coalesce(last_error, '') FROM ledger_ingest.status WHERE pipeline = 'inplace'});
+note("after the reorg: $got; $st");
+# winning branch: row 1 = 10 + 20 + 31 + 41, row 2 back (5), row 3 gone
+li_case('reorg restores', 'a reorg restores in place: updated row updated back, inserted row deleted, deleted row inserted again',
+	$ok && $got eq '1=102/7 2=5/7' && $st =~ /^running 1/);
+li_case('reorg restores', 'a reorg keeps the ON DELETE CASCADE and NO ACTION children of a restored row',
+	$ok && li_scalar($node, q{SELECT (SELECT count(*) FROM child_cascade) || ' ' || (SELECT count(*) FROM child_noaction)}) eq '1 1');
+li_case('reorg restores', 'a column added since the ledgers were journaled keeps its value through a reorg (its default for a row inserted again)',
+	$ok && li_scalar($node, q{SELECT added FROM acct WHERE k = 1}) eq '7');
 
 $node->stop;
 done_testing();
