@@ -122,10 +122,11 @@ li_case('reorg restores', 'a reorg forking below the start of the journal fails 
 
 # --- restores in place ------------------------------------------------------
 $node->safe_psql('postgres', q{
-	CREATE TABLE acct (k int PRIMARY KEY, v bigint NOT NULL);
+	CREATE TABLE acct (k int PRIMARY KEY, v bigint NOT NULL,
+		v2 bigint GENERATED ALWAYS AS (v * 2) STORED, id bigint GENERATED ALWAYS AS IDENTITY);
 	CREATE TABLE child_cascade (id int PRIMARY KEY, k int REFERENCES acct ON DELETE CASCADE);
 	CREATE TABLE child_noaction (id int PRIMARY KEY, k int REFERENCES acct);
-	INSERT INTO acct VALUES (1, 0), (2, 5);
+	INSERT INTO acct (k, v) VALUES (1, 0), (2, 5);
 	INSERT INTO child_cascade VALUES (1, 1);
 	INSERT INTO child_noaction VALUES (1, 1);
 	-- each ledger adds its data to row 1; ledger 3 of branch 0 also
@@ -135,7 +136,7 @@ $node->safe_psql('postgres', q{
 	BEGIN
 		UPDATE acct SET v = v + d WHERE k = 1;
 		IF d = 30 THEN
-			INSERT INTO acct VALUES (3, d);
+			INSERT INTO acct (k, v) VALUES (3, d);
 			DELETE FROM acct WHERE k = 2;
 		END IF;
 	END $$;
@@ -154,11 +155,14 @@ $node->safe_psql('postgres', q{
 });
 my $ok = li_wait($node, 'inplace', 4, 60);
 my $got = li_scalar($node, q{SELECT string_agg(k || '=' || v || '/' || coalesce(added::text, 'null'), ' ' ORDER BY k) FROM acct});
+my $gen = li_scalar($node, q{SELECT string_agg(k || ':' || v2 || ':' || id, ' ' ORDER BY k) FROM acct});
 my $st = li_scalar($node, q{SELECT state || ' ' || reorgs || ' ' || coalesce(last_error, '') FROM ledger_ingest.status WHERE pipeline = 'inplace'});
 note("after the reorg: $got; $st");
 # winning branch: row 1 = 10 + 20 + 31 + 41, row 2 back (5), row 3 gone
 li_case('reorg restores', 'a reorg restores in place: updated row updated back, inserted row deleted, deleted row inserted again',
 	$ok && $got eq '1=102/7 2=5/7' && $st =~ /^running 1/);
+li_case('reorg restores', 'a reorg recomputes generated columns and restores identity columns as they were',
+	$ok && $gen eq '1:204:1 2:10:2');
 li_case('reorg restores', 'a reorg keeps the ON DELETE CASCADE and NO ACTION children of a restored row',
 	$ok && li_scalar($node, q{SELECT (SELECT count(*) FROM child_cascade) || ' ' || (SELECT count(*) FROM child_noaction)}) eq '1 1');
 li_case('reorg restores', 'a column added since the ledgers were journaled keeps its value through a reorg (its default for a row inserted again)',
