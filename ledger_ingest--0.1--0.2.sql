@@ -476,3 +476,10 @@ CREATE POLICY journal_owner ON journal
 	USING (EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) journal.pipeline)
 		   AND pg_catalog.pg_has_role(current_user,
 				(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) journal.tbl), 'MEMBER'));
+
+-- The journal's post-images: what each change left (an UPDATE journals
+-- only the columns it changed, in old_row and new_row; JSON null: the
+-- change deleted the row).  A reorg restores only the columns the orphaned
+-- ledgers changed, and refuses to overwrite rows changed outside the
+-- pipeline since.  NULL in entries journaled before 0.2.
+ALTER TABLE journal ADD COLUMN new_row jsonb;

@@ -37,6 +37,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "rewrite/rewriteHandler.h"
@@ -1082,16 +1083,28 @@ pk_equality(Oid relid, const char *column)
 }
 
 /*
- * Restore one tracked table to its state at the end of ledger "fork": per
- * primary key, the oldest pre-image journaled above the fork, or no row if
- * the oldest change inserted it.  Only what the orphaned ledgers did is
- * undone, in place:
+ * Restore one tracked table to its state at the end of ledger "fork",
+ * undoing only what the orphaned ledgers did, in place.  Per primary key,
+ * the journal entries above the fork give: whether the oldest change
+ * inserted the row ("ins"); the pre-image "pre", each column's value before
+ * the oldest change that touched it (an UPDATE journals only the columns
+ * it changed); the post-image "post", each column's value after the newest
+ * change that touched it; and whether the newest change deleted the row
+ * ("gone").  Then:
+ *  - a row that the current table does not hold as the orphaned ledgers
+ *    left it (a column they wrote changed since, a row they left deleted
+ *    inserted again, or one they left deleted) was written outside the
+ *    pipeline since: nothing is changed and the reorg fails, naming the
+ *    keys, rather than lose that committed write;
  *  - a row they inserted is deleted;
- *  - a row that existed before them and exists now is restored with UPDATE
- *    (no DELETE and INSERT: no cascades, no foreign-key failures, the same
- *    row), and only in the columns its pre-image has: a column added to the
- *    table since keeps its value;
- *  - a row that existed before them and is gone now is inserted again.
+ *  - a row that existed before them and exists now is set back with
+ *    UPDATE, in the columns they changed only (no DELETE and INSERT: no
+ *    cascades, no foreign-key failures, the same row; other columns, and
+ *    columns added since, keep their values);
+ *  - a row that existed before them and is gone now is inserted again
+ *    (columns added since get their defaults).
+ * Entries journaled by ledger_ingest 0.1 (whole pre-images, no post-image:
+ * new_row NULL) are restored the same way, without the conflict check.
  * The statements run as the pipeline owner, like the handlers that made
  * the changes.  Returns the number of keys restored.
  */
@@ -1101,17 +1114,15 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	Oid			types[3] = {TEXTOID, REGCLASSOID, INT8OID};
 	Datum		v[3];
 	int			ret;
-	bool		isnull_ins;
-	bool		isnull_rows;
 	bool		isnull;
-	Datum		inserted;
-	Datum		rows;
+	Datum		entries;
 	int64		nkeys;
 	StringInfoData cond;
 	StringInfoData sql;
 	StringInfoData set;
 	StringInfoData cols;
 	StringInfoData vals;
+	StringInfoData from;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
@@ -1122,31 +1133,50 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = ObjectIdGetDatum(t->relid);
 	v[2] = Int64GetDatum(fork);
-	ret = SPI_execute_with_args("SELECT pg_catalog.array_agg(j.pk) FILTER (WHERE j.old_row IS NULL), "
-								"pg_catalog.array_agg(j.old_row) FILTER (WHERE j.old_row IS NOT NULL), "
-								"pg_catalog.count(*) "
-								"FROM (SELECT DISTINCT ON (pk) pk, old_row FROM ledger_ingest.journal "
-								"      WHERE pipeline OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
-								"      AND ledger OPERATOR(pg_catalog.>) $3 ORDER BY pk, seq) j",
-								3, types, v, NULL, true, 1);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH j AS (SELECT pk, seq, old_row, %s AS new_row FROM ledger_ingest.journal "
+					 "           WHERE pipeline OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
+					 "           AND ledger OPERATOR(pg_catalog.>) $3), "
+					 "f AS (SELECT pk, (pg_catalog.array_agg(old_row IS NULL ORDER BY seq))[1] AS ins, "
+					 "             (pg_catalog.array_agg(pg_catalog.jsonb_typeof(new_row) OPERATOR(pg_catalog.=) 'null' "
+					 "                                   ORDER BY seq DESC))[1] AS gone, "
+					 "             pg_catalog.bool_or(new_row IS NULL) AS legacy "
+					 "      FROM j GROUP BY pk), "
+					 "pre AS (SELECT j.pk, pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY j.seq DESC) AS r "
+					 "        FROM j CROSS JOIN LATERAL pg_catalog.jsonb_each(j.old_row) AS e GROUP BY j.pk), "
+					 "post AS (SELECT j.pk, pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY j.seq) AS q "
+					 "         FROM j CROSS JOIN LATERAL pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(j.new_row) "
+					 "              OPERATOR(pg_catalog.=) 'object' THEN j.new_row END) AS e GROUP BY j.pk) "
+					 "SELECT pg_catalog.array_agg(pg_catalog.jsonb_build_object('pk', f.pk, 'ins', f.ins, "
+					 "       'gone', coalesce(f.gone, false), 'legacy', f.legacy, "
+					 "       'pre', coalesce(pre.r, '{}'::pg_catalog.jsonb), 'post', coalesce(post.q, '{}'::pg_catalog.jsonb))), "
+					 "       pg_catalog.count(*) "
+					 "FROM f LEFT JOIN pre ON pre.pk OPERATOR(pg_catalog.=) f.pk "
+					 "LEFT JOIN post ON post.pk OPERATOR(pg_catalog.=) f.pk",
+					 p->sql_0_2 ? "new_row" : "NULL::pg_catalog.jsonb");
+	ret = SPI_execute_with_args(sql.data, 3, types, v, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading the reorg journal failed: %s", SPI_result_code_string(ret));
-	inserted = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_ins);
-	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull_rows);
-	nkeys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	nkeys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (nkeys == 0)
 		return 0;
-	/* keep the arrays past the next SPI call */
-	if (!isnull_ins)
-		inserted = SPI_datumTransfer(inserted, false, -1);
-	if (!isnull_rows)
-		rows = SPI_datumTransfer(rows, false, -1);
+	/* keep the array past the next SPI call */
+	entries = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+								false, -1);
 
 	initStringInfo(&cond);
 	for (int i = 0; i < t->npk; i++)
 		appendStringInfo(&cond, "%st.%s %s k.%s", i > 0 ? " AND " : "",
 						 quote_identifier(t->pk[i]), pk_equality(t->relid, t->pk[i]),
 						 quote_identifier(t->pk[i]));
+	/* per key: x.e, the entry; j.r, its key and pre-image; k, j.r as a row */
+	initStringInfo(&from);
+	appendStringInfo(&from, "pg_catalog.unnest($1) AS x(e) "
+					 "CROSS JOIN LATERAL (SELECT (x.e OPERATOR(pg_catalog.->) 'pk') OPERATOR(pg_catalog.||) "
+					 "(x.e OPERATOR(pg_catalog.->) 'pre') AS r) AS j "
+					 "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.r) AS k",
+					 t->relname);
 
 	/* the columns a restore writes: not generated ones, not the key */
 	initStringInfo(&set);
@@ -1158,6 +1188,7 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a);
 		const char *name = quote_identifier(NameStr(att->attname));
+		const char *lit = quote_literal_cstr(NameStr(att->attname));
 		bool		is_key = false;
 
 		if (att->attisdropped || att->attgenerated != '\0')
@@ -1169,7 +1200,7 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 			Node	   *def = build_column_default(rel, att->attnum);
 
 			appendStringInfo(&vals, "%sCASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE (%s) END",
-							 vals.len > 0 ? ", " : "", quote_literal_cstr(NameStr(att->attname)), name,
+							 vals.len > 0 ? ", " : "", lit, name,
 							 deparse_expression(def, NIL, false, false));
 		}
 		else
@@ -1179,8 +1210,7 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 		if (is_key || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
 			continue;
 		appendStringInfo(&set, "%s%s = CASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE t.%s END",
-						 set.len > 0 ? ", " : "", name,
-						 quote_literal_cstr(NameStr(att->attname)), name, name);
+						 set.len > 0 ? ", " : "", name, lit, name, name);
 	}
 	table_close(rel, AccessShareLock);
 
@@ -1189,38 +1219,55 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
 
-	initStringInfo(&sql);
-	if (!isnull_ins)
+	/* rows written outside the pipeline since the orphaned ledgers */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT pg_catalog.string_agg((x.e OPERATOR(pg_catalog.->) 'pk')::pg_catalog.text, ', '), "
+					 "pg_catalog.count(*) FROM %s LEFT JOIN %s t ON %s "
+					 "WHERE NOT (x.e OPERATOR(pg_catalog.->>) 'legacy')::pg_catalog.bool AND "
+					 "((t.ctid IS NULL) OPERATOR(pg_catalog.<>) (x.e OPERATOR(pg_catalog.->>) 'gone')::pg_catalog.bool "
+					 " OR (t.ctid IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_each(x.e OPERATOR(pg_catalog.->) 'post') AS c "
+					 "     WHERE pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->) c.key IS DISTINCT FROM c.value)))",
+					 from.data, t->relname, cond.data);
+	ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "checking %s for changes outside the pipeline failed: %s", t->relname,
+			 SPI_result_code_string(ret));
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) > 0)
 	{
-		appendStringInfo(&sql, "DELETE FROM %s t USING pg_catalog.unnest($1) AS j(pk), "
-						 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.pk) AS k WHERE %s",
-						 t->relname, t->relname, cond.data);
-		ret = SPI_execute_with_args(sql.data, 1, argtypes, &inserted, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+		char	   *keys = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("reorg at ledger " INT64_FORMAT ": rows of %s were changed outside the pipeline since the orphaned ledgers wrote them (keys %s); nothing was changed",
+						fork + 1, t->relname, pnstrdup(keys, pg_mbcliplen(keys, strlen(keys), 500))),
+				 errhint("Set those rows back to what the pipeline wrote, or untrack the table, then start() the pipeline.")));
 	}
-	if (!isnull_rows)
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s t USING %s "
+					 "WHERE (x.e OPERATOR(pg_catalog.->>) 'ins')::pg_catalog.bool AND %s",
+					 t->relname, from.data, cond.data);
+	ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+	if (set.len > 0)
 	{
-		if (set.len > 0)
-		{
-			resetStringInfo(&sql);
-			appendStringInfo(&sql, "UPDATE %s t SET %s FROM pg_catalog.unnest($1) AS j(r), "
-							 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.r) AS k WHERE %s",
-							 t->relname, set.data, t->relname, cond.data);
-			ret = SPI_execute_with_args(sql.data, 1, argtypes, &rows, NULL, false, 0);
-			if (ret != SPI_OK_UPDATE)
-				elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
-		}
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s "
-						 "FROM pg_catalog.unnest($1) AS j(r), "
-						 "LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.r) AS k "
-						 "WHERE NOT EXISTS (SELECT FROM %s t WHERE %s)",
-						 t->relname, cols.data, vals.data, t->relname, t->relname, cond.data);
-		ret = SPI_execute_with_args(sql.data, 1, argtypes, &rows, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
+		appendStringInfo(&sql, "UPDATE %s t SET %s FROM %s "
+						 "WHERE NOT (x.e OPERATOR(pg_catalog.->>) 'ins')::pg_catalog.bool AND %s",
+						 t->relname, set.data, from.data, cond.data);
+		ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
 	}
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s "
+					 "WHERE NOT (x.e OPERATOR(pg_catalog.->>) 'ins')::pg_catalog.bool "
+					 "AND NOT EXISTS (SELECT FROM %s t WHERE %s)",
+					 t->relname, cols.data, vals.data, from.data, t->relname, cond.data);
+	ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
 	AfterTriggerFireDeferred();
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);

@@ -34,6 +34,7 @@
 PG_FUNCTION_INFO_V1(ledger_ingest_journal);
 
 static SPIPlanPtr journal_insert_plan = NULL;
+static bool journal_plan_new_row = false;	/* that plan writes new_row */
 
 /* The tracked table entry of relid in the applying pipeline, or NULL. */
 static LiTracked *
@@ -58,6 +59,84 @@ row_jsonb(HeapTuple tuple, TupleDesc desc)
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 											  CStringGetDatum(text_to_cstring(DatumGetTextPP(json)))));
+}
+
+/* JSON null: "the change deleted the row" in journal.new_row. */
+static Jsonb *
+json_null(void)
+{
+	JsonbValue	v;
+
+	v.type = jbvNull;
+	return JsonbValueToJsonb(&v);
+}
+
+/* Are two jsonb values (scalars or containers) equal? */
+static bool
+jsonb_values_equal(JsonbValue *a, JsonbValue *b)
+{
+	Jsonb	   *ja;
+	Jsonb	   *jb;
+
+	if (a->type != b->type)
+		return false;
+	if (a->type == jbvBinary)
+		return compareJsonbContainers(a->val.binary.data, b->val.binary.data) == 0;
+	ja = JsonbValueToJsonb(a);
+	jb = JsonbValueToJsonb(b);
+	return compareJsonbContainers(&ja->root, &jb->root) == 0;
+}
+
+/*
+ * The columns whose values differ between old and new (rows as jsonb
+ * objects keyed by column name), as two jsonb objects of those columns'
+ * old and new values.  Returns false when nothing changed.
+ */
+static bool
+changed_columns(Jsonb *old, Jsonb *new, TupleDesc desc, Jsonb **old_out, Jsonb **new_out)
+{
+	JsonbParseState *os = NULL;
+	JsonbParseState *ns = NULL;
+	JsonbValue *ores;
+	JsonbValue *nres;
+	int			n = 0;
+
+	pushJsonbValue(&os, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&ns, WJB_BEGIN_OBJECT, NULL);
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		char	   *name = NameStr(att->attname);
+		JsonbValue	k;
+		JsonbValue *ov;
+		JsonbValue *nv;
+		JsonbValue	null;
+
+		if (att->attisdropped)
+			continue;
+		ov = li_jsonb_get(&old->root, name);
+		nv = li_jsonb_get(&new->root, name);
+		null.type = jbvNull;
+		if (ov == NULL)
+			ov = &null;
+		if (nv == NULL)
+			nv = &null;
+		if (jsonb_values_equal(ov, nv))
+			continue;
+		k.type = jbvString;
+		k.val.string.val = name;
+		k.val.string.len = strlen(name);
+		pushJsonbValue(&os, WJB_KEY, &k);
+		pushJsonbValue(&os, WJB_VALUE, ov);
+		pushJsonbValue(&ns, WJB_KEY, &k);
+		pushJsonbValue(&ns, WJB_VALUE, nv);
+		n++;
+	}
+	ores = pushJsonbValue(&os, WJB_END_OBJECT, NULL);
+	nres = pushJsonbValue(&ns, WJB_END_OBJECT, NULL);
+	*old_out = JsonbValueToJsonb(ores);
+	*new_out = JsonbValueToJsonb(nres);
+	return n > 0;
 }
 
 /* The primary key columns of a row, as a jsonb object. */
@@ -105,6 +184,8 @@ static Datum *buf_tbl;
 static Datum *buf_pk;
 static Datum *buf_old;
 static bool *buf_old_null;
+static Datum *buf_new;
+static bool *buf_new_null;
 static MemoryContext buf_cxt = NULL;
 
 /*
@@ -119,8 +200,13 @@ li_journal_begin(void)
 	buf_cxt = CurTransactionContext;
 }
 
+/*
+ * Buffer one journal entry: the key, the row's values before the change
+ * (NULL: the change inserted it) and after it (JSON null: the change
+ * deleted it).  An UPDATE records only the columns it changed.
+ */
 static void
-journal_insert(LiTracked *t, Jsonb *pk, Jsonb *old_row)
+journal_insert(LiTracked *t, Jsonb *pk, Jsonb *old_row, Jsonb *new_row)
 {
 	MemoryContext old = MemoryContextSwitchTo(buf_cxt);
 
@@ -135,6 +221,8 @@ journal_insert(LiTracked *t, Jsonb *pk, Jsonb *old_row)
 			buf_pk = palloc(sizeof(Datum) * newmax);
 			buf_old = palloc(sizeof(Datum) * newmax);
 			buf_old_null = palloc(sizeof(bool) * newmax);
+			buf_new = palloc(sizeof(Datum) * newmax);
+			buf_new_null = palloc(sizeof(bool) * newmax);
 		}
 		else
 		{
@@ -143,6 +231,8 @@ journal_insert(LiTracked *t, Jsonb *pk, Jsonb *old_row)
 			buf_pk = repalloc(buf_pk, sizeof(Datum) * newmax);
 			buf_old = repalloc(buf_old, sizeof(Datum) * newmax);
 			buf_old_null = repalloc(buf_old_null, sizeof(bool) * newmax);
+			buf_new = repalloc(buf_new, sizeof(Datum) * newmax);
+			buf_new_null = repalloc(buf_new_null, sizeof(bool) * newmax);
 		}
 		maxbuf = newmax;
 	}
@@ -151,6 +241,8 @@ journal_insert(LiTracked *t, Jsonb *pk, Jsonb *old_row)
 	buf_pk[nbuf] = PointerGetDatum(DatumGetJsonbPCopy(JsonbPGetDatum(pk)));
 	buf_old_null[nbuf] = (old_row == NULL);
 	buf_old[nbuf] = old_row ? PointerGetDatum(DatumGetJsonbPCopy(JsonbPGetDatum(old_row))) : (Datum) 0;
+	buf_new_null[nbuf] = (new_row == NULL);
+	buf_new[nbuf] = new_row ? PointerGetDatum(DatumGetJsonbPCopy(JsonbPGetDatum(new_row))) : (Datum) 0;
 	nbuf++;
 	MemoryContextSwitchTo(old);
 }
@@ -162,25 +254,39 @@ journal_insert(LiTracked *t, Jsonb *pk, Jsonb *old_row)
 void
 li_journal_flush(LiPipeline *p)
 {
-	Datum		v[5];
+	Datum		v[6];
 	int			dims[1];
 	int			lbs[1] = {1};
 	int			ret;
 
 	if (nbuf == 0)
 		return;
-	if (journal_insert_plan == NULL)
+	if (journal_insert_plan == NULL || journal_plan_new_row != p->sql_0_2)
 	{
-		Oid			types[5] = {TEXTOID, INT8ARRAYOID, REGCLASSARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row) "
-									   "SELECT $1, u.l, u.t, u.k, u.o FROM ROWS FROM "
-									   "(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-									   "pg_catalog.unnest($5)) WITH ORDINALITY AS u(l, t, k, o, n) ORDER BY u.n",
-									   5, types);
+		Oid			types[6] = {TEXTOID, INT8ARRAYOID, REGCLASSARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
+		JSONBARRAYOID};
+		SPIPlanPtr	plan;
 
+		/* new_row is 0.2's */
+		if (p->sql_0_2)
+			plan = SPI_prepare("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row, new_row) "
+							   "SELECT $1, u.l, u.t, u.k, u.o, u.w FROM ROWS FROM "
+							   "(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+							   "pg_catalog.unnest($5), pg_catalog.unnest($6)) WITH ORDINALITY AS u(l, t, k, o, w, n) "
+							   "ORDER BY u.n",
+							   6, types);
+		else
+			plan = SPI_prepare("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row) "
+							   "SELECT $1, u.l, u.t, u.k, u.o FROM ROWS FROM "
+							   "(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+							   "pg_catalog.unnest($5)) WITH ORDINALITY AS u(l, t, k, o, n) ORDER BY u.n",
+							   5, types);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the journal insert");
+		if (journal_insert_plan != NULL)
+			SPI_freeplan(journal_insert_plan);
 		journal_insert_plan = plan;
+		journal_plan_new_row = p->sql_0_2;
 	}
 	dims[0] = nbuf;
 	v[0] = CStringGetTextDatum(p->name);
@@ -188,6 +294,7 @@ li_journal_flush(LiPipeline *p)
 	v[2] = PointerGetDatum(construct_array(buf_tbl, nbuf, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
 	v[3] = PointerGetDatum(construct_array(buf_pk, nbuf, JSONBOID, -1, false, TYPALIGN_INT));
 	v[4] = PointerGetDatum(construct_md_array(buf_old, buf_old_null, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
+	v[5] = PointerGetDatum(construct_md_array(buf_new, buf_new_null, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
 	ret = SPI_execute_plan(journal_insert_plan, v, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "writing the reorg journal failed: %s", SPI_result_code_string(ret));
@@ -224,22 +331,41 @@ ledger_ingest_journal(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(trigdata->tg_relation);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		journal_insert(t, key_jsonb(row_jsonb(trigdata->tg_trigtuple, desc), t), NULL);
+	{
+		Jsonb	   *new = row_jsonb(trigdata->tg_trigtuple, desc);
+
+		journal_insert(t, key_jsonb(new, t), NULL, new);
+	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
 		Jsonb	   *old = row_jsonb(trigdata->tg_trigtuple, desc);
 
-		journal_insert(t, key_jsonb(old, t), old);
+		journal_insert(t, key_jsonb(old, t), old, json_null());
 	}
 	else
 	{
 		Jsonb	   *old = row_jsonb(trigdata->tg_trigtuple, desc);
+		Jsonb	   *new = row_jsonb(trigdata->tg_newtuple, desc);
 		Jsonb	   *oldpk = key_jsonb(old, t);
-		Jsonb	   *newpk = key_jsonb(row_jsonb(trigdata->tg_newtuple, desc), t);
+		Jsonb	   *newpk = key_jsonb(new, t);
 
 		if (compareJsonbContainers(&oldpk->root, &newpk->root) != 0)
-			journal_insert(t, newpk, NULL);
-		journal_insert(t, oldpk, old);
+		{
+			/* a new key: the old row deleted, the new one inserted */
+			journal_insert(t, newpk, NULL, new);
+			journal_insert(t, oldpk, old, json_null());
+		}
+		else if (!li_apply_ctx.pipeline->sql_0_2)
+			journal_insert(t, oldpk, old, NULL);	/* 0.1: whole pre-images */
+		else
+		{
+			Jsonb	   *old_changed;
+			Jsonb	   *new_changed;
+
+			/* only the columns it changed: a reorg restores only those */
+			if (changed_columns(old, new, desc, &old_changed, &new_changed))
+				journal_insert(t, oldpk, old_changed, new_changed);
+		}
 	}
 	return PointerGetDatum(NULL);
 }

@@ -123,7 +123,7 @@ li_case('reorg restores', 'a reorg forking below the start of the journal fails 
 # --- restores in place ------------------------------------------------------
 $node->safe_psql('postgres', q{
 	CREATE TABLE acct (k int PRIMARY KEY, v bigint NOT NULL,
-		v2 bigint GENERATED ALWAYS AS (v * 2) STORED, id bigint GENERATED ALWAYS AS IDENTITY);
+		v2 bigint GENERATED ALWAYS AS (v * 2) STORED, id bigint GENERATED ALWAYS AS IDENTITY, note text);
 	CREATE TABLE child_cascade (id int PRIMARY KEY, k int REFERENCES acct ON DELETE CASCADE);
 	CREATE TABLE child_noaction (id int PRIMARY KEY, k int REFERENCES acct);
 	INSERT INTO acct (k, v) VALUES (1, 0), (2, 5);
@@ -151,6 +151,8 @@ is(li_scalar($node, q{SELECT string_agg(k || '=' || v, ' ' ORDER BY k) FROM acct
 # a column added after the ledgers were journaled
 $node->safe_psql('postgres', q{
 	ALTER TABLE acct ADD COLUMN added int DEFAULT 7;
+	-- a user's edit of a column the pipeline never writes
+	UPDATE acct SET note = 'user' WHERE k = 1;
 	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('inplace', doc(3, 1, 0)), ('inplace', doc(4, 1));
 });
 my $ok = li_wait($node, 'inplace', 4, 60);
@@ -167,6 +169,23 @@ li_case('reorg restores', 'a reorg keeps the ON DELETE CASCADE and NO ACTION chi
 	$ok && li_scalar($node, q{SELECT (SELECT count(*) FROM child_cascade) || ' ' || (SELECT count(*) FROM child_noaction)}) eq '1 1');
 li_case('reorg restores', 'a column added since the ledgers were journaled keeps its value through a reorg (its default for a row inserted again)',
 	$ok && li_scalar($node, q{SELECT added FROM acct WHERE k = 1}) eq '7');
+
+li_case('reorg restores', 'a user\'s edit of a column the pipeline never writes survives a reorg',
+	$ok && li_scalar($node, q{SELECT note FROM acct WHERE k = 1}) eq 'user');
+
+# a user's edit of a column the pipeline wrote in the orphaned ledgers:
+# the reorg fails with nothing changed, naming the row
+$node->safe_psql('postgres', q{
+	UPDATE acct SET v = v + 1000 WHERE k = 1;
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('inplace', doc(4, 2, 1)), ('inplace', doc(5, 2));
+});
+$st = li_wait_state($node, 'inplace', 'failed', 60);
+my $err = li_scalar($node, q{SELECT last_error FROM ledger_ingest.status WHERE pipeline = 'inplace'});
+note("conflict: $st: $err");
+li_case('reorg restores', 'a reorg that would overwrite a column changed outside the pipeline fails with nothing changed, naming the row',
+	$st eq 'failed' && $err =~ /reorg at ledger 4: rows of acct were changed outside the pipeline since the orphaned ledgers wrote them \(keys \{"k": 1\}\); nothing was changed/
+	  && li_scalar($node, q{SELECT v || ' ' || (SELECT ledger || ' ' || reorgs FROM ledger_ingest.status WHERE pipeline = 'inplace') FROM acct WHERE k = 1})
+		eq '1102 4 1');
 
 $node->stop;
 done_testing();
