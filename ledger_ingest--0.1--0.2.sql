@@ -483,3 +483,11 @@ CREATE POLICY journal_owner ON journal
 -- ledgers changed, and refuses to overwrite rows changed outside the
 -- pipeline since.  NULL in entries journaled before 0.2.
 ALTER TABLE journal ADD COLUMN new_row jsonb;
+
+-- Inbox documents belong to their pipeline: a document can only be written
+-- for an existing pipeline (that the producer owns: row-level security), and
+-- goes with it however the pipeline is deleted, so a new pipeline of the
+-- same name never inherits another's documents.  NOT VALID: documents left
+-- by a pipeline deleted before 0.2 are not checked (drop them by hand).
+ALTER TABLE inbox ADD CONSTRAINT inbox_pipeline_fkey FOREIGN KEY (pipeline)
+	REFERENCES pipeline (name) ON DELETE CASCADE ON UPDATE CASCADE NOT VALID;

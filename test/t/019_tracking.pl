@@ -7,6 +7,9 @@
 #   partitions;
 # - one owner's untrack_table never drops the journal trigger another
 #   owner's pipeline still needs;
+# - inbox documents belong to their pipeline: a new pipeline of the same
+#   name never inherits another owner's; a producer writes only for
+#   existing pipelines it owns;
 # - a table tracked while the pipeline runs is journaled from the next
 #   ledger; a reorg forking below that fails with nothing changed, one
 #   above it is reverted;
@@ -84,6 +87,33 @@ li_case('security cases', "one owner's untrack_table keeps the journal trigger a
 	li_wait($node, 'p_bob', 2, 60)
 	  && li_scalar($node, q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'totals'::regclass AND tgname = 'ledger_ingest_journal'}) eq '1'
 	  && li_scalar($node, q{SELECT count(*) FROM ledger_ingest.journal WHERE pipeline = 'p_bob'}) eq '2');
+
+# --- inbox documents belong to their pipeline ------------------------------
+{
+	my ($ret, $err) = as('alice', q{
+		SELECT ledger_ingest.create_pipeline('same_name', 'inbox');
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('same_name', doc(1));
+		DELETE FROM ledger_ingest.pipeline WHERE name = 'same_name';});
+	is($ret, 0, 'alice writes a document for her pipeline, then deletes the pipeline row') or diag($err);
+	($ret, $err) = as('bob', q{
+		SELECT ledger_ingest.create_pipeline('same_name', 'inbox');
+		SELECT ledger_ingest.add_handler('same_name', 'add_total(ledger_ingest.event)');
+		SELECT ledger_ingest.start('same_name');});
+	is($ret, 0, 'bob creates a pipeline of the same name') or diag($err);
+	li_wait_state($node, 'same_name', 'running', 30);
+	sleep 1;
+	li_case('security cases', 'a new pipeline of the same name does not inherit (or apply) another owner\'s inbox documents',
+		li_scalar($node, q{SELECT count(*) FROM ledger_ingest.inbox WHERE pipeline = 'same_name'}) eq '0'
+		  && li_scalar($node, q{SELECT ledger FROM ledger_ingest.status WHERE pipeline = 'same_name'}) eq '-1');
+	# as a superuser (no row-level security): the pipeline must exist
+	(undef, undef, $err) = $node->psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('no_such_pipeline', doc(1))});
+	$ret = $err ? 1 : 0;
+	my ($ret2, $err2) = as('carol', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('same_name', doc(1))});
+	note("no pipeline: $err; another's: $err2");
+	li_case('security cases', 'a producer writes documents only for existing pipelines it owns',
+		$ret != 0 && $err =~ /violates foreign key constraint "inbox_pipeline_fkey"/
+		  && $ret2 != 0 && $err2 =~ /row-level security/);
+}
 
 # --- where the journal starts -------------------------------------------------
 # pipeline "mid" applies ledgers 1-3 untracked, then tracks totals: the
