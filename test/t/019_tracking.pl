@@ -88,6 +88,30 @@ li_case('security cases', "one owner's untrack_table keeps the journal trigger a
 	  && li_scalar($node, q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'totals'::regclass AND tgname = 'ledger_ingest_journal'}) eq '1'
 	  && li_scalar($node, q{SELECT count(*) FROM ledger_ingest.journal WHERE pipeline = 'p_bob'}) eq '2');
 
+# the SECURITY DEFINER helper untrack_table calls (_table_tracked) under a
+# hostile search_path: an operator that shadows = for regclass never runs
+$node->safe_psql('postgres', q{
+	CREATE SCHEMA evil;
+	GRANT USAGE ON SCHEMA evil TO PUBLIC;
+	CREATE TABLE evil.calls (n int);
+	GRANT INSERT ON evil.calls TO PUBLIC;
+	CREATE FUNCTION evil.eq(regclass, regclass) RETURNS boolean LANGUAGE sql AS
+		$$ INSERT INTO evil.calls VALUES (1); SELECT $1::oid = $2::oid $$;
+	CREATE OPERATOR evil.= (LEFTARG = regclass, RIGHTARG = regclass, FUNCTION = evil.eq);
+	CREATE FUNCTION evil.pg_has_role(name, oid, text) RETURNS boolean LANGUAGE sql AS
+		$$ INSERT INTO evil.calls VALUES (2); SELECT true $$;
+	GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;
+});
+{
+	my ($ret, $err) = as('alice', q{
+		SET search_path = evil, pg_catalog, public;
+		SELECT ledger_ingest.track_table('p_alice', 'totals');
+		SELECT ledger_ingest.untrack_table('p_alice', 'totals');
+		SELECT ledger_ingest._table_tracked('totals');});
+	li_case('security cases', 'track_table, untrack_table and the SECURITY DEFINER _table_tracked under a hostile search_path: nothing of it runs',
+		$ret == 0 && li_scalar($node, 'SELECT count(*) FROM evil.calls') eq '0') or diag($err);
+}
+
 # --- inbox documents belong to their pipeline ------------------------------
 {
 	my ($ret, $err) = as('alice', q{
