@@ -1134,26 +1134,32 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	v[1] = ObjectIdGetDatum(t->relid);
 	v[2] = Int64GetDatum(fork);
 	initStringInfo(&sql);
+	/*
+	 * One pass, grouped by key (no join between per-key aggregates: the
+	 * planner cannot estimate them and would nest loops): each entry once
+	 * per column it holds, "o" for old_row, "n" for new_row.
+	 */
 	appendStringInfo(&sql,
-					 "WITH j AS (SELECT pk, seq, old_row, %s AS new_row FROM ledger_ingest.journal "
-					 "           WHERE pipeline OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
-					 "           AND ledger OPERATOR(pg_catalog.>) $3), "
-					 "f AS (SELECT pk, (pg_catalog.array_agg(old_row IS NULL ORDER BY seq))[1] AS ins, "
-					 "             (pg_catalog.array_agg(pg_catalog.jsonb_typeof(new_row) OPERATOR(pg_catalog.=) 'null' "
-					 "                                   ORDER BY seq DESC))[1] AS gone, "
-					 "             pg_catalog.bool_or(new_row IS NULL) AS legacy "
-					 "      FROM j GROUP BY pk), "
-					 "pre AS (SELECT j.pk, pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY j.seq DESC) AS r "
-					 "        FROM j CROSS JOIN LATERAL pg_catalog.jsonb_each(j.old_row) AS e GROUP BY j.pk), "
-					 "post AS (SELECT j.pk, pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY j.seq) AS q "
-					 "         FROM j CROSS JOIN LATERAL pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(j.new_row) "
-					 "              OPERATOR(pg_catalog.=) 'object' THEN j.new_row END) AS e GROUP BY j.pk) "
-					 "SELECT pg_catalog.array_agg(pg_catalog.jsonb_build_object('pk', f.pk, 'ins', f.ins, "
-					 "       'gone', coalesce(f.gone, false), 'legacy', f.legacy, "
-					 "       'pre', coalesce(pre.r, '{}'::pg_catalog.jsonb), 'post', coalesce(post.q, '{}'::pg_catalog.jsonb))), "
-					 "       pg_catalog.count(*) "
-					 "FROM f LEFT JOIN pre ON pre.pk OPERATOR(pg_catalog.=) f.pk "
-					 "LEFT JOIN post ON post.pk OPERATOR(pg_catalog.=) f.pk",
+					 "SELECT pg_catalog.array_agg(pg_catalog.jsonb_build_object('pk', s.pk, 'ins', s.ins, "
+					 "       'gone', s.gone, 'legacy', s.legacy, 'pre', s.pre, 'post', s.post)), pg_catalog.count(*) "
+					 "FROM (SELECT j.pk, "
+					 "  (pg_catalog.array_agg(j.old_row IS NULL ORDER BY j.seq))[1] AS ins, "
+					 "  coalesce((pg_catalog.array_agg(pg_catalog.jsonb_typeof(j.new_row) OPERATOR(pg_catalog.=) 'null' "
+					 "            ORDER BY j.seq DESC))[1], false) AS gone, "
+					 "  pg_catalog.bool_or(j.new_row IS NULL) AS legacy, "
+					 "  coalesce(pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY j.seq DESC) "
+					 "           FILTER (WHERE e.side OPERATOR(pg_catalog.=) 'o'), '{}') AS pre, "
+					 "  coalesce(pg_catalog.jsonb_object_agg(e.key, e.value ORDER BY j.seq) "
+					 "           FILTER (WHERE e.side OPERATOR(pg_catalog.=) 'n'), '{}') AS post "
+					 "  FROM (SELECT pk, seq, old_row, %s AS new_row FROM ledger_ingest.journal "
+					 "        WHERE pipeline OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
+					 "        AND ledger OPERATOR(pg_catalog.>) $3) AS j "
+					 "  LEFT JOIN LATERAL (SELECT 'o' AS side, o.key, o.value FROM pg_catalog.jsonb_each(j.old_row) AS o "
+					 "                     UNION ALL "
+					 "                     SELECT 'n', n.key, n.value FROM pg_catalog.jsonb_each(CASE WHEN "
+					 "                       pg_catalog.jsonb_typeof(j.new_row) OPERATOR(pg_catalog.=) 'object' "
+					 "                       THEN j.new_row END) AS n) AS e ON true "
+					 "  GROUP BY j.pk) AS s",
 					 p->sql_0_2 ? "new_row" : "NULL::pg_catalog.jsonb");
 	ret = SPI_execute_with_args(sql.data, 3, types, v, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
