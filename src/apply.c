@@ -1229,10 +1229,11 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT pg_catalog.string_agg((x.e OPERATOR(pg_catalog.->) 'pk')::pg_catalog.text, ', '), "
 					 "pg_catalog.count(*) FROM %s LEFT JOIN %s t ON %s "
+					 "CROSS JOIN LATERAL (SELECT pg_catalog.to_jsonb(t) AS cur) AS cr "	/* once per row */
 					 "WHERE NOT (x.e OPERATOR(pg_catalog.->>) 'legacy')::pg_catalog.bool AND "
 					 "((t.ctid IS NULL) OPERATOR(pg_catalog.<>) (x.e OPERATOR(pg_catalog.->>) 'gone')::pg_catalog.bool "
 					 " OR (t.ctid IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_each(x.e OPERATOR(pg_catalog.->) 'post') AS c "
-					 "     WHERE pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->) c.key IS DISTINCT FROM c.value)))",
+					 "     WHERE cr.cur OPERATOR(pg_catalog.->) c.key IS DISTINCT FROM c.value)))",
 					 from.data, t->relname, cond.data);
 	ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
