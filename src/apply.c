@@ -487,6 +487,7 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 		for (int i = p->nhandlers - 1; i >= 0; i--)
 		{
 			LiHandler  *h = &p->handlers[i];
+			Datum		hev = ev;
 
 			if (!OidIsValid(h->revert_oid) || !handler_matches(h, &e))
 				continue;
@@ -498,15 +499,10 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 				/* a log the handler skipped when it was applied */
 				if (args == NULL)
 					continue;
-				li_apply_ctx.handler = h->revert_name;
-				call_as_owner(p, handler_fn(p, h->revert_oid, &h->revert_fn),
-							  event_with_args(ev, args));
+				hev = event_with_args(ev, args);
 			}
-			else
-			{
-				li_apply_ctx.handler = h->revert_name;
-				call_as_owner(p, handler_fn(p, h->revert_oid, &h->revert_fn), ev);
-			}
+			li_apply_ctx.handler = h->revert_name;
+			call_as_owner(p, handler_fn(p, h->revert_oid, &h->revert_fn), hev);
 			li_apply_ctx.handler = NULL;
 		}
 	}

@@ -71,20 +71,38 @@ json_null(void)
 	return JsonbValueToJsonb(&v);
 }
 
-/* Are two jsonb values (scalars or containers) equal? */
+/*
+ * Are two jsonb values (scalars or containers) equal?  Scalars are
+ * compared in place: this runs for every column of every row a handler
+ * updates in a tracked table.
+ */
 static bool
 jsonb_values_equal(JsonbValue *a, JsonbValue *b)
 {
-	Jsonb	   *ja;
-	Jsonb	   *jb;
-
 	if (a->type != b->type)
 		return false;
-	if (a->type == jbvBinary)
-		return compareJsonbContainers(a->val.binary.data, b->val.binary.data) == 0;
-	ja = JsonbValueToJsonb(a);
-	jb = JsonbValueToJsonb(b);
-	return compareJsonbContainers(&ja->root, &jb->root) == 0;
+	switch (a->type)
+	{
+		case jbvNull:
+			return true;
+		case jbvBool:
+			return a->val.boolean == b->val.boolean;
+		case jbvString:
+			return a->val.string.len == b->val.string.len &&
+				memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
+		case jbvNumeric:
+			return DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(a->val.numeric),
+													NumericGetDatum(b->val.numeric)));
+		case jbvBinary:
+			return compareJsonbContainers(a->val.binary.data, b->val.binary.data) == 0;
+		default:
+			{
+				Jsonb	   *ja = JsonbValueToJsonb(a);
+				Jsonb	   *jb = JsonbValueToJsonb(b);
+
+				return compareJsonbContainers(&ja->root, &jb->root) == 0;
+			}
+	}
 }
 
 /*

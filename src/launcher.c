@@ -226,7 +226,7 @@ record_start_failure(const char *name, const char *why, const char *hint)
 	{
 		Oid			types[2] = {TEXTOID, TEXTOID};
 		Datum		args[2];
-		char	   *error = psprintf("53000: could not start the pipeline's worker: %s; waiting", why);
+		char	   *error = psprintf(LI_START_FAILURE "%s; waiting", why);
 		bool		changed;
 
 		(void) li_txn_begin();

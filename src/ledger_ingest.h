@@ -229,6 +229,13 @@ extern LiDatabase *li_db_entry(Oid dboid, bool create);
 
 extern LiShared *li_shared;
 
+/*
+ * How the launcher's last_error begins when it cannot start a running
+ * pipeline's worker (no pipeline or worker slot): the status view shows
+ * such a pipeline as 'waiting', and its worker clears it once up.
+ */
+#define LI_START_FAILURE "53000: could not start the pipeline's worker: "
+
 extern void li_attach_shmem(void);
 extern MemoryContext li_txn_begin(void);
 extern void li_txn_commit(MemoryContext caller);

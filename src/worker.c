@@ -181,22 +181,16 @@ static void
 clear_start_failure(void)
 {
 	MemoryContext caller_cxt;
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
 
 	caller_cxt = li_txn_begin();
 	args[0] = CStringGetTextDatum(pipeline.name);
-	/* look first: a read-only database must not stop the worker here */
-	if (SPI_execute_with_args("SELECT 1 FROM ledger_ingest.pipeline "
+	args[1] = CStringGetTextDatum(LI_START_FAILURE);
+	if (SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = NULL "
 							  "WHERE name OPERATOR(pg_catalog.=) $1 "
-							  "AND last_error OPERATOR(pg_catalog.~~) '53000: could not start the pipeline''s worker:%'",
-							  1, types, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading the pipeline's start failure failed");
-	if (SPI_processed > 0 &&
-		SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = NULL "
-							  "WHERE name OPERATOR(pg_catalog.=) $1 "
-							  "AND last_error OPERATOR(pg_catalog.~~) '53000: could not start the pipeline''s worker:%'",
-							  1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+							  "AND pg_catalog.starts_with(last_error, $2)",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "clearing the pipeline's start failure failed");
 	li_txn_commit(caller_cxt);
 }
@@ -257,15 +251,17 @@ finish_pipeline(const char *state, const char *error)
 
 /*
  * Re-read the pipeline: state, owner, options, cursor, handlers.  Exits
- * when the pipeline is gone or not 'running'.
+ * when the pipeline is gone or not 'running'.  Returns whether its
+ * last_error is the launcher's LI_START_FAILURE.
  */
-static void
+static bool
 refresh_pipeline(LiPipeline *p)
 {
 	MemoryContext caller_cxt;
 	static MemoryContext cxt = NULL;
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	bool		start_failure;
 	int			ret;
 	TupleDesc	desc;
 	HeapTuple	tup;
@@ -309,15 +305,17 @@ refresh_pipeline(LiPipeline *p)
 	}
 
 	args[0] = CStringGetTextDatum(p->name);
+	args[1] = CStringGetTextDatum(LI_START_FAILURE);
 	ret = SPI_execute_with_args("SELECT p.state, p.source, p.options, p.owner::pg_catalog.oid, "
 								"c.ledger, c.ledger_hash, c.tx_index, c.event_index, "
 								"EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
 								"        WHERE r.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid), "
-								"pg_catalog.to_regclass('ledger_ingest.decode_error') IS NOT NULL "
+								"pg_catalog.to_regclass('ledger_ingest.decode_error') IS NOT NULL, "
+								"coalesce(pg_catalog.starts_with(p.last_error, $2), false) "
 								"FROM ledger_ingest.pipeline p JOIN ledger_ingest.cursor c "
 								"ON c.pipeline OPERATOR(pg_catalog.=) p.name "
 								"WHERE p.name OPERATOR(pg_catalog.=) $1",
-								1, types, args, NULL, true, 1);
+								2, types, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the pipeline failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -361,6 +359,7 @@ refresh_pipeline(LiPipeline *p)
 		p->cursor.tx_index = 0;
 	MemoryContextSwitchTo(old);
 	p->sql_0_2 = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+	start_failure = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
 	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
 		missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
 						   p->name, p->owner);
@@ -515,6 +514,7 @@ refresh_pipeline(LiPipeline *p)
 	 */
 	if (missing != NULL)
 		finish_pipeline("failed", missing);
+	return start_failure;
 }
 
 /* Sleep on the latch, with no transaction open. */
@@ -540,7 +540,7 @@ worker_cycle(MemoryContext batch_cxt)
 	bool		applied = false;
 
 	phase = PHASE_REFRESH;
-	refresh_pipeline(&pipeline);
+	(void) refresh_pipeline(&pipeline);
 
 	phase = PHASE_FETCH;
 	li_batch_init(&batch, batch_cxt);
@@ -728,8 +728,9 @@ ledger_ingest_worker_main(Datum arg)
 	MemoryContextSwitchTo(worker_cxt);
 
 	/* first read: publish the committed cursor for wait_for() */
-	refresh_pipeline(&pipeline);
-	clear_start_failure();
+	/* the first read tells whether the launcher had to wait for a slot */
+	if (refresh_pipeline(&pipeline))
+		clear_start_failure();
 	SpinLockAcquire(&slot->mutex);
 	slot->committed = pipeline.cursor;
 	slot->cursor_known = true;
