@@ -19,6 +19,7 @@ OBJS = \
 	src/apply.o \
 	src/publish.o \
 	src/functions.o \
+	src/catalog.o \
 	src/journal.o \
 	src/sink.o \
 	src/keccak.o \
@@ -26,7 +27,7 @@ OBJS = \
 	src/abi.o
 
 EXTENSION = ledger_ingest
-DATA = ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql
+DATA = ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 PG_CONFIG ?= pg_config

@@ -146,7 +146,9 @@ SELECT ledger_ingest.rewind('sec_alice', -1);
 SELECT ledger_ingest.wait_for('sec_alice', 0, '0');
 SELECT ledger_ingest.drop_pipeline('sec_alice');
 SELECT ledger_ingest.track_table('sec_alice', 'pg_class');
--- direct changes to alice's rows touch nothing
+-- bob holds SELECT on the tables and INSERT on the inbox only: direct
+-- changes, even to his own rows, are refused, and so is every lock that
+-- could stall another owner's worker
 UPDATE ledger_ingest.pipeline SET state = 'running' WHERE name = 'sec_alice';
 DELETE FROM ledger_ingest.pipeline WHERE name = 'sec_alice';
 UPDATE ledger_ingest.cursor SET ledger = 100 WHERE pipeline = 'sec_alice';
@@ -171,10 +173,29 @@ $$;
 INSERT INTO ledger_ingest.pipeline (name, source, owner) VALUES ('sec_forged', 'inbox', 'regress_li_alice');
 INSERT INTO ledger_ingest.pipeline (name, source, owner) VALUES ('sec_forged', 'inbox', 'ledger_ingest_admin');
 UPDATE ledger_ingest.pipeline SET owner = 'regress_li_alice' WHERE name = 'sec_bob';
--- with himself as the owner a direct insert is allowed
+-- even with himself as the owner: only the API changes the tables
 INSERT INTO ledger_ingest.pipeline (name, source) VALUES ('sec_bob_direct', 'inbox');
 SELECT name, owner FROM ledger_ingest.pipeline ORDER BY name COLLATE "C";
-DELETE FROM ledger_ingest.pipeline WHERE name = 'sec_bob_direct';
+BEGIN;
+LOCK TABLE ledger_ingest.cursor IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
+BEGIN;
+LOCK TABLE ledger_ingest.inbox IN SHARE MODE;
+ROLLBACK;
+BEGIN;
+SELECT pipeline FROM ledger_ingest.cursor FOR UPDATE;
+ROLLBACK;
+TRUNCATE ledger_ingest.inbox;
+-- the API's own write function checks the caller itself
+SELECT ledger_ingest._catalog_write('set_state', 'sec_alice', ARRAY['stopped']);
+SELECT ledger_ingest._catalog_write('drop_pipeline', 'sec_alice', '{}');
+SELECT ledger_ingest._catalog_write('delete_documents', 'sec_alice', ARRAY[NULL]);
+SELECT ledger_ingest._catalog_write('track_table', 'sec_bob', ARRAY['pg_class'::regclass::oid::text, '{oid}']);
+SELECT ledger_ingest._catalog_write('pause_database', NULL, '{}');
+SELECT ledger_ingest._catalog_write('set_state', 'sec_bob', ARRAY['running', 'x']);
+SELECT ledger_ingest._catalog_write('update pipeline', 'sec_bob', '{}');
+SELECT ledger_ingest.delete_documents('sec_alice');
+SELECT ledger_ingest.clear_decode_errors('sec_alice');
 
 -- a handler must be executable by the registering role
 SELECT ledger_ingest.add_handler('sec_bob', 'sec_private(ledger_ingest.event)');
@@ -192,7 +213,9 @@ SELECT ledger_ingest.wait_for('sec_bob', 2, '0');
 SELECT ledger_ingest.remove_handler('sec_bob', 'sec_handler(ledger_ingest.event)');
 INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('sec_bob', '{"number": 3}');
 SELECT pipeline, ledger FROM ledger_ingest.inbox;
-DELETE FROM ledger_ingest.inbox WHERE pipeline = 'sec_bob';
+SELECT ledger_ingest.delete_documents('sec_bob', ARRAY[(SELECT max(id) FROM ledger_ingest.inbox)]);
+SELECT ledger_ingest.clear_decode_errors('sec_bob');
+SELECT pipeline, ledger FROM ledger_ingest.inbox;
 SELECT ledger_ingest.start('sec_bob');
 SELECT ledger_ingest.stop('sec_bob');
 SELECT pipeline, state FROM ledger_ingest.status;

@@ -340,6 +340,23 @@ ledger_ingest_register_database(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* Does the caller see pipeline "name" (row-level security)? */
+static bool
+pipeline_visible(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		found;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading ledger_ingest.pipeline failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
 /*
  * ledger_ingest._notify(pipeline text, payload text) RETURNS boolean
  *
@@ -357,8 +374,10 @@ ledger_ingest_notify(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	li_attach_shmem();
 	pipeline = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	PG_RETURN_BOOL(li_notify(li_find_slot(MyDatabaseId, pipeline, false), pipeline,
-							 text_to_cstring(PG_GETARG_TEXT_PP(1))));
+	/* a drop is counted only for a pipeline the caller may see */
+	PG_RETURN_BOOL(li_notify(pipeline_visible(pipeline) ?
+							 li_find_slot(MyDatabaseId, pipeline, false) : NULL,
+							 pipeline, text_to_cstring(PG_GETARG_TEXT_PP(1))));
 }
 
 /*

@@ -281,7 +281,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): it was never applied (it arrived after a later ledger, or the cursor was moved past it); skipped (late_ledgers \"skip\")",
 															   parsed.number, floor_ledger) :
 													  kind == STALE_SKIPPED ?
-													  psprintf("ledger " INT64_FORMAT " arrived after ledger " INT64_FORMAT " was applied: it was never applied and cannot be applied in order; delete the document to go on without it, or rewind() the pipeline to ledger " INT64_FORMAT " and insert the later ledgers again (option late_ledgers \"skip\" skips such ledgers)",
+													  psprintf("ledger " INT64_FORMAT " arrived after ledger " INT64_FORMAT " was applied: it was never applied and cannot be applied in order; delete the document (delete_documents()) to go on without it, or rewind() the pipeline to ledger " INT64_FORMAT " and insert the later ledgers again (option late_ledgers \"skip\" skips such ledgers)",
 															   parsed.number, floor_ledger, parsed.number - 1) :
 													  psprintf("reorg at ledger " INT64_FORMAT ": it differs from the applied ledger " INT64_FORMAT " and does not attach to the applied chain (cursor at ledger " INT64_FORMAT ")",
 															   parsed.number, parsed.number, floor_ledger));

@@ -307,7 +307,7 @@ $node->safe_psql('postgres', q{INSERT INTO ledger_ingest.inbox (pipeline, doc) V
 	# the user's way out: rewind to ledger 1, insert 2 and 3 again
 	$node->safe_psql('postgres', q{
 		TRUNCATE late_seen;
-		DELETE FROM ledger_ingest.inbox WHERE pipeline = 'late' AND ledger = 2;
+		SELECT ledger_ingest.delete_documents('late');
 		SELECT ledger_ingest.rewind('late', 1);
 		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('late', doc(2)), ('late', doc(3));
 		SELECT ledger_ingest.start('late');

@@ -100,6 +100,11 @@ $node->safe_psql('postgres', q{
 	CREATE OPERATOR evil.= (LEFTARG = regclass, RIGHTARG = regclass, FUNCTION = evil.eq);
 	CREATE FUNCTION evil.pg_has_role(name, oid, text) RETURNS boolean LANGUAGE sql AS
 		$$ INSERT INTO evil.calls VALUES (2); SELECT true $$;
+	CREATE FUNCTION evil.eqt(text, text) RETURNS boolean LANGUAGE sql AS
+		$$ INSERT INTO evil.calls VALUES (3); SELECT $1 OPERATOR(pg_catalog.=) $2 $$;
+	CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eqt);
+	CREATE FUNCTION evil.count(anyelement) RETURNS bigint LANGUAGE sql AS
+		$$ INSERT INTO evil.calls VALUES (4); SELECT 0::bigint $$;
 	GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;
 });
 {
@@ -107,8 +112,10 @@ $node->safe_psql('postgres', q{
 		SET search_path = evil, pg_catalog, public;
 		SELECT ledger_ingest.track_table('p_alice', 'totals');
 		SELECT ledger_ingest.untrack_table('p_alice', 'totals');
-		SELECT ledger_ingest._table_tracked('totals');});
-	li_case('security cases', 'track_table, untrack_table and the SECURITY DEFINER _table_tracked under a hostile search_path: nothing of it runs',
+		SELECT ledger_ingest._table_tracked('totals');
+		SELECT ledger_ingest.delete_documents('p_alice');
+		SELECT ledger_ingest._catalog_write('clear_decode_errors', 'p_alice', ARRAY[NULL]);});
+	li_case('security cases', 'track_table, untrack_table, delete_documents, the SECURITY DEFINER _table_tracked and the catalog writes under a hostile search_path: nothing of it runs',
 		$ret == 0 && li_scalar($node, 'SELECT count(*) FROM evil.calls') eq '0') or diag($err);
 }
 
@@ -117,8 +124,8 @@ $node->safe_psql('postgres', q{
 	my ($ret, $err) = as('alice', q{
 		SELECT ledger_ingest.create_pipeline('same_name', 'inbox');
 		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('same_name', doc(1));
-		DELETE FROM ledger_ingest.pipeline WHERE name = 'same_name';});
-	is($ret, 0, 'alice writes a document for her pipeline, then deletes the pipeline row') or diag($err);
+		SELECT ledger_ingest.drop_pipeline('same_name');});
+	is($ret, 0, 'alice writes a document for her pipeline, then drops the pipeline') or diag($err);
 	($ret, $err) = as('bob', q{
 		SELECT ledger_ingest.create_pipeline('same_name', 'inbox');
 		SELECT ledger_ingest.add_handler('same_name', 'add_total(ledger_ingest.event)');
