@@ -30,6 +30,17 @@ EXTENSION = ledger_ingest
 DATA = ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
+# The suites, on PGXS's conventions: "make installcheck" runs pg_regress
+# (sql/, expected/), the isolation specs (test/isolation/) and the TAP
+# tests (test/t/) against the installed server, which must preload the
+# library (shared_preload_libraries = 'ledger_ingest').  make test runs
+# the same targets on throwaway instances (test/run-tests.sh).
+REGRESS = api inbox security
+ISOLATION = cursor_cas worker_race
+ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl -lnettle
@@ -39,6 +50,9 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# the TAP tests' helpers (LiTest.pm); prove runs in $(srcdir)
+PG_PROVE_FLAGS += -I test/t
 
 # PGXS tracks no header dependencies
 $(OBJS): $(wildcard src/*.h)

@@ -12,9 +12,9 @@
  * A document is rejected -- marked with its error in the inbox, never
  * silently dropped, never half-applied -- when:
  *	- it is malformed (the error names the field): the pipeline then goes to
- *	  'failed', because skipping the ledger could lose data.  Fix the
- *	  document (UPDATE ... SET doc = ..., error = NULL) or delete it, then
- *	  start() the pipeline;
+ *	  'failed', because skipping the ledger could lose data.  Delete it
+ *	  (delete_documents()), insert the corrected document if there is one,
+ *	  then start() the pipeline;
  *	- its ledger number is not above the cursor and it is the applied ledger
  *	  again, one a reorg orphaned, or one the cursor passed without applying
  *	  it (inserted after a later ledger, or skipped with cursor_cas): the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole ledger_ingest test suite: pg_regress (sql/, expected/),
-# isolation (test/isolation/) and TAP (test/t/).  Each suite runs its own
-# throwaway cluster.
+# The whole ledger_ingest test suite: PGXS's installcheck targets --
+# pg_regress (sql/, expected/), isolation (test/isolation/) and TAP
+# (test/t/) -- each on its own throwaway cluster, then the fuzzers.
 #
 # Run as root (CI): installs what is missing (test/install-deps.sh), builds
 # and installs the extension, then runs the suites as the unprivileged
@@ -38,7 +38,6 @@ fi
 
 out=${LEDGER_INGEST_OUT:-$(mktemp -d /tmp/ledger_ingest-test.XXXXXX)}
 bindir=$($PG_CONFIG --bindir)
-pgxs=$(cd "$(dirname "$($PG_CONFIG --pgxs)")/../.." && pwd)
 export PATH="$bindir:$PATH"
 cd "$out" || exit 1
 echo "ledger_ingest tests: output in $out, data in $LEDGER_INGEST_DATA"
@@ -58,24 +57,18 @@ suite() {
 	fi
 }
 
-regress_tests=$(cd "$root/sql" && ls *.sql | sed 's/\.sql$//' | sort)
-suite pg_regress "$pgxs/src/test/regress/pg_regress" \
-	--inputdir="$root" --outputdir="$out/regress" --bindir="$bindir" \
-	--temp-instance="$out/regress/tmp" --temp-config="$root/test/regress.conf" \
-	--port=58432 --use-existing --dbname=postgres $regress_tests
-
-iso_tests=$(cd "$root/test/isolation/specs" && ls *.spec | sed 's/\.spec$//' | sort)
-suite isolation "$pgxs/src/test/isolation/pg_isolation_regress" \
-	--inputdir="$root/test/isolation" --outputdir="$out/isolation" --bindir="$bindir" \
-	--temp-instance="$out/isolation/tmp" --temp-config="$root/test/regress.conf" \
-	--port=58433 --use-existing --dbname=postgres $iso_tests
-
-mkdir -p "$out/tap"
-report="$out/tap/families.tsv"
+# PGXS's installcheck targets (Makefile: REGRESS, ISOLATION, TAP_TESTS),
+# run from $out (make -f: a VPATH run, so every output lands there), each
+# suite on its own: pg_regress and the isolation specs on a throwaway
+# instance with the library preloaded, the TAP tests on their own clusters
+pgxs() { make -s -f "$root/Makefile" -C "$out" PG_CONFIG="$PG_CONFIG" installcheck "$@"; }
+temp="--temp-instance=$out/tmp_instance --temp-config=$root/test/regress.conf"
+suite pg_regress pgxs ISOLATION= TAP_TESTS= EXTRA_REGRESS_OPTS="$temp --port=58432"
+suite isolation pgxs REGRESS= TAP_TESTS= EXTRA_REGRESS_OPTS="$temp --port=58433"
+report="$out/families.tsv"
 : >"$report"
-suite tap env TESTDIR="$out/tap" LEDGER_INGEST_ROOT="$root" LEDGER_INGEST_REPORT="$report" \
-	PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
-	prove -v -I "$pgxs/src/test/perl" -I "$root/test/t" $root/test/t/*.pl
+export LEDGER_INGEST_ROOT="$root" LEDGER_INGEST_REPORT="$report"
+suite tap pgxs REGRESS= ISOLATION= PROVE_FLAGS=-v
 
 # libFuzzer + ASan/UBSan over the ABI decoder, seeded with the real logs
 suite fuzz bash "$root/test/fuzz/run.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
@@ -83,7 +76,7 @@ suite fuzz bash "$root/test/fuzz/run.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
 # seeded with the real mainnet ledgers
 suite fuzz-ledger bash "$root/test/fuzz/run-ledger.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
 
-for f in "$out"/regress/regression.diffs "$out"/isolation/regression.diffs; do
+for f in "$out"/regression.diffs "$out"/output_iso/regression.diffs; do
 	[ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }
 done
 # the hardening matrix, one line per family (cases recorded by li_case)

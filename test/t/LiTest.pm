@@ -9,15 +9,23 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
+use Cwd ();
+use File::Basename ();
 
 our @EXPORT = qw(li_root li_data li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql
   li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
   li_anvil chain cast li_case li_dbh li_balances li_same_balances li_proxy);
 
-# project root and the real ledger data (../shared/data)
-sub li_root { return $ENV{LEDGER_INGEST_ROOT} // die "LEDGER_INGEST_ROOT not set" }
-sub li_data { return $ENV{LEDGER_INGEST_DATA} // die "LEDGER_INGEST_DATA not set" }
+# project root (LEDGER_INGEST_ROOT, else two levels above this file) and
+# the real ledger data (LEDGER_INGEST_DATA, else ../shared/data beside the
+# project), so that "make installcheck" runs the TAP tests without setup
+sub li_root
+{
+	return $ENV{LEDGER_INGEST_ROOT}
+	  // Cwd::abs_path(File::Basename::dirname(Cwd::abs_path(__FILE__)) . '/../..');
+}
+sub li_data { return $ENV{LEDGER_INGEST_DATA} // Cwd::abs_path(li_root() . '/..') . '/shared/data' }
 
 # A cluster, not started, with ledger_ingest preloaded; %conf adds
 # settings; $init passes options to init (allows_streaming => 1, say).
