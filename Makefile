@@ -16,7 +16,9 @@ OBJS = \
 	src/packed.o \
 	src/source_inbox.o \
 	src/source_evm_rpc.o \
+	src/batch.o \
 	src/apply.o \
+	src/revert.o \
 	src/publish.o \
 	src/functions.o \
 	src/catalog.o \

@@ -400,3 +400,61 @@ $$;
 
 REVOKE ALL ON FUNCTION delete_documents(text, bigint[]), clear_decode_errors(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION delete_documents(text, bigint[]), clear_decode_errors(text, bigint) TO ledger_ingest_admin;
+
+/* ---------------------------------------------------------------------
+ * What \df+, \dt+ and \dv+ show: a comment on every object of the API
+ * --------------------------------------------------------------------- */
+COMMENT ON FUNCTION create_pipeline(text, text, jsonb) IS
+	'Creates a stopped pipeline (source ''inbox'' or ''evm_rpc'', validated options) owned by current_user, its cursor at options.from_block - 1 or -1.';
+COMMENT ON FUNCTION add_handler(text, regprocedure, bytea, bytea, regprocedure, text) IS
+	'Registers a handler taking ledger_ingest.event (or event[]) for events matching topic0 (32 bytes), address (20 bytes) or an event signature; optional revert function for reorgs. Returns the handler id.';
+COMMENT ON FUNCTION remove_handler(text, regprocedure) IS
+	'Unregisters every registration of the function; returns how many.';
+COMMENT ON FUNCTION add_raw_sink(text, regclass) IS
+	'Writes every applied event as a row of the table (columns named after ledger_ingest.event fields) in the apply transaction.';
+COMMENT ON FUNCTION remove_raw_sink(text, regclass) IS
+	'Stops writing events into the table.';
+COMMENT ON FUNCTION start(text) IS
+	'Marks the pipeline running (clearing a failure); its worker starts within about a second after commit.';
+COMMENT ON FUNCTION stop(text) IS
+	'Marks the pipeline stopped; its worker exits within about a second after commit. The cursor is kept.';
+COMMENT ON FUNCTION drop_pipeline(text) IS
+	'Stops and deletes the pipeline with its cursor, handlers, sinks, tracked tables, headers, journals and inbox documents.';
+COMMENT ON FUNCTION cursor_cas(text, ledger_ingest.position, ledger_ingest.position) IS
+	'Moves the cursor to new only if it is exactly at expected; false on a lost race. Headers and journals above new are forgotten.';
+COMMENT ON FUNCTION rewind(text, bigint) IS
+	'Moves the cursor back to the end of the ledger so that later ledgers are delivered again; returns the old position.';
+COMMENT ON FUNCTION track_table(text, regclass) IS
+	'Journals the changes the pipeline''s handlers make to the table (owned by the caller, with a primary key) so that a reorg restores it.';
+COMMENT ON FUNCTION untrack_table(text, regclass) IS
+	'Stops journaling the table for the pipeline; the trigger goes when no pipeline tracks it.';
+COMMENT ON FUNCTION wait_for(text, bigint, interval) IS
+	'True as soon as the committed cursor has reached the end of the ledger, false after the timeout.';
+COMMENT ON FUNCTION pause_database() IS
+	'Takes this database''s pipelines out of service (no ledger_ingest process stays connected) until resume_database(). Database owner only.';
+COMMENT ON FUNCTION resume_database() IS
+	'Undoes pause_database(). Database owner only.';
+COMMENT ON FUNCTION delete_documents(text, bigint[]) IS
+	'Deletes the pipeline''s inbox documents with those ids, or (NULL) every rejected one; returns how many.';
+COMMENT ON FUNCTION clear_decode_errors(text, bigint) IS
+	'Forgets the undecodable logs kept for the pipeline, up to the ledger or (NULL) all; returns how many.';
+COMMENT ON FUNCTION doc_ledger(jsonb) IS
+	'The ledger number of a ledger document (its "number"), NULL when it has none that parses.';
+COMMENT ON FUNCTION validate_options(text, jsonb) IS
+	'Checks pipeline options for a source; errors name the offending key.';
+COMMENT ON VIEW status IS
+	'One row per pipeline the caller may see: state, worker pid, cursor, source head, counters and the last error.';
+COMMENT ON TABLE pipeline IS 'Pipelines: source, options, owner and desired state.';
+COMMENT ON TABLE cursor IS 'Each pipeline''s committed position and counters, moved by compare-and-swap.';
+COMMENT ON TABLE handler IS 'Registered handler functions, by pipeline, in registration order.';
+COMMENT ON TABLE sink IS 'Raw sink tables, by pipeline.';
+COMMENT ON TABLE ledger IS 'Headers of applied ledgers inside the reorg window.';
+COMMENT ON TABLE orphan IS 'Headers of ledgers a reorg orphaned.';
+COMMENT ON TABLE inbox IS 'Ledger documents written by producers (INSERT or COPY), deleted in the transaction that applies them; rejected ones keep their error.';
+COMMENT ON TABLE tracked IS 'Tables whose changes are journaled for reorgs, by pipeline.';
+COMMENT ON TABLE journal IS 'Reorg journal: pre- and post-images of tracked rows changed by each ledger in the window.';
+COMMENT ON TABLE event_journal IS 'Events in the window of pipelines with revert handlers.';
+COMMENT ON TABLE decode_error IS 'Logs a signature-registered handler could not decode, with the decoder''s error.';
+COMMENT ON TABLE database_pause IS 'A row: this database is paused (pause_database()).';
+COMMENT ON TYPE ledger_ingest.position IS '(ledger, tx_index, event_index): (L, NULL, NULL) is ledger L applied whole; (-1, NULL, NULL) nothing applied.';
+COMMENT ON TYPE event IS 'The value a handler receives, one per event (args: decoded arguments for handlers registered by signature).';

@@ -15,6 +15,18 @@ CREATE EXTENSION ledger_ingest;
 SELECT extname, extnamespace::regnamespace AS schema, extversion
   FROM pg_extension WHERE extname = 'ledger_ingest';
 SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'ledger_ingest_admin';
+-- every function, table, view and composite type of the API has a comment
+-- (internal functions start with an underscore)
+SELECT p.oid::regprocedure::text AS uncommented
+  FROM pg_proc p
+ WHERE p.pronamespace = 'ledger_ingest'::regnamespace AND p.proname NOT LIKE '\_%'
+   AND obj_description(p.oid, 'pg_proc') IS NULL
+UNION ALL
+SELECT c.oid::regclass::text
+  FROM pg_class c
+ WHERE c.relnamespace = 'ledger_ingest'::regnamespace AND c.relkind IN ('r', 'v', 'c')
+   AND obj_description(CASE WHEN c.relkind = 'c' THEN c.reltype ELSE c.oid END,
+					   CASE WHEN c.relkind = 'c' THEN 'pg_type' ELSE 'pg_class' END) IS NULL;
 
 --
 -- Option validation: every error names the offending key

@@ -8,7 +8,7 @@
  * a ledger within the reorg window of a pipeline that tracks the table, it
  * records in ledger_ingest.journal the row's pre-image (or that the row did
  * not exist), keyed by its primary key and tagged with the ledger.  The
- * revert (apply.c, li_revert) restores, per key, the oldest pre-image above
+ * revert (revert.c, li_revert) restores, per key, the oldest pre-image above
  * the fork point.  This is Ponder's shadow-table journal, kept in one
  * table and written in the same transaction as the handler's change.
  *

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -357,8 +358,18 @@ typedef struct LiBatch
 	uint8		fork_hash[LI_HASH_LEN];
 } LiBatch;
 
+/* batch.c */
+/* an empty batch whose ledgers are allocated in cxt */
 extern void li_batch_init(LiBatch *b, MemoryContext cxt);
+/* append an uninitialized ledger to the batch (grows it by doubling) */
 extern LiLedger *li_batch_add(LiBatch *b);
+/*
+ * does l attach to prev (or to the cursor when prev is NULL)?  false with
+ * *error = "reorg at ledger N: ..." when its parentHash (or, resuming a
+ * partial ledger, its hash) does not match; true when it cannot be checked
+ */
+extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
+								const LiLedger *l, char **error);
 
 /* source_inbox.c */
 extern void li_inbox_fetch(LiPipeline *p, LiBatch *batch);
@@ -385,10 +396,26 @@ typedef enum LiApplyResult
 	LI_APPLY_LOST_CAS
 } LiApplyResult;
 
+/* apply the batch in transactions cut by options.commit; LOST_CAS: the cursor moved */
 extern LiApplyResult li_apply_batch(LiPipeline *p, LiBatch *batch);
+/* SPI_prepare + SPI_keepplan, ERROR on failure */
+extern SPIPlanPtr li_keep_plan(const char *sql, int nargs, Oid *argtypes);
+/* the apply transaction's kept plans and the event row type (inside a transaction) */
+extern void li_prepare_apply_plans(void);
+/* the FmgrInfo of a handler, cached in *cache; ERROR unless the owner may execute it */
+extern FmgrInfo *li_handler_fn(LiPipeline *p, Oid funcoid, FmgrInfo **cache);
+/* call fn(arg) as the pipeline owner in a security-restricted operation */
+extern void li_call_as_owner(LiPipeline *p, FmgrInfo *fn, Datum arg);
+/* does handler h take event e (address, topic0, the signature's topic count)? */
+extern bool li_handler_matches(const LiHandler *h, const LiEvent *e);
+/* e decoded by h's signature; NULL with *error when the log does not decode */
+extern Jsonb *li_decode_args(LiHandler *h, LiEvent *e, char **error);
+/* a copy of the event value ev with its args replaced */
+extern Datum li_event_with_args(Datum ev, Jsonb *args);
+
+/* revert.c */
+/* roll back every ledger after fork in one transaction; LOST_CAS: the cursor moved */
 extern LiApplyResult li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash);
-extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
-								const LiLedger *l, char **error);
 
 /* sink.c */
 extern uint64 li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nsegs);
