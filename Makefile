@@ -15,6 +15,7 @@ OBJS = \
 	src/ledger.o \
 	src/packed.o \
 	src/source_inbox.o \
+	src/rpc_client.o \
 	src/source_evm_rpc.o \
 	src/batch.o \
 	src/apply.o \

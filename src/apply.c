@@ -692,62 +692,48 @@ record_journal_start(LiPipeline *p, int64 first)
 }
 
 /*
- * Apply one transaction's segments.  Returns false on a lost CAS (the
- * transaction is rolled back).
+ * Where a transaction of these segments leaves the cursor (*newpos), and
+ * how many events it applies and ledgers it completes.
  */
-static bool
-apply_txn(LiPipeline *p, Segment *segs, int nsegs)
+static void
+segments_end(Segment *segs, int nsegs, LiPosition *newpos, int64 *nevents, int64 *nledgers)
 {
-	MemoryContext caller_cxt;
 	Segment    *lastseg = &segs[nsegs - 1];
 	LiLedger   *last = lastseg->ledger;
-	LiPosition	newpos;
-	int64		nevents = 0;
-	int64		nledgers = 0;
+
+	memset(newpos, 0, sizeof(*newpos));
+	newpos->ledger = last->number;
+	if (lastseg->last >= last->nevents)
+		newpos->complete = true;
+	else
+	{
+		newpos->tx_index = last->events[lastseg->last - 1].tx_index;
+		newpos->event_index = last->events[lastseg->last - 1].event_index;
+	}
+	for (int i = 0; i < nsegs; i++)
+	{
+		*nevents += segs[i].last - segs[i].first;
+		if (segs[i].last >= segs[i].ledger->nevents)
+			(*nledgers)++;
+	}
+}
+
+/*
+ * Inside the apply transaction, after the CAS: every matching handler for
+ * every event of the segments, in order, then the set-based handlers and
+ * the raw sinks, with the error context naming the position.  Returns the
+ * first ledger journaled in full, or -1.
+ */
+static int64
+run_segments(LiPipeline *p, Segment *segs, int nsegs)
+{
 	ErrorContextCallback errcb;
 	Datum		pipeline_text;
 	MemoryContext txn_cxt;
 	MemoryContext set_cxt;
 	EventSet   *sets;
-	TimestampTz started;
-	double		elapsed_us;
 	bool		journal_events = false;
 	int64		first_journaled = -1;	/* first ledger journaled in full */
-
-	memset(&newpos, 0, sizeof(newpos));
-	newpos.ledger = last->number;
-	if (lastseg->last >= last->nevents)
-		newpos.complete = true;
-	else
-	{
-		newpos.tx_index = last->events[lastseg->last - 1].tx_index;
-		newpos.event_index = last->events[lastseg->last - 1].event_index;
-	}
-	for (int i = 0; i < nsegs; i++)
-	{
-		nevents += segs[i].last - segs[i].first;
-		if (segs[i].last >= segs[i].ledger->nevents)
-			nledgers++;
-	}
-
-	started = GetCurrentTimestamp();
-	caller_cxt = li_txn_begin();
-	if (nsegs == 1)
-		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledger " INT64_FORMAT,
-													   p->name, last->number));
-	else
-		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledgers " INT64_FORMAT " to " INT64_FORMAT,
-													   p->name, segs[0].ledger->number, last->number));
-	li_prepare_apply_plans();
-
-	/* an error from here on names the transaction's first ledger */
-	li_apply_ctx.ledger = segs[0].ledger->number;
-	if (!cursor_cas(p, &newpos, last->hash, nevents, nledgers))
-	{
-		li_txn_abort(caller_cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
-		return false;
-	}
 
 	errcb.callback = apply_error_callback;
 	errcb.arg = NULL;
@@ -817,34 +803,91 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	li_apply_ctx.active = false;
 	li_apply_ctx.journal = false;
 	error_context_stack = errcb.previous;
+	return first_journaled;
+}
 
-	li_journal_flush(p);
-	record_headers(p, segs, nsegs);
-	if (first_journaled >= 0)
-		record_journal_start(p, first_journaled);
+/*
+ * Forget the reorg journal and the event journal at or below "below":
+ * those ledgers left the reorg window and can no longer be reverted.
+ */
+static void
+prune_journals(LiPipeline *p, int64 below)
+{
+	Datum		v[2];
+	int			ret;
+
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(below);
 	if (p->ntracked > 0)
 	{
-		/* ledgers that left the reorg window can no longer be reverted */
-		Datum		v[2];
-		int			ret;
-
-		v[0] = CStringGetTextDatum(p->name);
-		v[1] = Int64GetDatum(newpos.ledger - p->opts.reorg_window);
 		ret = SPI_execute_plan(prune_plan, v, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "pruning the reorg journal failed: %s", SPI_result_code_string(ret));
 	}
 	if (p->has_revert)
 	{
-		Datum		v[2];
-		int			ret;
-
-		v[0] = CStringGetTextDatum(p->name);
-		v[1] = Int64GetDatum(newpos.ledger - p->opts.reorg_window);
 		ret = SPI_execute_plan(event_prune_plan, v, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "pruning the event journal failed: %s", SPI_result_code_string(ret));
 	}
+}
+
+/* exponential moving average of the cost per event and per ledger */
+static void
+note_apply_cost(double elapsed_us, int64 nevents, int nsegs)
+{
+	if (nevents > 0)
+		us_per_event = us_per_event == 0.0 ? elapsed_us / nevents :
+			0.8 * us_per_event + 0.2 * (elapsed_us / nevents);
+	else
+		us_per_ledger = us_per_ledger == 0.0 ? elapsed_us / nsegs :
+			0.8 * us_per_ledger + 0.2 * (elapsed_us / nsegs);
+}
+
+/*
+ * Apply one transaction's segments.  Returns false on a lost CAS (the
+ * transaction is rolled back).
+ */
+static bool
+apply_txn(LiPipeline *p, Segment *segs, int nsegs)
+{
+	MemoryContext caller_cxt;
+	Segment    *lastseg = &segs[nsegs - 1];
+	LiLedger   *last = lastseg->ledger;
+	LiPosition	newpos;
+	int64		nevents = 0;
+	int64		nledgers = 0;
+	TimestampTz started;
+	int64		first_journaled;
+
+	segments_end(segs, nsegs, &newpos, &nevents, &nledgers);
+
+	started = GetCurrentTimestamp();
+	caller_cxt = li_txn_begin();
+	if (nsegs == 1)
+		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledger " INT64_FORMAT,
+													   p->name, last->number));
+	else
+		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledgers " INT64_FORMAT " to " INT64_FORMAT,
+													   p->name, segs[0].ledger->number, last->number));
+	li_prepare_apply_plans();
+
+	/* an error from here on names the transaction's first ledger */
+	li_apply_ctx.ledger = segs[0].ledger->number;
+	if (!cursor_cas(p, &newpos, last->hash, nevents, nledgers))
+	{
+		li_txn_abort(caller_cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return false;
+	}
+
+	first_journaled = run_segments(p, segs, nsegs);
+
+	li_journal_flush(p);
+	record_headers(p, segs, nsegs);
+	if (first_journaled >= 0)
+		record_journal_start(p, first_journaled);
+	prune_journals(p, newpos.ledger - p->opts.reorg_window);
 	queue_notify(p, &newpos, last->hash, segs[0].ledger->number, nevents);
 	li_publish_at_commit(p->slot, &newpos);
 
@@ -863,15 +906,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	p->cursor = newpos;
 	memcpy(p->cursor_hash, last->hash, LI_HASH_LEN);
 	p->has_cursor_hash = true;
-
-	/* exponential moving average of the cost per event and per ledger */
-	elapsed_us = (double) (GetCurrentTimestamp() - started);
-	if (nevents > 0)
-		us_per_event = us_per_event == 0.0 ? elapsed_us / nevents :
-			0.8 * us_per_event + 0.2 * (elapsed_us / nevents);
-	else
-		us_per_ledger = us_per_ledger == 0.0 ? elapsed_us / nsegs :
-			0.8 * us_per_ledger + 0.2 * (elapsed_us / nsegs);
+	note_apply_cost((double) (GetCurrentTimestamp() - started), nevents, nsegs);
 	return true;
 }
 

@@ -202,6 +202,58 @@ check_pipeline_owner(const char *name, Oid caller, Oid admin)
 }
 
 /*
+ * Does the calling role pass op's check (see LiWriteCheck)?  ERROR if not.
+ * Runs as the tables' owner, inside SPI.
+ */
+static void
+check_caller(const LiWriteOp *op, const char *pipeline, ArrayType *args, Oid caller, Oid admin)
+{
+	switch (op->check)
+	{
+		case LI_CHECK_NEW_PIPELINE:
+			if (caller == admin)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("a pipeline cannot be owned by ledger_ingest_admin"),
+						 errhint("Create it as a member of ledger_ingest_admin, not as the role itself.")));
+			break;
+		case LI_CHECK_PIPELINE_OWNER:
+			check_pipeline_owner(pipeline, caller, admin);
+			break;
+		case LI_CHECK_TABLE_OWNER:
+			{
+				Datum		relid;
+				bool		relnull;
+				int			idx = 1;
+
+				check_pipeline_owner(pipeline, caller, admin);
+				relid = array_get_element(PointerGetDatum(args), 1, &idx, -1, -1, false,
+										  TYPALIGN_INT, &relnull);
+				if (relnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("catalog write \"%s\" needs a table", op->name)));
+				relid = DirectFunctionCall1(oidin, CStringGetDatum(TextDatumGetCString(relid)));
+				if (!pg_class_ownercheck(DatumGetObjectId(relid), caller))
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("must be owner of table %s to track it",
+									get_rel_name(DatumGetObjectId(relid))),
+							 errhint("The reorg journal keeps whole rows of the table, and a trigger is created on it.")));
+				break;
+			}
+		case LI_CHECK_DATABASE_OWNER:
+			if (!pg_database_ownercheck(MyDatabaseId, caller))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to pause or resume ledger_ingest in database \"%s\"",
+								get_database_name(MyDatabaseId)),
+						 errhint("Only the database owner (or a superuser) may.")));
+			break;
+	}
+}
+
+/*
  * ledger_ingest._catalog_write(op text, pipeline text, args text[])
  *	 RETURNS bigint
  *
@@ -277,49 +329,7 @@ ledger_ingest_catalog_write(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(catalog_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 
-	switch (op->check)
-	{
-		case LI_CHECK_NEW_PIPELINE:
-			if (caller == admin)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("a pipeline cannot be owned by ledger_ingest_admin"),
-						 errhint("Create it as a member of ledger_ingest_admin, not as the role itself.")));
-			break;
-		case LI_CHECK_PIPELINE_OWNER:
-			check_pipeline_owner(pipeline, caller, admin);
-			break;
-		case LI_CHECK_TABLE_OWNER:
-			{
-				Datum		relid;
-				bool		relnull;
-				int			idx = 1;
-
-				check_pipeline_owner(pipeline, caller, admin);
-				relid = array_get_element(PointerGetDatum(args), 1, &idx, -1, -1, false,
-										  TYPALIGN_INT, &relnull);
-				if (relnull)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("catalog write \"%s\" needs a table", opname)));
-				relid = DirectFunctionCall1(oidin, CStringGetDatum(TextDatumGetCString(relid)));
-				if (!pg_class_ownercheck(DatumGetObjectId(relid), caller))
-					ereport(ERROR,
-							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-							 errmsg("must be owner of table %s to track it",
-									get_rel_name(DatumGetObjectId(relid))),
-							 errhint("The reorg journal keeps whole rows of the table, and a trigger is created on it.")));
-				break;
-			}
-		case LI_CHECK_DATABASE_OWNER:
-			if (!pg_database_ownercheck(MyDatabaseId, caller))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied to pause or resume ledger_ingest in database \"%s\"",
-								get_database_name(MyDatabaseId)),
-						 errhint("Only the database owner (or a superuser) may.")));
-			break;
-	}
+	check_caller(op, pipeline, args, caller, admin);
 
 	values[0] = pipeline ? CStringGetTextDatum(pipeline) : (Datum) 0;
 	nulls[0] = pipeline ? ' ' : 'n';

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * source_evm_rpc.c
- *	  The evm_rpc source: Ethereum JSON-RPC over HTTP(S) with libcurl.
+ *	  The evm_rpc source: Ethereum blocks and logs over JSON-RPC.
  *
  * Each fetch, with no transaction open:
  *	1. eth_blockNumber: the head (published to status.head); the pipeline
@@ -21,14 +21,8 @@
  * Formats follow the Ethereum JSON-RPC specification (ethereum.org,
  * "JSON-RPC API"; execution-apis eth_getLogs, eth_getBlockByNumber).
  *
- * libcurl runs with CURLOPT_NOSIGNAL (PostgreSQL owns the signals), only
- * the http and https protocols (for redirects too, at most max_redirects),
- * connect and total timeouts, and a response size cap.  Its progress
- * callback aborts the transfer when the worker is asked to die or cancel;
- * CHECK_FOR_INTERRUPTS() then acts on it, so stop(), pg_terminate_backend()
- * and DROP DATABASE never wait on the network.  Errors never name the URL
- * (it may carry credentials): with several URLs, an endpoint is named by
- * its position.
+ * The calls go through the worker's JSON-RPC client (rpc_client.c:
+ * libcurl, endpoints and failover, rate limit, response checks).
  *
  * Faults: transport errors and HTTP error statuses fail over to the next
  * URL at once; a bad response moves the next call to the next URL; a
@@ -42,8 +36,6 @@
 #include "postgres.h"
 
 #include <ctype.h>
-
-#include <curl/curl.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -63,19 +55,6 @@
 
 #include "ledger_ingest.h"
 
-#define RPC_CONNECT_TIMEOUT_MS	5000
-
-static CURL *curl = NULL;
-static struct curl_slist *headers = NULL;
-static char curl_errbuf[CURL_ERROR_SIZE];
-static int64 rpc_id = 0;
-
-/* the options of the pipeline being fetched (set by rpc_configure) */
-static const LiOptions *rpc_opts = NULL;
-static int	cur_url = 0;		/* index into rpc_opts->urls */
-static bool call_open = false;	/* the previous call did not complete */
-static TimestampTz last_request_at = 0;
-
 /* eth_getLogs range, adapted to the node's limits (see fetch_logs) */
 static int	logs_range = 0;
 static int	logs_range_max = 0;
@@ -87,423 +66,26 @@ static int	logs_successes = 0; /* in a row, since the range last changed */
 static int64 last_head = -1;
 
 /*
- * Milliseconds the node asked us to wait (HTTP Retry-After on 429 or 503),
- * for the worker's backoff; 0 when it did not ask.
- */
-int64		li_rpc_retry_after_ms = 0;
-
-/* response buffer, grown without ereport (we are inside libcurl) */
-static char *resp_data = NULL;
-static size_t resp_len = 0;
-static size_t resp_cap = 0;
-static size_t resp_limit = LI_RPC_MAX_RESPONSE;
-static bool resp_overflow = false;
-
-static size_t
-write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	size_t		n = size * nmemb;
-
-	if (resp_len + n + 1 > resp_limit)
-	{
-		resp_overflow = true;
-		return 0;				/* makes libcurl fail with CURLE_WRITE_ERROR */
-	}
-	if (resp_len + n + 1 > resp_cap)
-	{
-		size_t		newcap = Max(resp_cap * 2, resp_len + n + 1);
-		char	   *p;
-
-		newcap = Max(newcap, 64 * 1024);
-		p = MemoryContextAllocExtended(TopMemoryContext, newcap, MCXT_ALLOC_NO_OOM);
-		if (p == NULL)
-			return 0;
-		if (resp_data)
-		{
-			memcpy(p, resp_data, resp_len);
-			pfree(resp_data);
-		}
-		resp_data = p;
-		resp_cap = newcap;
-	}
-	memcpy(resp_data + resp_len, ptr, n);
-	resp_len += n;
-	resp_data[resp_len] = '\0';
-	return n;
-}
-
-/* Abort the transfer when the worker must die or cancel. */
-static int
-progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
-			curl_off_t ultotal, curl_off_t ulnow)
-{
-	return (ProcDiePending || QueryCancelPending) ? 1 : 0;
-}
-
-static void rpc_configure(LiPipeline *p);
-
-static void
-rpc_cleanup_cb(int code, Datum arg)
-{
-	li_rpc_cleanup();
-}
-
-/*
- * li_rpc_cleanup -- release the curl handle (at process exit).
- */
-void
-li_rpc_cleanup(void)
-{
-	if (curl)
-		curl_easy_cleanup(curl);
-	curl = NULL;
-	if (headers)
-		curl_slist_free_all(headers);
-	headers = NULL;
-}
-
-/*
- * li_rpc_init -- create the worker's libcurl handle (one per worker, reused
- * so that connections are kept alive).  The per-pipeline settings are
- * applied by rpc_configure before each fetch, since options can change.
- */
-void
-li_rpc_init(LiPipeline *p)
-{
-	if (curl != NULL)
-		return;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("could not initialize libcurl")));
-	curl = curl_easy_init();
-	if (curl == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("could not create a libcurl handle")));
-	headers = curl_slist_append(NULL, "Content-Type: application/json");
-	headers = curl_slist_append(headers, "Accept: application/json");
-	on_proc_exit(rpc_cleanup_cb, (Datum) 0);
-
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	/* keep POST (and its body) across 301/302/303 */
-	curl_easy_setopt(curl, CURLOPT_POSTREDIR, (long) CURL_REDIR_POST_ALL);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) RPC_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_errbuf);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "ledger_ingest/0.1");
-	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
-	rpc_configure(p);
-}
-
-/*
- * rpc_configure -- apply the pipeline's current options to the handle:
- * endpoint, timeouts, redirect limit, response size cap.
+ * Apply the pipeline's current options to the client, and reset the
+ * eth_getLogs range when block_range changed.
  */
 static void
 rpc_configure(LiPipeline *p)
 {
-	rpc_opts = &p->opts;
-	if (cur_url >= p->opts.nurls)
-		cur_url = 0;
-	curl_easy_setopt(curl, CURLOPT_URL, p->opts.urls[cur_url]);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) p->opts.timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, p->opts.max_redirects > 0 ? 1L : 0L);
-	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, (long) p->opts.max_redirects);
-	resp_limit = (size_t) p->opts.max_response_bytes;
+	li_rpc_client_configure(&p->opts);
 	if (logs_range_max != p->opts.block_range)
 		logs_range = logs_range_max = p->opts.block_range;
 }
 
-/* Move to the next endpoint of a pipeline with several URLs. */
-static void
-rpc_failover(void)
-{
-	if (rpc_opts->nurls < 2)
-		return;
-	cur_url = (cur_url + 1) % rpc_opts->nurls;
-	curl_easy_setopt(curl, CURLOPT_URL, rpc_opts->urls[cur_url]);
-}
-
-/* " (endpoint i of n)" for messages when there are several; never the URL */
-static char *
-endpoint_label(void)
-{
-	if (rpc_opts->nurls < 2)
-		return "";
-	return psprintf(" (endpoint %d of %d)", cur_url + 1, rpc_opts->nurls);
-}
-
 /*
- * Wait, outside any transaction, until the pipeline's request rate allows
- * another request (max_requests_per_second; 0 is no limit).
+ * li_rpc_init -- the worker's JSON-RPC client (rpc_client.c), configured
+ * for pipeline p.
  */
-static void
-rpc_rate_limit(void)
+void
+li_rpc_init(LiPipeline *p)
 {
-	TimestampTz next_at;
-
-	if (rpc_opts->max_requests_per_second <= 0 || last_request_at == 0)
-		return;
-	next_at = last_request_at + USECS_PER_SEC / rpc_opts->max_requests_per_second;
-	for (;;)
-	{
-		TimestampTz now = GetCurrentTimestamp();
-		long		ms;
-
-		CHECK_FOR_INTERRUPTS();
-		if (now >= next_at)
-			break;
-		ms = (long) ((next_at - now + 999) / 1000);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-}
-
-/* the first len bytes of s, cut to at most n bytes at a character boundary */
-static char *
-clip(const char *s, int len, int n)
-{
-	return pnstrdup(s, pg_mbcliplen(s, len, n));
-}
-
-/* errcontext: which call's response failed to parse */
-static void
-rpc_error_callback(void *arg)
-{
-	errcontext("ledger_ingest: JSON-RPC response to %s", (const char *) arg);
-}
-
-/*
- * rpc_perform -- send one request body to the current endpoint.  Returns
- * NULL when a response with HTTP status 200 arrived (in resp_data), else a
- * palloc'd description of what failed (a transport error, an HTTP status,
- * the size cap), after noting any Retry-After the node sent.
- */
-static char *
-rpc_perform(const char *method, const char *body, int *sqlstate)
-{
-	CURLcode	rc;
-	long		http_status = 0;
-
-	rpc_rate_limit();
-	resp_len = 0;
-	resp_overflow = false;
-	curl_errbuf[0] = '\0';
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	last_request_at = GetCurrentTimestamp();
-	rc = curl_easy_perform(curl);
-	CHECK_FOR_INTERRUPTS();
-	*sqlstate = ERRCODE_CONNECTION_FAILURE;
-	if (rc != CURLE_OK)
-	{
-		if (resp_overflow)
-		{
-			*sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-			return psprintf("JSON-RPC %s%s: response larger than max_response_bytes (" INT64_FORMAT ")",
-							method, endpoint_label(), rpc_opts->max_response_bytes);
-		}
-		return psprintf("JSON-RPC %s failed%s: %s", method, endpoint_label(),
-						curl_errbuf[0] ? curl_errbuf : curl_easy_strerror(rc));
-	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
-	if (http_status != 200)
-	{
-		curl_off_t	retry_after = 0;
-
-		if ((http_status == 429 || http_status == 503) &&
-			curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
-			retry_after > 0)
-			li_rpc_retry_after_ms = Max(li_rpc_retry_after_ms,
-										(int64) Min(retry_after, 3600) * 1000);
-		return psprintf("JSON-RPC %s failed%s: HTTP status %ld%s", method, endpoint_label(),
-						http_status,
-						http_status == 429 ? " (rate limited)" : "");
-	}
-	return NULL;
-}
-
-/*
- * rpc_call_ex -- one JSON-RPC 2.0 request; returns its "result" (never
- * NULL on success; a JSON null result comes back as a jbvNull value).
- *
- * Transport errors and HTTP statuses other than 200 fail over to the next
- * endpoint at once (each endpoint is tried once per call); when all fail,
- * ERRCODE_CONNECTION_FAILURE is raised.  A response that is not a JSON-RPC
- * response raises ERRCODE_INVALID_TEXT_REPRESENTATION, and the next call
- * starts at the next endpoint.  A JSON-RPC error object raises
- * ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, unless "err" is given: then NULL is
- * returned with the error's code and message in *err.  Must not be called
- * inside a transaction.
- */
-typedef struct RpcError
-{
-	int64		code;
-	char	   *message;
-} RpcError;
-
-static JsonbValue *
-rpc_call_ex(const char *method, const char *params, RpcError *err)
-{
-	char	   *body;
-	Jsonb	   *doc;
-	JsonbValue *v;
-	int64		id;
-	ErrorContextCallback errcb;
-	char	   *failure = NULL;
-	int			sqlstate = 0;
-	const char *p;
-	MemoryContext cxt;
-
-	if (IsTransactionState())
-		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
-
-	/* the previous call failed on a bad response: try another endpoint */
-	if (call_open)
-		rpc_failover();
-	call_open = true;
-
-	id = ++rpc_id;
-	body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
-					id, method, params);
-	for (int attempt = 0; attempt < rpc_opts->nurls; attempt++)
-	{
-		char	   *f;
-
-		if (attempt > 0)
-		{
-			ereport(LOG,
-					(errmsg("ledger_ingest: %s; failing over to the next endpoint", failure)));
-			rpc_failover();
-		}
-		f = rpc_perform(method, body, &sqlstate);
-		/* with several endpoints, the error lists what each one did */
-		failure = (f == NULL || failure == NULL) ? f : psprintf("%s; %s", failure, f);
-		if (f == NULL)
-			break;
-		if (sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED && err != NULL)
-		{
-			/* too large a result: the caller can ask for less */
-			call_open = false;
-			err->code = 0;
-			err->message = failure;
-			return NULL;
-		}
-	}
-	if (failure != NULL)
-		ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", failure)));
-
-	/* an HTML error page or other non-JSON body: say so plainly */
-	for (p = resp_data; p && *p && isspace((unsigned char) *p); p++)
-		;
-	if (resp_len == 0 || p == NULL || *p == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s%s: empty response", method, endpoint_label())));
-	if (*p != '{' && *p != '[')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s%s: the response is not JSON (it starts with \"%s\")",
-						method, endpoint_label(),
-						clip(p, strnlen(p, 40), 40))));
-
-	errcb.callback = rpc_error_callback;
-	errcb.arg = (void *) method;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-	cxt = CurrentMemoryContext;
-	PG_TRY();
-	{
-		doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(resp_data)));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		const char *why;
-
-		/* name the call in the message itself (status shows only that) */
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-			PG_RE_THROW();		/* an interrupt, out of memory, ... */
-		FlushErrorState();
-		why = edata->detail ? edata->detail : edata->message;
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s%s: the response is not valid JSON (%s)", method,
-						endpoint_label(), clip(why, strlen(why), 200))));
-	}
-	PG_END_TRY();
-	error_context_stack = errcb.previous;
-
-	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s%s: the response is not a JSON object", method, endpoint_label())));
-	v = li_jsonb_get(&doc->root, "id");
-	{
-		int64		got;
-
-		if (v == NULL || !li_quantity_from_jsonb(v, &got) || got != id)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("JSON-RPC %s%s: the response id does not match the request id " INT64_FORMAT,
-							method, endpoint_label(), id)));
-	}
-	v = li_jsonb_get(&doc->root, "error");
-	if (v != NULL && v->type != jbvNull)
-	{
-		JsonbValue *code = NULL;
-		JsonbValue *msg = NULL;
-		int64		c = 0;
-		char	   *m;
-
-		if (v->type == jbvBinary)
-		{
-			code = li_jsonb_get(v->val.binary.data, "code");
-			msg = li_jsonb_get(v->val.binary.data, "message");
-		}
-		if (code && code->type == jbvNumeric)
-			(void) li_numeric_to_int64(code->val.numeric, &c);
-		m = (msg && msg->type == jbvString) ?
-			clip(msg->val.string.val, msg->val.string.len, 500) :
-			"(no message)";
-		if (err != NULL)
-		{
-			/* the caller handles it: the endpoint answered properly */
-			call_open = false;
-			err->code = c;
-			err->message = m;
-			return NULL;
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("JSON-RPC %s%s returned error " INT64_FORMAT ": %s", method,
-						endpoint_label(), c, m)));
-	}
-	v = li_jsonb_get(&doc->root, "result");
-	if (v == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC %s%s: the response has neither \"result\" nor \"error\"",
-						method, endpoint_label())));
-	call_open = false;
-	/* an endpoint answered: an earlier Retry-After no longer applies */
-	li_rpc_retry_after_ms = 0;
-	return v;
-}
-
-/* rpc_call_ex that raises every JSON-RPC error object */
-static JsonbValue *
-rpc_call(const char *method, const char *params)
-{
-	return rpc_call_ex(method, params, NULL);
+	li_rpc_client_init();
+	rpc_configure(p);
 }
 
 static char *
@@ -556,7 +138,7 @@ int64_cmp(const void *a, const void *b)
 static void
 fetch_ledger(int64 n, const char *logs, LiLedger *out)
 {
-	JsonbValue *r = rpc_call("eth_getBlockByNumber", psprintf("[%s,false]", hexq(n)));
+	JsonbValue *r = li_rpc_call("eth_getBlockByNumber", psprintf("[%s,false]", hexq(n)));
 	JsonbContainer *h;
 	StringInfoData doc;
 	static const char *const fields[] = {"number", "hash", "parentHash", "timestamp"};
@@ -688,7 +270,7 @@ static JsonbValue *
 fetch_logs(LiPipeline *p, int64 from, int64 to)
 {
 	StringInfoData filter;
-	RpcError	err;
+	LiRpcError err;
 	JsonbValue *r;
 	int64		sfrom;
 	int64		sto;
@@ -704,7 +286,7 @@ fetch_logs(LiPipeline *p, int64 from, int64 to)
 		appendStringInfo(&filter, ",\"topics\":%s",
 						 JsonbToCString(NULL, &p->opts.topics->root, VARSIZE(p->opts.topics)));
 	appendStringInfoString(&filter, "}]");
-	r = rpc_call_ex("eth_getLogs", filter.data, &err);
+	r = li_rpc_call_ex("eth_getLogs", filter.data, &err);
 	if (r != NULL)
 	{
 		if (logs_range < logs_range_max && ++logs_successes >= LOGS_GROW_AFTER)
@@ -719,7 +301,7 @@ fetch_logs(LiPipeline *p, int64 from, int64 to)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("JSON-RPC eth_getLogs%s returned error " INT64_FORMAT ": %s",
-						endpoint_label(), err.code, err.message),
+						li_rpc_endpoint_label(), err.code, err.message),
 				 span <= 1 ? errdetail("The query already covers a single block (" INT64_FORMAT ").", from) : 0));
 	if (logs_error_suggestion(err.message, &sfrom, &sto) && sfrom == from && sto < to)
 		shrunk = sto - sfrom + 1;
@@ -734,28 +316,17 @@ fetch_logs(LiPipeline *p, int64 from, int64 to)
 }
 
 /*
- * li_rpc_fetch -- fetch the next range of blocks into the batch (see the
- * file header).  Leaves the batch empty when the pipeline is at the head.
+ * eth_blockNumber: the node's head, published to status.head.  A head
+ * lower than one seen before is an error once (a node behind another
+ * behind a load balancer, or syncing); then it is followed.
  */
-void
-li_rpc_fetch(LiPipeline *p, LiBatch *batch)
+static int64
+read_head(LiPipeline *p)
 {
 	JsonbValue *r;
 	int64		head;
-	int64		safe;
-	int64		next;
-	int64		end;
-	JsonbContainer *logs;
-	int			nlogs;
-	BlockLogs  *blocks = NULL;
-	int			nblocks = 0;
-	int64	   *numbers;
-	int			nnumbers = 0;
-	uint8		end_hash[LI_HASH_LEN];
 
-	rpc_configure(p);
-	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: eth_blockNumber", p->name));
-	r = rpc_call("eth_blockNumber", "[]");
+	r = li_rpc_call("eth_blockNumber", "[]");
 	head = result_quantity(r, "eth_blockNumber");
 	if (head < last_head)
 	{
@@ -770,13 +341,27 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC eth_blockNumber%s: the head went back from " INT64_FORMAT " to " INT64_FORMAT,
-						endpoint_label(), was, head),
+						li_rpc_endpoint_label(), was, head),
 				 errhint("The node may be syncing or behind another node.")));
 	}
 	last_head = head;
 	SpinLockAcquire(&p->slot->mutex);
 	p->slot->head = head;
 	SpinLockRelease(&p->slot->mutex);
+	return head;
+}
+
+/*
+ * The newest ledger the pipeline may apply: head - confirmations with
+ * finality "latest", else the node's "safe" or "finalized" block (-1 when
+ * it has none); at most to_block.  Sets p->journal_floor, below which no
+ * reorg is expected.
+ */
+static int64
+safe_ledger(LiPipeline *p, int64 head)
+{
+	JsonbValue *r;
+	int64		safe;
 
 	if (strcmp(p->opts.finality, "latest") == 0)
 	{
@@ -787,7 +372,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	else
 	{
 		/* apply only what the node calls safe or finalized */
-		r = rpc_call("eth_getBlockByNumber", psprintf("[\"%s\",false]", p->opts.finality));
+		r = li_rpc_call("eth_getBlockByNumber", psprintf("[\"%s\",false]", p->opts.finality));
 		if (r->type == jbvNull)
 			safe = -1;
 		else if (r->type != jbvBinary ||
@@ -800,64 +385,46 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	}
 	if (p->opts.to_block >= 0)
 		safe = Min(safe, p->opts.to_block);
-	next = p->cursor.complete ? p->cursor.ledger + 1 : p->cursor.ledger;
-	next = Max(next, p->opts.from_block);
-	if (next > safe)
+	return safe;
+}
+
+/*
+ * At the head: is the cursor's ledger still canonical?  A reorg that keeps
+ * the height is seen this way; batch->reorg says so.  A node with a lower
+ * head is not asked; one that has no block at a height below its head is
+ * inconsistent (an error, retried), not a reorg.
+ */
+static void
+check_cursor_canonical(LiPipeline *p, int64 head, LiBatch *batch)
+{
+	if (p->has_cursor_hash && p->cursor.complete && p->cursor.ledger >= 0 &&
+		p->cursor.ledger <= head)
 	{
-		/*
-		 * At the head: re-check that the cursor's ledger is still canonical,
-		 * so that a reorg that keeps the height is seen too.  A node with a
-		 * lower head is not asked; one that has no block at a height below
-		 * its head is inconsistent (an error, retried), not a reorg.
-		 */
-		if (p->has_cursor_hash && p->cursor.complete && p->cursor.ledger >= 0 &&
-			p->cursor.ledger <= head)
+		LiLedger	l;
+
+		fetch_ledger(p->cursor.ledger, "", &l);
+		if (memcmp(l.hash, p->cursor_hash, LI_HASH_LEN) != 0)
 		{
-			LiLedger	l;
-
-			fetch_ledger(p->cursor.ledger, "", &l);
-			if (memcmp(l.hash, p->cursor_hash, LI_HASH_LEN) != 0)
-			{
-				batch->reorg = true;
-				batch->reorg_error = psprintf("reorg at ledger " INT64_FORMAT ": its hash changed from %s to %s",
-											  l.number, li_bytes_to_hex(p->cursor_hash, LI_HASH_LEN),
-											  li_bytes_to_hex(l.hash, LI_HASH_LEN));
-			}
+			batch->reorg = true;
+			batch->reorg_error = psprintf("reorg at ledger " INT64_FORMAT ": its hash changed from %s to %s",
+										  l.number, li_bytes_to_hex(p->cursor_hash, LI_HASH_LEN),
+										  li_bytes_to_hex(l.hash, LI_HASH_LEN));
 		}
-		pgstat_report_activity(STATE_IDLE, NULL);
-		return;
 	}
-	/*
-	 * eth_getLogs over [next, end], with the range shrunk while the node
-	 * says it is too large (see fetch_logs).  Before it, the hash of the
-	 * range's last block: if it differs afterwards, the chain moved between
-	 * the calls (a block without matching logs in our eth_getLogs answer
-	 * may have been replaced by one with some), and the range is fetched
-	 * again.
-	 */
-	for (;;)
-	{
-		LiLedger	endl;
+}
 
-		CHECK_FOR_INTERRUPTS();
-		end = Min(next + logs_range - 1, safe);
-		fetch_ledger(end, "", &endl);
-		memcpy(end_hash, endl.hash, LI_HASH_LEN);
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
-										p->name, next, end));
-		r = fetch_logs(p, next, end);
-		if (r != NULL)
-			break;
-	}
-	if (r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC eth_getLogs%s: the result is not an array", endpoint_label())));
-	logs = r->val.binary.data;
-	nlogs = JsonContainerSize(logs);
+/*
+ * The logs of an eth_getLogs result grouped by block, in the order their
+ * blocks first appear; *nblocks of them.  ERROR for a log without a valid
+ * blockNumber or outside [next, end].
+ */
+static BlockLogs *
+group_logs(JsonbContainer *logs, int64 next, int64 end, int *nblocks_out)
+{
+	int			nlogs = JsonContainerSize(logs);
+	BlockLogs  *blocks;
+	int			nblocks = 0;
 
-	/* group the logs by block */
 	blocks = palloc0(sizeof(BlockLogs) * (nlogs + 2));
 	for (int i = 0; i < nlogs; i++)
 	{
@@ -893,7 +460,73 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 			appendStringInfoChar(&b->logs, ',');
 		appendStringInfoString(&b->logs, json_text(lv));
 	}
+	*nblocks_out = nblocks;
+	return blocks;
+}
 
+/*
+ * li_rpc_fetch -- fetch the next range of blocks into the batch (see the
+ * file header).  Leaves the batch empty when the pipeline is at the head.
+ */
+void
+li_rpc_fetch(LiPipeline *p, LiBatch *batch)
+{
+	JsonbValue *r;
+	int64		head;
+	int64		safe;
+	int64		next;
+	int64		end;
+	JsonbContainer *logs;
+	BlockLogs  *blocks = NULL;
+	int			nblocks = 0;
+	int64	   *numbers;
+	int			nnumbers = 0;
+	uint8		end_hash[LI_HASH_LEN];
+
+	rpc_configure(p);
+	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: eth_blockNumber", p->name));
+	head = read_head(p);
+
+	safe = safe_ledger(p, head);
+	next = p->cursor.complete ? p->cursor.ledger + 1 : p->cursor.ledger;
+	next = Max(next, p->opts.from_block);
+	if (next > safe)
+	{
+		/* at the head: a reorg that keeps the height is seen here */
+		check_cursor_canonical(p, head, batch);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return;
+	}
+	/*
+	 * eth_getLogs over [next, end], with the range shrunk while the node
+	 * says it is too large (see fetch_logs).  Before it, the hash of the
+	 * range's last block: if it differs afterwards, the chain moved between
+	 * the calls (a block without matching logs in our eth_getLogs answer
+	 * may have been replaced by one with some), and the range is fetched
+	 * again.
+	 */
+	for (;;)
+	{
+		LiLedger	endl;
+
+		CHECK_FOR_INTERRUPTS();
+		end = Min(next + logs_range - 1, safe);
+		fetch_ledger(end, "", &endl);
+		memcpy(end_hash, endl.hash, LI_HASH_LEN);
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
+										p->name, next, end));
+		r = fetch_logs(p, next, end);
+		if (r != NULL)
+			break;
+	}
+	if (r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC eth_getLogs%s: the result is not an array", li_rpc_endpoint_label())));
+	logs = r->val.binary.data;
+
+	blocks = group_logs(logs, next, end, &nblocks);
 	/* the blocks to fetch: first, last, and every block with logs */
 	numbers = palloc(sizeof(int64) * (nblocks + 2));
 	numbers[nnumbers++] = next;

@@ -250,59 +250,48 @@ finish_pipeline(const char *state, const char *error)
 }
 
 /*
- * Re-read the pipeline: state, owner, options, cursor, handlers.  Exits
- * when the pipeline is gone or not 'running'.  Returns whether its
- * last_error is the launcher's LI_START_FAILURE.
+ * The extension was dropped and created again under this worker: its
+ * prepared statements and the event type it knows are stale.  Exit; the
+ * launcher starts a fresh worker.
+ */
+static void
+exit_if_extension_recreated(LiPipeline *p)
+{
+	static Oid	extension_oid = InvalidOid;
+	Oid			current = get_extension_oid("ledger_ingest", true);
+
+	if (!OidIsValid(extension_oid))
+		extension_oid = current;
+	if (current != extension_oid)
+	{
+		ereport(LOG,
+				(errmsg("ledger_ingest pipeline \"%s\": the extension was re-created; worker exiting",
+						p->name)));
+		proc_exit(0);
+	}
+}
+
+/*
+ * The pipeline's row and cursor (inside refresh_pipeline's transaction):
+ * exits when the pipeline is gone or not 'running'; options parsed into
+ * p->opts (allocations in cxt).  *missing says so when the owner role is
+ * gone.  Returns whether last_error is the launcher's LI_START_FAILURE.
  */
 static bool
-refresh_pipeline(LiPipeline *p)
+read_pipeline_row(LiPipeline *p, MemoryContext cxt, char **missing)
 {
-	MemoryContext caller_cxt;
-	static MemoryContext cxt = NULL;
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
-	bool		start_failure;
 	int			ret;
 	TupleDesc	desc;
 	HeapTuple	tup;
 	bool		isnull;
 	char	   *state;
-	char	   *missing = NULL;
 	char	   *source;
 	Jsonb	   *opts;
 	MemoryContext old;
-	int			nh;
-	LiHandler  *handlers;
 	Datum		hashd;
-
-	/* a refresh that failed half-way left its context behind */
-	if (cxt != NULL)
-		MemoryContextDelete(cxt);
-	cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest pipeline",
-								ALLOCSET_SMALL_SIZES);
-
-	caller_cxt = li_txn_begin();
-	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading pipeline", p->name));
-
-	/*
-	 * The extension was dropped and created again under this worker: its
-	 * prepared statements and the event type it knows are stale.  Exit; the launcher
-	 * starts a fresh worker.
-	 */
-	{
-		static Oid	extension_oid = InvalidOid;
-		Oid			current = get_extension_oid("ledger_ingest", true);
-
-		if (!OidIsValid(extension_oid))
-			extension_oid = current;
-		if (current != extension_oid)
-		{
-			ereport(LOG,
-					(errmsg("ledger_ingest pipeline \"%s\": the extension was re-created; worker exiting",
-							p->name)));
-			proc_exit(0);
-		}
-	}
+	bool		start_failure;
 
 	args[0] = CStringGetTextDatum(p->name);
 	args[1] = CStringGetTextDatum(LI_START_FAILURE);
@@ -361,10 +350,29 @@ refresh_pipeline(LiPipeline *p)
 	p->sql_0_2 = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 	start_failure = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
 	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
-		missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
+		*missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
 						   p->name, p->owner);
 
-	/* handlers, in registration order */
+	return start_failure;
+}
+
+/*
+ * The pipeline's handlers, in registration order (allocations in cxt;
+ * their number in *nhandlers); the first one whose function is gone sets
+ * *missing unless it is set.
+ */
+static LiHandler *
+read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(p->name)};
+	int			ret;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	int			nh;
+	LiHandler  *handlers;
+
 	/*
 	 * Handlers are stored as text since 0.2 (regprocedure in 0.1: "::text"
 	 * reads both, so this library also runs a pipeline whose extension is
@@ -396,8 +404,8 @@ refresh_pipeline(LiPipeline *p)
 		/* named as PostgreSQL names it under the worker's search_path */
 		h->name = MemoryContextStrdup(cxt, isnull ? SPI_getvalue(tup, desc, 3) :
 									  format_procedure(h->funcoid));
-		if (isnull && missing == NULL)
-			missing = psprintf("handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+		if (isnull && *missing == NULL)
+			*missing = psprintf("handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
 							   h->name, p->name);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (!isnull)
@@ -417,8 +425,8 @@ refresh_pipeline(LiPipeline *p)
 			h->revert_oid = DatumGetObjectId(d);
 			h->revert_name = MemoryContextStrdup(cxt, format_procedure(h->revert_oid));
 		}
-		else if (SPI_getvalue(tup, desc, 7) != NULL && missing == NULL)
-			missing = psprintf("revert function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+		else if (SPI_getvalue(tup, desc, 7) != NULL && *missing == NULL)
+			*missing = psprintf("revert function %s of pipeline \"%s\" does not exist (dropped or renamed)",
 							   SPI_getvalue(tup, desc, 7), p->name);
 		d = SPI_getbinval(tup, desc, 8, &isnull);
 		if (!isnull)
@@ -435,7 +443,21 @@ refresh_pipeline(LiPipeline *p)
 		p->has_revert |= OidIsValid(handlers[i].revert_oid);
 		p->has_set_based |= handlers[i].set_based;
 	}
-	/* tracked tables */
+	*nhandlers = nh;
+	return handlers;
+}
+
+/* The pipeline's tracked tables into p->tracked (allocations in cxt; *missing as read_handlers). */
+static void
+read_tracked(LiPipeline *p, MemoryContext cxt, char **missing)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(p->name)};
+	int			ret;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+
 	ret = SPI_execute_with_args("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk, "
 								"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 								"        WHERE c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid), "
@@ -461,8 +483,8 @@ refresh_pipeline(LiPipeline *p)
 		t->relname = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
 		t->since = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		t->has_since = !isnull;
-		if (!DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && missing == NULL)
-			missing = psprintf("tracked table (OID %u) of pipeline \"%s\" no longer exists; untrack_table() it",
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && *missing == NULL)
+			*missing = psprintf("tracked table (OID %u) of pipeline \"%s\" no longer exists; untrack_table() it",
 							   t->relid, p->name);
 		pk = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
 		deconstruct_array(pk, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
@@ -471,7 +493,17 @@ refresh_pipeline(LiPipeline *p)
 		for (int j = 0; j < nelems; j++)
 			t->pk[j] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[j]));
 	}
-	/* raw sinks (sink.c reads each table's columns when it writes) */
+}
+
+/* The pipeline's raw sinks into p->sinks (allocations in cxt; *missing as read_handlers). */
+static void
+read_sinks(LiPipeline *p, MemoryContext cxt, char **missing)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(p->name)};
+	int			ret;
+	bool		isnull;
+
 	ret = SPI_execute_with_args("SELECT s.tbl::pg_catalog.oid, "
 								"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 								"        WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) "
@@ -487,17 +519,49 @@ refresh_pipeline(LiPipeline *p)
 		p->sinks[i].relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 															SPI_tuptable->tupdesc, 1, &isnull));
 		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)) &&
-			missing == NULL)
-			missing = psprintf("raw sink table (OID %u) of pipeline \"%s\" no longer exists; remove_raw_sink() it",
+			*missing == NULL)
+			*missing = psprintf("raw sink table (OID %u) of pipeline \"%s\" no longer exists; remove_raw_sink() it",
 							   p->sinks[i].relid, p->name);
 	}
+
+}
+
+/*
+ * Re-read the pipeline: state, owner, options, cursor, handlers, tracked
+ * tables and raw sinks, in one short transaction.  Exits when the pipeline
+ * is gone or not 'running'; fails it when an object it needs is gone.
+ * Returns whether its last_error is the launcher's LI_START_FAILURE.
+ */
+static bool
+refresh_pipeline(LiPipeline *p)
+{
+	MemoryContext caller_cxt;
+	static MemoryContext cxt = NULL;
+	bool		start_failure;
+	char	   *missing = NULL;
+	LiHandler  *handlers;
+	int			nhandlers;
+
+	/* a refresh that failed half-way left its context behind */
+	if (cxt != NULL)
+		MemoryContextDelete(cxt);
+	cxt = AllocSetContextCreate(worker_cxt, "ledger_ingest pipeline",
+								ALLOCSET_SMALL_SIZES);
+
+	caller_cxt = li_txn_begin();
+	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading pipeline", p->name));
+	exit_if_extension_recreated(p);
+	start_failure = read_pipeline_row(p, cxt, &missing);
+	handlers = read_handlers(p, cxt, &missing, &nhandlers);
+	read_tracked(p, cxt, &missing);
+	read_sinks(p, cxt, &missing);
+	p->handlers = handlers;
+	p->nhandlers = nhandlers;
 
 	/* the inbox has no head: journal every ledger, pruned by the window */
 	if (!p->is_rpc)
 		p->journal_floor = PG_INT64_MIN;
 
-	p->handlers = handlers;
-	p->nhandlers = nh;
 	if (pipeline_cxt != NULL)
 		MemoryContextDelete(pipeline_cxt);
 	pipeline_cxt = cxt;
@@ -637,28 +701,13 @@ worker_cycle(MemoryContext batch_cxt)
 }
 
 /*
- * ledger_ingest_worker_main -- entry point of a pipeline's dynamic worker.
- * bgw_main_arg is the database OID, bgw_extra the pipeline name.
+ * Process settings of the worker, before it touches any pipeline: malloc
+ * keeps freed memory between batches, application_name names the
+ * pipeline, search_path puts the built-in names first.
  */
-void
-ledger_ingest_worker_main(Datum arg)
+static void
+set_worker_settings(void)
 {
-	Oid			dboid = DatumGetObjectId(arg);
-	MemoryContext batch_cxt;
-	LiSlot	   *slot;
-	static int	failures = 0;	/* consecutive failures, any phase */
-	static int	apply_failures = 0; /* consecutive handler/apply failures */
-	pid_t		other = 0;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	memset(&pipeline, 0, sizeof(pipeline));
-	strlcpy(pipeline.name, MyBgworkerEntry->bgw_extra, LI_NAME_MAX);
-
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-
 #ifdef __GLIBC__
 
 	/*
@@ -685,6 +734,17 @@ ledger_ingest_worker_main(Datum arg)
 	 * a handler with its own SET search_path gets that.
 	 */
 	SetConfigOption("search_path", LI_WORKER_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+}
+
+/*
+ * Take the pipeline's shared slot: exits when another live worker holds
+ * it, takes it over from a dead one.  ERROR when no slot is free.
+ */
+static LiSlot *
+claim_slot(Oid dboid)
+{
+	LiSlot	   *slot;
+	pid_t		other = 0;
 
 	slot = li_find_slot(dboid, pipeline.name, true);
 	if (slot == NULL)
@@ -717,6 +777,76 @@ ledger_ingest_worker_main(Datum arg)
 		slot->wstate = LI_WS_STARTING;
 		SpinLockRelease(&slot->mutex);
 	}
+	return slot;
+}
+
+/*
+ * What a failed cycle records as the pipeline's last_error: the SQLSTATE
+ * and message, with the ledger, event and handler when it failed applying.
+ */
+static char *
+cycle_error_message(ErrorData *edata, WorkerPhase phase)
+{
+	if (phase == PHASE_APPLY && li_apply_ctx.handler != NULL)
+		return psprintf("%s: %s (ledger " INT64_FORMAT ", tx_index %d, event_index %d, handler %s)",
+					   unpack_sql_state(edata->sqlerrcode), edata->message,
+					   li_apply_ctx.ledger, li_apply_ctx.tx_index,
+					   li_apply_ctx.event_index, li_apply_ctx.handler);
+	else if (phase == PHASE_APPLY)
+		return psprintf("%s: %s (ledger " INT64_FORMAT ")",
+					   unpack_sql_state(edata->sqlerrcode), edata->message,
+					   li_apply_ctx.ledger);
+	else
+		return psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
+					   edata->message);
+}
+
+/*
+ * How long to wait before the next attempt after "failures" consecutive
+ * failures (1, 2, ...): BACKOFF_MIN_MS doubling up to BACKOFF_MAX_MS, plus
+ * up to a quarter of it at random (so that many workers failing together
+ * do not retry together), or the node's Retry-After when it sent a longer
+ * one, up to the cap.
+ */
+static long
+retry_delay_ms(int failures)
+{
+	long		backoff;
+	int64		retry_after = li_rpc_take_retry_after_ms();
+
+	backoff = BACKOFF_MIN_MS << Min(failures - 1, 10);
+	backoff = Min(backoff, BACKOFF_MAX_MS);
+	backoff += (long) pg_prng_uint64_range(&pg_global_prng_state, 0, backoff / 4);
+	if (retry_after > backoff)
+		backoff = (long) Min(retry_after, (int64) BACKOFF_MAX_MS);
+	return backoff;
+}
+
+/*
+ * ledger_ingest_worker_main -- entry point of a pipeline's dynamic worker.
+ * bgw_main_arg is the database OID, bgw_extra the pipeline name.
+ */
+void
+ledger_ingest_worker_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	MemoryContext batch_cxt;
+	LiSlot	   *slot;
+	static int	failures = 0;	/* consecutive failures, any phase */
+	static int	apply_failures = 0; /* consecutive handler/apply failures */
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	memset(&pipeline, 0, sizeof(pipeline));
+	strlcpy(pipeline.name, MyBgworkerEntry->bgw_extra, LI_NAME_MAX);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	set_worker_settings();
+
+	slot = claim_slot(dboid);
 	pipeline.slot = slot;
 	before_shmem_exit(worker_shmem_exit, (Datum) 0);
 	li_register_xact_callback();
@@ -780,18 +910,7 @@ ledger_ingest_worker_main(Datum arg)
 			failed = true;
 			failed_phase = phase;
 			transient = transient_error(edata->sqlerrcode);
-			if (phase == PHASE_APPLY && li_apply_ctx.handler != NULL)
-				errmsg_copy = psprintf("%s: %s (ledger " INT64_FORMAT ", tx_index %d, event_index %d, handler %s)",
-									   unpack_sql_state(edata->sqlerrcode), edata->message,
-									   li_apply_ctx.ledger, li_apply_ctx.tx_index,
-									   li_apply_ctx.event_index, li_apply_ctx.handler);
-			else if (phase == PHASE_APPLY)
-				errmsg_copy = psprintf("%s: %s (ledger " INT64_FORMAT ")",
-									   unpack_sql_state(edata->sqlerrcode), edata->message,
-									   li_apply_ctx.ledger);
-			else
-				errmsg_copy = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode),
-									   edata->message);
+			errmsg_copy = cycle_error_message(edata, phase);
 			li_apply_ctx.handler = NULL;
 			FreeErrorData(edata);
 		}
@@ -808,13 +927,7 @@ ledger_ingest_worker_main(Datum arg)
 				finish_pipeline("failed", errmsg_copy);
 			record_error(errmsg_copy);
 			li_set_wstate(slot, LI_WS_RETRYING);
-			backoff = BACKOFF_MIN_MS << Min(failures - 1, 10);
-			backoff = Min(backoff, BACKOFF_MAX_MS);
-			backoff += (long) pg_prng_uint64_range(&pg_global_prng_state, 0, backoff / 4);
-			/* the node's Retry-After, when it sent one, up to the cap */
-			if (li_rpc_retry_after_ms > backoff)
-				backoff = (long) Min(li_rpc_retry_after_ms, (int64) BACKOFF_MAX_MS);
-			li_rpc_retry_after_ms = 0;
+			backoff = retry_delay_ms(failures);
 			pfree(errmsg_copy);
 			worker_sleep(backoff);
 			continue;

@@ -1,0 +1,509 @@
+/*-------------------------------------------------------------------------
+ *
+ * rpc_client.c
+ *	  A JSON-RPC 2.0 client over HTTP(S) with libcurl.
+ *
+ * One client per worker (a worker serves one pipeline), its state in one
+ * struct: the libcurl handle, reused so that connections are kept alive;
+ * the pipeline's endpoints, with failover to the next one on a transport
+ * error, an HTTP status other than 200 or a response that is not a
+ * JSON-RPC response; the request rate limit (max_requests_per_second),
+ * waited on the latch; the response size cap; the node's Retry-After.
+ * Responses are checked (JSON, an object, the request's id, "result" or
+ * "error") before the caller sees them.  The Ethereum logic that uses it
+ * is in source_evm_rpc.c.
+ *
+ * libcurl runs with CURLOPT_NOSIGNAL (PostgreSQL owns the signals), only
+ * the http and https protocols (for redirects too, at most max_redirects),
+ * connect and total timeouts, and a response size cap.  Its progress
+ * callback aborts the transfer when the worker is asked to die or cancel;
+ * CHECK_FOR_INTERRUPTS() then acts on it, so stop(), pg_terminate_backend()
+ * and DROP DATABASE never wait on the network.  Errors never name the URL
+ * (it may carry credentials): with several URLs, an endpoint is named by
+ * its position.  No call is made inside a transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include <curl/curl.h>
+
+#include "access/xact.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "ledger_ingest.h"
+
+#define RPC_CONNECT_TIMEOUT_MS	5000
+
+/* The worker's one JSON-RPC client (a worker serves one pipeline). */
+typedef struct RpcClient
+{
+	CURL	   *curl;			/* reused: connections are kept alive */
+	struct curl_slist *headers;
+	char		errbuf[CURL_ERROR_SIZE];
+	int64		id;				/* of the last request */
+	const LiOptions *opts;		/* the pipeline's, set by li_rpc_client_configure */
+	int			cur_url;		/* index into opts->urls */
+	bool		call_open;		/* the previous call did not complete */
+	TimestampTz last_request_at;
+	/* milliseconds the node asked us to wait (Retry-After), 0 if none */
+	int64		retry_after_ms;
+	/* response buffer, grown without ereport (we are inside libcurl) */
+	char	   *resp_data;
+	size_t		resp_len;
+	size_t		resp_cap;
+	size_t		resp_limit;
+	bool		resp_overflow;
+} RpcClient;
+
+static RpcClient rpc = {.resp_limit = LI_RPC_MAX_RESPONSE};
+
+static size_t
+write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	size_t		n = size * nmemb;
+
+	if (rpc.resp_len + n + 1 > rpc.resp_limit)
+	{
+		rpc.resp_overflow = true;
+		return 0;				/* makes libcurl fail with CURLE_WRITE_ERROR */
+	}
+	if (rpc.resp_len + n + 1 > rpc.resp_cap)
+	{
+		size_t		newcap = Max(rpc.resp_cap * 2, rpc.resp_len + n + 1);
+		char	   *p;
+
+		newcap = Max(newcap, 64 * 1024);
+		p = MemoryContextAllocExtended(TopMemoryContext, newcap, MCXT_ALLOC_NO_OOM);
+		if (p == NULL)
+			return 0;
+		if (rpc.resp_data)
+		{
+			memcpy(p, rpc.resp_data, rpc.resp_len);
+			pfree(rpc.resp_data);
+		}
+		rpc.resp_data = p;
+		rpc.resp_cap = newcap;
+	}
+	memcpy(rpc.resp_data + rpc.resp_len, ptr, n);
+	rpc.resp_len += n;
+	rpc.resp_data[rpc.resp_len] = '\0';
+	return n;
+}
+
+/* Abort the transfer when the worker must die or cancel. */
+static int
+progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+			curl_off_t ultotal, curl_off_t ulnow)
+{
+	return (ProcDiePending || QueryCancelPending) ? 1 : 0;
+}
+
+static void
+rpc_cleanup_cb(int code, Datum arg)
+{
+	li_rpc_cleanup();
+}
+
+/*
+ * li_rpc_cleanup -- release the curl handle (at process exit).
+ */
+void
+li_rpc_cleanup(void)
+{
+	if (rpc.curl)
+		curl_easy_cleanup(rpc.curl);
+	rpc.curl = NULL;
+	if (rpc.headers)
+		curl_slist_free_all(rpc.headers);
+	rpc.headers = NULL;
+}
+
+/*
+ * li_rpc_client_init -- create the worker's libcurl handle (one per worker,
+ * reused so that connections are kept alive).  The pipeline's settings are
+ * applied by li_rpc_client_configure before each fetch, since options can
+ * change.
+ */
+void
+li_rpc_client_init(void)
+{
+	if (rpc.curl != NULL)
+		return;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not initialize libcurl")));
+	rpc.curl = curl_easy_init();
+	if (rpc.curl == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not create a libcurl handle")));
+	rpc.headers = curl_slist_append(NULL, "Content-Type: application/json");
+	rpc.headers = curl_slist_append(rpc.headers, "Accept: application/json");
+	on_proc_exit(rpc_cleanup_cb, (Datum) 0);
+
+	curl_easy_setopt(rpc.curl, CURLOPT_HTTPHEADER, rpc.headers);
+	curl_easy_setopt(rpc.curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(rpc.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(rpc.curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* keep POST (and its body) across 301/302/303 */
+	curl_easy_setopt(rpc.curl, CURLOPT_POSTREDIR, (long) CURL_REDIR_POST_ALL);
+	curl_easy_setopt(rpc.curl, CURLOPT_CONNECTTIMEOUT_MS, (long) RPC_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(rpc.curl, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(rpc.curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(rpc.curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	curl_easy_setopt(rpc.curl, CURLOPT_ERRORBUFFER, rpc.errbuf);
+	curl_easy_setopt(rpc.curl, CURLOPT_USERAGENT, "ledger_ingest/0.1");
+	curl_easy_setopt(rpc.curl, CURLOPT_ACCEPT_ENCODING, "");
+}
+
+/*
+ * li_rpc_client_configure -- apply the pipeline's current options to the
+ * handle: endpoints, timeouts, redirect limit, response size cap.  opts
+ * must stay valid until the next call.
+ */
+void
+li_rpc_client_configure(const LiOptions *opts)
+{
+	rpc.opts = opts;
+	if (rpc.cur_url >= opts->nurls)
+		rpc.cur_url = 0;
+	curl_easy_setopt(rpc.curl, CURLOPT_URL, opts->urls[rpc.cur_url]);
+	curl_easy_setopt(rpc.curl, CURLOPT_TIMEOUT_MS, (long) opts->timeout_ms);
+	curl_easy_setopt(rpc.curl, CURLOPT_FOLLOWLOCATION, opts->max_redirects > 0 ? 1L : 0L);
+	curl_easy_setopt(rpc.curl, CURLOPT_MAXREDIRS, (long) opts->max_redirects);
+	rpc.resp_limit = (size_t) opts->max_response_bytes;
+}
+
+/*
+ * li_rpc_take_retry_after_ms -- the wait the node last asked for (HTTP
+ * Retry-After on 429 or 503, capped at an hour), or 0; forgets it.
+ */
+int64
+li_rpc_take_retry_after_ms(void)
+{
+	int64		ms = rpc.retry_after_ms;
+
+	rpc.retry_after_ms = 0;
+	return ms;
+}
+
+/* Move to the next endpoint of a pipeline with several URLs. */
+static void
+rpc_failover(void)
+{
+	if (rpc.opts->nurls < 2)
+		return;
+	rpc.cur_url = (rpc.cur_url + 1) % rpc.opts->nurls;
+	curl_easy_setopt(rpc.curl, CURLOPT_URL, rpc.opts->urls[rpc.cur_url]);
+}
+
+/* " (endpoint i of n)" for messages when there are several; never the URL */
+char *
+li_rpc_endpoint_label(void)
+{
+	if (rpc.opts->nurls < 2)
+		return "";
+	return psprintf(" (endpoint %d of %d)", rpc.cur_url + 1, rpc.opts->nurls);
+}
+
+/*
+ * Wait, outside any transaction, until the pipeline's request rate allows
+ * another request (max_requests_per_second; 0 is no limit).
+ */
+static void
+rpc_rate_limit(void)
+{
+	TimestampTz next_at;
+
+	if (rpc.opts->max_requests_per_second <= 0 || rpc.last_request_at == 0)
+		return;
+	next_at = rpc.last_request_at + USECS_PER_SEC / rpc.opts->max_requests_per_second;
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (now >= next_at)
+			break;
+		ms = (long) ((next_at - now + 999) / 1000);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* the first len bytes of s, cut to at most n bytes at a character boundary */
+static char *
+clip(const char *s, int len, int n)
+{
+	return pnstrdup(s, pg_mbcliplen(s, len, n));
+}
+
+/* errcontext: which call's response failed to parse */
+static void
+rpc_error_callback(void *arg)
+{
+	errcontext("ledger_ingest: JSON-RPC response to %s", (const char *) arg);
+}
+
+/*
+ * rpc_perform -- send one request body to the current endpoint.  Returns
+ * NULL when a response with HTTP status 200 arrived (in rpc.resp_data), else a
+ * palloc'd description of what failed (a transport error, an HTTP status,
+ * the size cap), after noting any Retry-After the node sent.
+ */
+static char *
+rpc_perform(const char *method, const char *body, int *sqlstate)
+{
+	CURLcode	rc;
+	long		http_status = 0;
+
+	rpc_rate_limit();
+	rpc.resp_len = 0;
+	rpc.resp_overflow = false;
+	rpc.errbuf[0] = '\0';
+	curl_easy_setopt(rpc.curl, CURLOPT_POSTFIELDS, body);
+	rpc.last_request_at = GetCurrentTimestamp();
+	rc = curl_easy_perform(rpc.curl);
+	CHECK_FOR_INTERRUPTS();
+	*sqlstate = ERRCODE_CONNECTION_FAILURE;
+	if (rc != CURLE_OK)
+	{
+		if (rpc.resp_overflow)
+		{
+			*sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			return psprintf("JSON-RPC %s%s: response larger than max_response_bytes (" INT64_FORMAT ")",
+							method, li_rpc_endpoint_label(), rpc.opts->max_response_bytes);
+		}
+		return psprintf("JSON-RPC %s failed%s: %s", method, li_rpc_endpoint_label(),
+						rpc.errbuf[0] ? rpc.errbuf : curl_easy_strerror(rc));
+	}
+	curl_easy_getinfo(rpc.curl, CURLINFO_RESPONSE_CODE, &http_status);
+	if (http_status != 200)
+	{
+		curl_off_t	retry_after = 0;
+
+		if ((http_status == 429 || http_status == 503) &&
+			curl_easy_getinfo(rpc.curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+			retry_after > 0)
+			rpc.retry_after_ms = Max(rpc.retry_after_ms,
+										(int64) Min(retry_after, 3600) * 1000);
+		return psprintf("JSON-RPC %s failed%s: HTTP status %ld%s", method, li_rpc_endpoint_label(),
+						http_status,
+						http_status == 429 ? " (rate limited)" : "");
+	}
+	return NULL;
+}
+
+/*
+ * Send body to the current endpoint, failing over to the next on a
+ * transport error or HTTP status (each endpoint once).  true: a response
+ * with status 200 is in rpc.resp_data.  A result larger than
+ * max_response_bytes returns false with *err set when err is given (the
+ * caller can ask for less); every other failure raises the list of what
+ * each endpoint did.
+ */
+static bool
+send_with_failover(const char *method, const char *body, LiRpcError *err)
+{
+	char	   *failure = NULL;
+	int			sqlstate = 0;
+
+	for (int attempt = 0; attempt < rpc.opts->nurls; attempt++)
+	{
+		char	   *f;
+
+		if (attempt > 0)
+		{
+			ereport(LOG,
+					(errmsg("ledger_ingest: %s; failing over to the next endpoint", failure)));
+			rpc_failover();
+		}
+		f = rpc_perform(method, body, &sqlstate);
+		/* with several endpoints, the error lists what each one did */
+		failure = (f == NULL || failure == NULL) ? f : psprintf("%s; %s", failure, f);
+		if (f == NULL)
+			break;
+		if (sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED && err != NULL)
+		{
+			/* too large a result: the caller can ask for less */
+			rpc.call_open = false;
+			err->code = 0;
+			err->message = failure;
+			return false;
+		}
+	}
+	if (failure != NULL)
+		ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", failure)));
+	return true;
+}
+
+/*
+ * The response in rpc.resp_data as jsonb.  ERROR (22P02), naming the call,
+ * for an empty body, one that is not JSON (an HTML error page, say) or
+ * invalid JSON.
+ */
+static Jsonb *
+parse_response(const char *method)
+{
+	Jsonb	   *doc;
+	ErrorContextCallback errcb;
+	const char *p;
+	MemoryContext cxt;
+
+	/* an HTML error page or other non-JSON body: say so plainly */
+	for (p = rpc.resp_data; p && *p && isspace((unsigned char) *p); p++)
+		;
+	if (rpc.resp_len == 0 || p == NULL || *p == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: empty response", method, li_rpc_endpoint_label())));
+	if (*p != '{' && *p != '[')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: the response is not JSON (it starts with \"%s\")",
+						method, li_rpc_endpoint_label(),
+						clip(p, strnlen(p, 40), 40))));
+
+	errcb.callback = rpc_error_callback;
+	errcb.arg = (void *) method;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	cxt = CurrentMemoryContext;
+	PG_TRY();
+	{
+		doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(rpc.resp_data)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		const char *why;
+
+		/* name the call in the message itself (status shows only that) */
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();		/* an interrupt, out of memory, ... */
+		FlushErrorState();
+		why = edata->detail ? edata->detail : edata->message;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: the response is not valid JSON (%s)", method,
+						li_rpc_endpoint_label(), clip(why, strlen(why), 200))));
+	}
+	PG_END_TRY();
+	error_context_stack = errcb.previous;
+	return doc;
+}
+
+/*
+ * li_rpc_call_ex -- one JSON-RPC 2.0 request; returns its "result" (never
+ * NULL on success; a JSON null result comes back as a jbvNull value).
+ *
+ * Transport errors and HTTP statuses other than 200 fail over to the next
+ * endpoint at once (each endpoint is tried once per call); when all fail,
+ * ERRCODE_CONNECTION_FAILURE is raised.  A response that is not a JSON-RPC
+ * response raises ERRCODE_INVALID_TEXT_REPRESENTATION, and the next call
+ * starts at the next endpoint.  A JSON-RPC error object raises
+ * ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, unless "err" is given: then NULL is
+ * returned with the error's code and message in *err.  Must not be called
+ * inside a transaction.
+ */
+JsonbValue *
+li_rpc_call_ex(const char *method, const char *params, LiRpcError *err)
+{
+	char	   *body;
+	Jsonb	   *doc;
+	JsonbValue *v;
+	int64		id;
+
+	if (IsTransactionState())
+		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
+
+	/* the previous call failed on a bad response: try another endpoint */
+	if (rpc.call_open)
+		rpc_failover();
+	rpc.call_open = true;
+
+	id = ++rpc.id;
+	body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
+					id, method, params);
+	if (!send_with_failover(method, body, err))
+		return NULL;
+	doc = parse_response(method);
+	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: the response is not a JSON object", method, li_rpc_endpoint_label())));
+	v = li_jsonb_get(&doc->root, "id");
+	{
+		int64		got;
+
+		if (v == NULL || !li_quantity_from_jsonb(v, &got) || got != id)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC %s%s: the response id does not match the request id " INT64_FORMAT,
+							method, li_rpc_endpoint_label(), id)));
+	}
+	v = li_jsonb_get(&doc->root, "error");
+	if (v != NULL && v->type != jbvNull)
+	{
+		JsonbValue *code = NULL;
+		JsonbValue *msg = NULL;
+		int64		c = 0;
+		char	   *m;
+
+		if (v->type == jbvBinary)
+		{
+			code = li_jsonb_get(v->val.binary.data, "code");
+			msg = li_jsonb_get(v->val.binary.data, "message");
+		}
+		if (code && code->type == jbvNumeric)
+			(void) li_numeric_to_int64(code->val.numeric, &c);
+		m = (msg && msg->type == jbvString) ?
+			clip(msg->val.string.val, msg->val.string.len, 500) :
+			"(no message)";
+		if (err != NULL)
+		{
+			/* the caller handles it: the endpoint answered properly */
+			rpc.call_open = false;
+			err->code = c;
+			err->message = m;
+			return NULL;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("JSON-RPC %s%s returned error " INT64_FORMAT ": %s", method,
+						li_rpc_endpoint_label(), c, m)));
+	}
+	v = li_jsonb_get(&doc->root, "result");
+	if (v == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: the response has neither \"result\" nor \"error\"",
+						method, li_rpc_endpoint_label())));
+	rpc.call_open = false;
+	/* an endpoint answered: an earlier Retry-After no longer applies */
+	rpc.retry_after_ms = 0;
+	return v;
+}
+
+/* li_rpc_call_ex that raises every JSON-RPC error object */
+JsonbValue *
+li_rpc_call(const char *method, const char *params)
+{
+	return li_rpc_call_ex(method, params, NULL);
+}
