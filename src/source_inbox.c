@@ -140,6 +140,86 @@ classify_stale(LiPipeline *p, LiLedger *l, LiBatch *batch)
 }
 
 /*
+ * One fetched inbox row as a ledger, in batch->cxt: its packed form when
+ * it has a valid one (parsed by the producer's backend at insert,
+ * src/packed.c; the events' data point into the copy), else the document
+ * parsed here.  A document the parser rejects (a class-22 error; anything
+ * else is re-thrown) is noted as the batch's fatal rejection and false
+ * returned.  Parsing touches no shared state: its errors can be caught.
+ */
+static bool
+read_document(HeapTuple tup, TupleDesc desc, LiBatch *batch, LiLedger *parsed)
+{
+	bool		isnull;
+	Datum		packed = SPI_getbinval(tup, desc, 4, &isnull);
+	bool		ok = true;
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+
+	if (isnull || !li_unpack_ledger(DatumGetByteaPCopy(packed), parsed))
+	{
+		PG_TRY();
+		{
+			Jsonb	   *doc = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
+
+			li_parse_ledger(&doc->root, parsed);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(batch->cxt);
+			edata = CopyErrorData();
+			/* only the parser's own data errors reject the document */
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+				PG_RE_THROW();
+			FlushErrorState();
+			batch->reject_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			batch->reject_error = edata->message;
+			batch->reject_fatal = true;
+			ok = false;
+		}
+		PG_END_TRY();
+	}
+	MemoryContextSwitchTo(old);
+	return ok;
+}
+
+/* The uncompressed size of a row's packed form, or of its document. */
+static int64
+document_size(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		packed = SPI_getbinval(tup, desc, 4, &isnull);
+
+	if (isnull)
+		packed = SPI_getbinval(tup, desc, 2, &isnull);
+	return (int64) toast_raw_datum_size(packed);
+}
+
+/*
+ * Why a document at or below the cursor (floor_ledger) is rejected, by
+ * its kind (see classify_stale).
+ */
+static char *
+stale_message(LiPipeline *p, StaleKind kind, LiLedger *l, int64 floor_ledger)
+{
+	if (kind == STALE_DUPLICATE)
+		return psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): already applied",
+						l->number, floor_ledger);
+	if (kind == STALE_ORPHAN)
+		return psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): a reorg orphaned it",
+						l->number, floor_ledger);
+	if (kind == STALE_SKIPPED && p->opts.skip_late_ledgers)
+		return psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): it was never applied (it arrived after a later ledger, or the cursor was moved past it); skipped (late_ledgers \"skip\")",
+						l->number, floor_ledger);
+	if (kind == STALE_SKIPPED)
+		return psprintf("ledger " INT64_FORMAT " arrived after ledger " INT64_FORMAT " was applied: it was never applied and cannot be applied in order; delete the document (delete_documents()) to go on without it, or rewind() the pipeline to ledger " INT64_FORMAT " and insert the later ledgers again (option late_ledgers \"skip\" skips such ledgers)",
+						l->number, floor_ledger, l->number - 1);
+	return psprintf("reorg at ledger " INT64_FORMAT ": it differs from the applied ledger " INT64_FORMAT " and does not attach to the applied chain (cursor at ledger " INT64_FORMAT ")",
+					l->number, l->number, floor_ledger);
+}
+
+/*
  * li_inbox_fetch -- read, parse and check up to batch_max_ledgers pending
  * documents into the batch.  Stops at the first document to reject (its id
  * and error are left in the batch) or at a reorg.
@@ -183,8 +263,6 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		TupleDesc	desc = rows->tupdesc;
 		bool		isnull;
 		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		Datum		packed = SPI_getbinval(tup, desc, 4, &isnull);
-		bool		have_packed = !isnull;
 		LiLedger	parsed;
 		LiLedger   *prev;
 		int64		floor_ledger;
@@ -196,39 +274,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(batch->cxt);
 
-		/*
-		 * The packed form, parsed by the producer's backend at insert
-		 * (src/packed.c), copied into the batch: the events' data point into
-		 * it.  Without one (the document does not parse, or was packed by
-		 * another version), the document itself is parsed, and rejected with
-		 * the parser's error.  Parsing touches no shared state: its errors
-		 * can be caught here.
-		 */
-		if (!have_packed || !li_unpack_ledger(DatumGetByteaPCopy(packed), &parsed))
-		{
-			PG_TRY();
-			{
-				Jsonb	   *doc = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
-
-				li_parse_ledger(&doc->root, &parsed);
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-
-				MemoryContextSwitchTo(batch->cxt);
-				edata = CopyErrorData();
-				/* only the parser's own data errors reject the document */
-				if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-					PG_RE_THROW();
-				FlushErrorState();
-				batch->reject_id = id;
-				batch->reject_error = edata->message;
-				batch->reject_fatal = true;
-				ok = false;
-			}
-			PG_END_TRY();
-		}
+		ok = read_document(tup, desc, batch, &parsed);
 		MemoryContextSwitchTo(old);
 		if (!ok)
 			break;
@@ -271,20 +317,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 			batch->reject_fatal = kind == STALE_CONFLICT ||
 				(kind == STALE_SKIPPED && !p->opts.skip_late_ledgers);
 			batch->reject_error = MemoryContextStrdup(batch->cxt,
-													  kind == STALE_DUPLICATE ?
-													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): already applied",
-															   parsed.number, floor_ledger) :
-													  kind == STALE_ORPHAN ?
-													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): a reorg orphaned it",
-															   parsed.number, floor_ledger) :
-													  kind == STALE_SKIPPED && p->opts.skip_late_ledgers ?
-													  psprintf("ledger " INT64_FORMAT " is not above the cursor (ledger " INT64_FORMAT "): it was never applied (it arrived after a later ledger, or the cursor was moved past it); skipped (late_ledgers \"skip\")",
-															   parsed.number, floor_ledger) :
-													  kind == STALE_SKIPPED ?
-													  psprintf("ledger " INT64_FORMAT " arrived after ledger " INT64_FORMAT " was applied: it was never applied and cannot be applied in order; delete the document (delete_documents()) to go on without it, or rewind() the pipeline to ledger " INT64_FORMAT " and insert the later ledgers again (option late_ledgers \"skip\" skips such ledgers)",
-															   parsed.number, floor_ledger, parsed.number - 1) :
-													  psprintf("reorg at ledger " INT64_FORMAT ": it differs from the applied ledger " INT64_FORMAT " and does not attach to the applied chain (cursor at ledger " INT64_FORMAT ")",
-															   parsed.number, parsed.number, floor_ledger));
+													  stale_message(p, kind, &parsed, floor_ledger));
 			break;
 		}
 		if (!li_check_continuity(p, prev, &parsed, &reorg_error))
@@ -298,7 +331,7 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 		if (batch->nevents >= (int64) p->opts.batch_max_events * 4)
 			break;
 		/* bounded in bytes too: large ledgers must not exhaust memory */
-		nbytes += toast_raw_datum_size(have_packed ? packed : SPI_getbinval(tup, desc, 2, &isnull));
+		nbytes += document_size(tup, desc);
 		if (nbytes >= p->opts.batch_max_bytes)
 			break;
 	}

@@ -700,6 +700,10 @@ worker_cycle(MemoryContext batch_cxt)
 	return applied;
 }
 
+/* consecutive failures of the worker's cycle: any phase, and applying */
+static int	failures = 0;
+static int	apply_failures = 0;
+
 /*
  * Process settings of the worker, before it touches any pipeline: malloc
  * keeps freed memory between batches, application_name names the
@@ -823,6 +827,45 @@ retry_delay_ms(int failures)
 }
 
 /*
+ * The worker's first read of its pipeline: clears the launcher's note that
+ * it had to wait for a slot, publishes the committed cursor for
+ * wait_for(), and sets up the JSON-RPC client of an evm_rpc pipeline.
+ */
+static void
+first_refresh(LiSlot *slot)
+{
+	if (refresh_pipeline(&pipeline))
+		clear_start_failure();
+	SpinLockAcquire(&slot->mutex);
+	slot->committed = pipeline.cursor;
+	slot->cursor_known = true;
+	SpinLockRelease(&slot->mutex);
+	ConditionVariableBroadcast(&slot->cv);
+	if (pipeline.is_rpc)
+		li_rpc_init(&pipeline);
+}
+
+/*
+ * After a failed cycle: fail the pipeline once its handlers have failed
+ * more than max_retries times in a row (transient errors do not count),
+ * else record the error, show the worker as retrying and wait
+ * retry_delay_ms.  msg is pfree'd.
+ */
+static void
+retry_after_failure(char *msg, WorkerPhase failed_phase, bool transient)
+{
+	failures++;
+	if (failed_phase == PHASE_APPLY && !transient)
+		apply_failures++;
+	if (failed_phase == PHASE_APPLY && apply_failures > pipeline.opts.max_retries)
+		finish_pipeline("failed", msg);
+	record_error(msg);
+	li_set_wstate(pipeline.slot, LI_WS_RETRYING);
+	pfree(msg);
+	worker_sleep(retry_delay_ms(failures));
+}
+
+/*
  * ledger_ingest_worker_main -- entry point of a pipeline's dynamic worker.
  * bgw_main_arg is the database OID, bgw_extra the pipeline name.
  */
@@ -832,8 +875,6 @@ ledger_ingest_worker_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	MemoryContext batch_cxt;
 	LiSlot	   *slot;
-	static int	failures = 0;	/* consecutive failures, any phase */
-	static int	apply_failures = 0; /* consecutive handler/apply failures */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -857,17 +898,7 @@ ledger_ingest_worker_main(Datum arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);
 
-	/* first read: publish the committed cursor for wait_for() */
-	/* the first read tells whether the launcher had to wait for a slot */
-	if (refresh_pipeline(&pipeline))
-		clear_start_failure();
-	SpinLockAcquire(&slot->mutex);
-	slot->committed = pipeline.cursor;
-	slot->cursor_known = true;
-	SpinLockRelease(&slot->mutex);
-	ConditionVariableBroadcast(&slot->cv);
-	if (pipeline.is_rpc)
-		li_rpc_init(&pipeline);
+	first_refresh(slot);
 
 	ereport(LOG,
 			(errmsg("ledger_ingest pipeline \"%s\" started at ledger " INT64_FORMAT,
@@ -918,18 +949,7 @@ ledger_ingest_worker_main(Datum arg)
 
 		if (failed)
 		{
-			long		backoff;
-
-			failures++;
-			if (failed_phase == PHASE_APPLY && !transient)
-				apply_failures++;
-			if (failed_phase == PHASE_APPLY && apply_failures > pipeline.opts.max_retries)
-				finish_pipeline("failed", errmsg_copy);
-			record_error(errmsg_copy);
-			li_set_wstate(slot, LI_WS_RETRYING);
-			backoff = retry_delay_ms(failures);
-			pfree(errmsg_copy);
-			worker_sleep(backoff);
+			retry_after_failure(errmsg_copy, failed_phase, transient);
 			continue;
 		}
 
