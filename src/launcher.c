@@ -68,6 +68,17 @@
 #define RESTART_MIN_MS		1000
 #define RESTART_MAX_MS		60000
 
+/*
+ * The next delay before restarting a process that could not start or
+ * exited: twice the last one, at least RESTART_MIN_MS, at most
+ * RESTART_MAX_MS.
+ */
+static inline int
+next_restart_ms(int last_ms)
+{
+	return Min(Max(last_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+}
+
 /* launcher-local bookkeeping per slot */
 typedef struct LauncherEntry
 {
@@ -203,7 +214,7 @@ reap(BackgroundWorkerHandle **handle, TimestampTz started_at, int *backoff_ms,
 	pfree(*handle);
 	*handle = NULL;
 	*backoff_ms = TimestampDifferenceExceeds(started_at, now, 60000) ? RESTART_MIN_MS :
-		Min(Max(*backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+		next_restart_ms(*backoff_ms);
 	*next_start = TimestampTzPlusMilliseconds(now, *backoff_ms);
 	return true;
 }
@@ -444,7 +455,7 @@ reconcile(void)
 			{
 				if (!start_worker(slot, e))
 				{
-					e->backoff_ms = Min(Max(e->backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+					e->backoff_ms = next_restart_ms(e->backoff_ms);
 					e->next_start = TimestampTzPlusMilliseconds(now, e->backoff_ms);
 				}
 			}
@@ -665,7 +676,7 @@ start_launcher(Oid dboid, const char *name, SupervisedDb *sd, TimestampTz now)
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("could not start the ledger_ingest launcher of database \"%s\"", name),
 			 errhint("Raise max_worker_processes.")));
-	sd->backoff_ms = Min(Max(sd->backoff_ms * 2, RESTART_MIN_MS), RESTART_MAX_MS);
+	sd->backoff_ms = next_restart_ms(sd->backoff_ms);
 	sd->next_start = TimestampTzPlusMilliseconds(now, sd->backoff_ms);
 	return false;
 }
