@@ -287,20 +287,18 @@ li_journal_flush(LiPipeline *p)
 
 		/* new_row is 0.2's */
 		if (p->sql_0_2)
-			plan = SPI_prepare("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row, new_row) "
-							   "SELECT $1, u.l, u.t, u.k, u.o, u.w FROM ROWS FROM "
-							   "(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-							   "pg_catalog.unnest($5), pg_catalog.unnest($6)) WITH ORDINALITY AS u(l, t, k, o, w, n) "
-							   "ORDER BY u.n",
-							   6, types);
+			plan = li_keep_plan("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row, new_row) "
+								"SELECT $1, u.l, u.t, u.k, u.o, u.w FROM ROWS FROM "
+								"(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+								"pg_catalog.unnest($5), pg_catalog.unnest($6)) WITH ORDINALITY AS u(l, t, k, o, w, n) "
+								"ORDER BY u.n",
+								6, types);
 		else
-			plan = SPI_prepare("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row) "
-							   "SELECT $1, u.l, u.t, u.k, u.o FROM ROWS FROM "
-							   "(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-							   "pg_catalog.unnest($5)) WITH ORDINALITY AS u(l, t, k, o, n) ORDER BY u.n",
-							   5, types);
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the journal insert");
+			plan = li_keep_plan("INSERT INTO ledger_ingest.journal (pipeline, ledger, tbl, pk, old_row) "
+								"SELECT $1, u.l, u.t, u.k, u.o FROM ROWS FROM "
+								"(pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+								"pg_catalog.unnest($5)) WITH ORDINALITY AS u(l, t, k, o, n) ORDER BY u.n",
+								5, types);
 		if (journal_insert_plan != NULL)
 			SPI_freeplan(journal_insert_plan);
 		journal_insert_plan = plan;

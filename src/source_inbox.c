@@ -242,12 +242,10 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
-		fetch_plan = SPI_prepare("SELECT id, doc, ledger, packed, xmin FROM ledger_ingest.inbox "
-								 "WHERE pipeline OPERATOR(pg_catalog.=) $1 AND error IS NULL "
-								 "ORDER BY ledger NULLS FIRST, id LIMIT $2",
-								 2, types);
-		if (fetch_plan == NULL || SPI_keepplan(fetch_plan) != 0)
-			elog(ERROR, "could not prepare the inbox query");
+		fetch_plan = li_keep_plan("SELECT id, doc, ledger, packed, xmin FROM ledger_ingest.inbox "
+								  "WHERE pipeline OPERATOR(pg_catalog.=) $1 AND error IS NULL "
+								  "ORDER BY ledger NULLS FIRST, id LIMIT $2",
+								  2, types);
 	}
 	args[0] = CStringGetTextDatum(p->name);
 	args[1] = Int32GetDatum(limit);
