@@ -20,6 +20,8 @@ REVOKE EXECUTE ON FUNCTION sec_private(ledger_ingest.event) FROM PUBLIC;
 -- a table of bob's, for track_table
 CREATE TABLE sec_bob_balances (holder text PRIMARY KEY, amount numeric);
 ALTER TABLE sec_bob_balances OWNER TO regress_li_bob;
+CREATE VIEW sec_bob_view AS SELECT 1 AS k;
+ALTER VIEW sec_bob_view OWNER TO regress_li_bob;
 
 --
 -- Nothing in the schema is granted to PUBLIC (a NULL ACL is the default
@@ -191,6 +193,8 @@ SELECT ledger_ingest._catalog_write('set_state', 'sec_alice', ARRAY['stopped']);
 SELECT ledger_ingest._catalog_write('drop_pipeline', 'sec_alice', '{}');
 SELECT ledger_ingest._catalog_write('delete_documents', 'sec_alice', ARRAY[NULL]);
 SELECT ledger_ingest._catalog_write('track_table', 'sec_bob', ARRAY['pg_class'::regclass::oid::text, '{oid}']);
+-- nor, called directly, track what track_table() refuses (bob owns the view)
+SELECT ledger_ingest._catalog_write('track_table', 'sec_bob', ARRAY['sec_bob_view'::regclass::oid::text, '{k}']);
 DO $$
 BEGIN
 	PERFORM ledger_ingest._catalog_write('pause_database', NULL, '{}');
@@ -245,6 +249,7 @@ RESET ROLE;
 -- clean up
 SELECT ledger_ingest.drop_pipeline(name) FROM ledger_ingest.pipeline ORDER BY name COLLATE "C";
 DROP TABLE sec_bob_balances;
+DROP VIEW sec_bob_view;
 DROP FUNCTION sec_handler(ledger_ingest.event), sec_private(ledger_ingest.event);
 DROP OWNED BY regress_li_outsider, regress_li_alice, regress_li_bob;
 DROP ROLE regress_li_outsider, regress_li_alice, regress_li_bob;

@@ -225,6 +225,7 @@ check_caller(const LiWriteOp *op, const char *pipeline, ArrayType *args, Oid cal
 				Datum		relid;
 				bool		relnull;
 				int			idx = 1;
+				char	   *name;
 
 				check_pipeline_owner(pipeline, caller, admin);
 				relid = array_get_element(PointerGetDatum(args), 1, &idx, -1, -1, false,
@@ -234,12 +235,24 @@ check_caller(const LiWriteOp *op, const char *pipeline, ArrayType *args, Oid cal
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("catalog write \"%s\" needs a table", op->name)));
 				relid = DirectFunctionCall1(oidin, CStringGetDatum(TextDatumGetCString(relid)));
+				/* named as regclass prints it, as track_table() does */
+				name = DatumGetCString(DirectFunctionCall1(regclassout, relid));
 				if (!pg_class_ownercheck(DatumGetObjectId(relid), caller))
 					ereport(ERROR,
 							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-							 errmsg("must be owner of table %s to track it",
-									get_rel_name(DatumGetObjectId(relid))),
+							 errmsg("must be owner of table %s to track it", name),
 							 errhint("The reorg journal keeps whole rows of the table, and a trigger is created on it.")));
+				/* what track_table() refuses is refused here too */
+				if (get_rel_relkind(DatumGetObjectId(relid)) == RELKIND_PARTITIONED_TABLE ||
+					get_rel_relispartition(DatumGetObjectId(relid)))
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot track %s: partitioned tables and partitions are not supported", name),
+							 errhint("Use a revert handler for effects on partitioned tables.")));
+				if (get_rel_relkind(DatumGetObjectId(relid)) != RELKIND_RELATION)
+					ereport(ERROR,
+							(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+							 errmsg("cannot track %s: not a table", name)));
 				break;
 			}
 		case LI_CHECK_DATABASE_OWNER:
