@@ -11,6 +11,7 @@ OBJS = \
 	src/module.o \
 	src/launcher.o \
 	src/worker.o \
+	src/xact.o \
 	src/options.o \
 	src/ledger.o \
 	src/packed.o \
@@ -19,6 +20,8 @@ OBJS = \
 	src/source_evm_rpc.o \
 	src/batch.o \
 	src/apply.o \
+	src/handlers.o \
+	src/event.o \
 	src/revert.o \
 	src/publish.o \
 	src/functions.o \

@@ -25,32 +25,22 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
-#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
-#include "utils/json.h"
-#include "utils/lsyscache.h"
-#include "utils/regproc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 
-#include "abi.h"
-#include "ledger_ingest.h"
+#include "apply.h"
+#include "handlers.h"
+#include "publish.h"
+#include "xact.h"
 
 LiApplyContext li_apply_ctx;
 
@@ -62,10 +52,7 @@ static SPIPlanPtr cas_plan = NULL;
 static SPIPlanPtr header_plan = NULL;
 static SPIPlanPtr inbox_delete_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
-static SPIPlanPtr event_journal_plan = NULL;
 static SPIPlanPtr event_prune_plan = NULL;
-static SPIPlanPtr decode_error_plan = NULL;
-static TupleDesc event_tupdesc = NULL;
 
 /* One transaction's share of a ledger: events [first, last). */
 typedef struct Segment
@@ -75,22 +62,9 @@ typedef struct Segment
 	int			last;
 } Segment;
 
-SPIPlanPtr
-li_keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
-/* Prepare the internal statements once per worker (inside a transaction). */
-void
-li_prepare_apply_plans(void)
+/* Prepare the apply statements once per worker (inside a transaction). */
+static void
+prepare_apply_plans(void)
 {
 	if (cas_plan == NULL)
 	{
@@ -156,226 +130,6 @@ li_prepare_apply_plans(void)
 									 "AND ledger OPERATOR(pg_catalog.<=) $2",
 									 2, types);
 	}
-	if (event_tupdesc == NULL)
-	{
-		Oid			nsp = get_namespace_oid(LI_SCHEMA, false);
-		Oid			typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-											 CStringGetDatum("event"),
-											 ObjectIdGetDatum(nsp));
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		if (!OidIsValid(typoid))
-			elog(ERROR, "type ledger_ingest.event does not exist");
-		event_tupdesc = lookup_rowtype_tupdesc_copy(typoid, -1);
-		BlessTupleDesc(event_tupdesc);
-		MemoryContextSwitchTo(old);
-	}
-	if (event_journal_plan == NULL)
-	{
-		Oid			types[3] = {TEXTOID, INT8OID, event_tupdesc->tdtypeid};
-
-		event_journal_plan = li_keep_plan(
-									   "INSERT INTO ledger_ingest.event_journal (pipeline, ledger, ev) "
-									   "VALUES ($1, $2, $3)",
-									   3, types);
-	}
-}
-
-/*
- * The function-call info of a handler (or revert) function, set up on
- * first use in the pipeline's memory context: handlers are called directly
- * through the function manager, with no per-event parse, plan or executor
- * start.  Checks that the owner may execute it.
- */
-FmgrInfo *
-li_handler_fn(LiPipeline *p, Oid funcoid, FmgrInfo **cache)
-{
-	if (*cache == NULL)
-	{
-		FmgrInfo   *fn;
-		MemoryContext cxt = GetMemoryChunkContext(p->handlers);
-
-		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcoid)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("handler function %u no longer exists", funcoid)));
-		if (pg_proc_aclcheck(funcoid, p->owner, ACL_EXECUTE) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for function %s", format_procedure(funcoid))));
-		fn = MemoryContextAllocZero(cxt, sizeof(FmgrInfo));
-		fmgr_info_cxt(funcoid, fn, cxt);
-		*cache = fn;
-	}
-	return *cache;
-}
-
-/*
- * Call fn(arg) as the pipeline owner, in a security-restricted operation,
- * as PostgreSQL runs index expressions and REFRESH MATERIALIZED VIEW for a
- * table owner: the handler cannot SET ROLE, create temporary objects or
- * leave a deferred trigger behind to fire later as the worker's superuser
- * (deferred triggers are fired here, where the restriction refuses them);
- * every setting it changes is undone when it returns.
- */
-void
-li_call_as_owner(LiPipeline *p, FmgrInfo *fn, Datum arg)
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-	LOCAL_FCINFO(fcinfo, 1);
-
-	InitFunctionCallInfoData(*fcinfo, fn, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = arg;
-	fcinfo->args[0].isnull = false;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) FunctionCallInvoke(fcinfo);
-	AfterTriggerFireDeferred();
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	/* what the handler did is visible to the next one */
-	CommandCounterIncrement();
-}
-
-#define EVENT_NATTS 11
-
-/* the events a set-based handler gets in one transaction */
-typedef struct EventSet
-{
-	Datum	   *vals;			/* ledger_ingest.event values, in set_cxt */
-	int			n;
-	int			cap;
-} EventSet;
-
-/* Build the ledger_ingest.event value of one event, with args (or NULL). */
-static Datum
-make_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
-		   LiEvent *e, Jsonb *args)
-{
-	Datum		values[EVENT_NATTS];
-	bool		nulls[EVENT_NATTS] = {false};
-	HeapTuple	tup;
-
-	values[0] = pipeline_text;
-	values[1] = Int64GetDatum(l->number);
-	values[2] = ledger_hash;
-	values[3] = TimestampTzGetDatum(l->time);
-	nulls[3] = TIMESTAMP_NOT_FINITE(l->time);
-	values[4] = Int32GetDatum(e->tx_index);
-	if (e->has_tx_hash)
-		values[5] = PointerGetDatum(li_bytes_to_bytea(e->tx_hash, LI_HASH_LEN));
-	else
-		nulls[5] = true;
-	values[6] = Int32GetDatum(e->event_index);
-	values[7] = PointerGetDatum(li_bytes_to_bytea(e->address, LI_ADDRESS_LEN));
-	values[8] = PointerGetDatum(li_topics_array(e));
-	values[9] = PointerGetDatum(e->data);
-	values[10] = PointerGetDatum(args);
-	nulls[10] = (args == NULL);
-
-	tup = heap_form_tuple(event_tupdesc, values, nulls);
-	return HeapTupleGetDatum(tup);
-}
-
-/* A copy of event "ev" with its args replaced. */
-Datum
-li_event_with_args(Datum ev, Jsonb *args)
-{
-	HeapTupleHeader th = DatumGetHeapTupleHeader(ev);
-	HeapTupleData tmp;
-	Datum		values[EVENT_NATTS];
-	bool		nulls[EVENT_NATTS];
-
-	tmp.t_len = HeapTupleHeaderGetDatumLength(th);
-	ItemPointerSetInvalid(&tmp.t_self);
-	tmp.t_tableOid = InvalidOid;
-	tmp.t_data = th;
-	heap_deform_tuple(&tmp, event_tupdesc, values, nulls);
-	values[10] = PointerGetDatum(args);
-	nulls[10] = (args == NULL);
-	return HeapTupleGetDatum(heap_form_tuple(event_tupdesc, values, nulls));
-}
-
-/*
- * Decode an event for a handler registered by signature.  A log that is
- * not a valid encoding of the event returns NULL with the decoder's
- * message in *error: any contract can emit one under a known topic0.
- */
-Jsonb *
-li_decode_args(LiHandler *h, LiEvent *e, char **error)
-{
-	return li_abi_try_decode_event_jsonb(h->abi, (const uint8 (*)[32]) e->topics, e->ntopics,
-										 (const uint8 *) VARDATA_ANY(e->data),
-										 (int) VARSIZE_ANY_EXHDR(e->data), error);
-}
-
-/*
- * A log that handler h cannot decode.  With on_decode_error "fail" it is a
- * handler error (the transaction rolls back, retried up to max_retries);
- * by default the handler skips the event and the log is kept, with the
- * error, in ledger_ingest.decode_error, in the apply transaction (so it is
- * recorded exactly once, and a reorg that orphans the ledger forgets it).
- * "ev" is the event value without args.
- */
-static void
-decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
-			  const char *error)
-{
-	Datum		v[7];
-	int			ret;
-
-	if (p->opts.decode_error_fails || !p->sql_0_2)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("%s", error),
-				 errdetail("Decoding as %s.", li_abi_event_signature(h->abi))));
-	if (decode_error_plan == NULL)
-	{
-		Oid			types[7] = {TEXTOID, INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID,
-		event_tupdesc->tdtypeid};
-
-		decode_error_plan = li_keep_plan(
-									  "INSERT INTO ledger_ingest.decode_error "
-									  "(pipeline, ledger, tx_index, event_index, handler, error, event) "
-									  "VALUES ($1, $2, $3, $4, $5, $6, $7) "
-									  "ON CONFLICT (pipeline, ledger, tx_index, event_index, handler) "
-									  "DO UPDATE SET error = excluded.error, event = excluded.event, "
-									  "recorded_at = excluded.recorded_at",
-									  7, types);
-	}
-	v[0] = CStringGetTextDatum(p->name);
-	v[1] = Int64GetDatum(l->number);
-	v[2] = Int32GetDatum(e->tx_index);
-	v[3] = Int32GetDatum(e->event_index);
-	v[4] = CStringGetTextDatum(h->name);
-	v[5] = CStringGetTextDatum(psprintf("%s (decoding as %s)", error, li_abi_event_signature(h->abi)));
-	v[6] = ev;
-	ret = SPI_execute_plan(decode_error_plan, v, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "recording a decode error failed: %s", SPI_result_code_string(ret));
-}
-
-/*
- * Does the handler want this event?  A handler registered by event
- * signature only takes logs with that event's number of topics: an ERC-721
- * Transfer (tokenId indexed, 4 topics) shares topic0 with ERC-20's (3).
- */
-bool
-li_handler_matches(const LiHandler *h, const LiEvent *e)
-{
-	if (h->abi != NULL && e->ntopics != h->abi_ntopics)
-		return false;
-	if (h->has_address && memcmp(h->address, e->address, LI_ADDRESS_LEN) != 0)
-		return false;
-	if (h->has_topic0 &&
-		(e->ntopics == 0 || memcmp(h->topic0, e->topics[0], LI_HASH_LEN) != 0))
-		return false;
-	return true;
 }
 
 /* errcontext for handler errors: which ledger, event and handler */
@@ -395,147 +149,6 @@ apply_error_callback(void *arg)
 		errcontext("ledger_ingest: applying ledger " INT64_FORMAT, li_apply_ctx.ledger);
 }
 
-/* Keep an event that has a revert handler, for a possible reorg. */
-static void
-journal_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ev, LiEvent *e)
-{
-	Datum		v[3];
-	int			ret;
-	bool		any = false;
-
-	for (int i = 0; i < p->nhandlers && !any; i++)
-		any = OidIsValid(p->handlers[i].revert_oid) && li_handler_matches(&p->handlers[i], e);
-	if (!any)
-		return;
-	v[0] = pipeline_text;
-	v[1] = Int64GetDatum(l->number);
-	v[2] = ev;
-	ret = SPI_execute_plan(event_journal_plan, v, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "journaling an event failed: %s", SPI_result_code_string(ret));
-}
-
-
-/*
- * Run every matching handler for one event, as the pipeline owner.  The
- * event value is built once (and once per event signature, with its args
- * decoded, for handlers registered by signature).  Set-based handlers (that
- * take ledger_ingest.event[]) get the event appended to sets[i] and are
- * called once per transaction by run_set_handlers; when there are any, the
- * event values are built in set_cxt, so that the sets can point to them
- * instead of copying them.
- */
-static void
-run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
-			 LiEvent *e, bool journal_events, EventSet *sets,
-			 MemoryContext set_cxt)
-{
-	Datum		base = (Datum) 0;
-	bool		have_base = false;
-	void	   *last_abi = NULL;
-	Datum		last_ev = (Datum) 0;
-	MemoryContext old = CurrentMemoryContext;
-
-	if (p->has_set_based)
-		MemoryContextSwitchTo(set_cxt);
-
-	li_apply_ctx.ledger = l->number;
-	li_apply_ctx.tx_index = e->tx_index;
-	li_apply_ctx.event_index = e->event_index;
-
-	if (journal_events)
-	{
-		base = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
-		have_base = true;
-		journal_event(p, pipeline_text, l, base, e);
-	}
-	for (int i = 0; i < p->nhandlers; i++)
-	{
-		LiHandler  *h = &p->handlers[i];
-		Datum		ev;
-
-		if (!li_handler_matches(h, e))
-			continue;
-		li_apply_ctx.handler = h->name;
-		if (h->abi != NULL)
-		{
-			if (h->abi != last_abi)
-			{
-				char	   *error = NULL;
-				Jsonb	   *args = li_decode_args(h, e, &error);
-
-				last_abi = h->abi;
-				last_ev = (Datum) 0;
-				if (args != NULL)
-					last_ev = make_event(p, pipeline_text, l, ledger_hash, e, args);
-				else
-				{
-					if (!have_base)
-					{
-						base = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
-						have_base = true;
-					}
-					decode_failed(p, h, l, e, base, error);
-				}
-			}
-			if (last_ev == (Datum) 0)
-				continue;		/* skipped: it does not decode */
-			ev = last_ev;
-		}
-		else
-		{
-			if (!have_base)
-			{
-				base = make_event(p, pipeline_text, l, ledger_hash, e, NULL);
-				have_base = true;
-			}
-			ev = base;
-		}
-		if (h->set_based)
-		{
-			EventSet   *set = &sets[i];
-
-			if (set->n == set->cap)
-			{
-				set->cap = Max(set->cap * 2, 256);
-				set->vals = set->vals == NULL ?
-					MemoryContextAlloc(set_cxt, sizeof(Datum) * set->cap) :
-					repalloc(set->vals, sizeof(Datum) * set->cap);
-			}
-			set->vals[set->n++] = ev;
-		}
-		else
-		{
-			MemoryContextSwitchTo(old);
-			li_call_as_owner(p, li_handler_fn(p, h->funcoid, &h->fn), ev);
-			if (p->has_set_based)
-				MemoryContextSwitchTo(set_cxt);
-		}
-	}
-	MemoryContextSwitchTo(old);
-	li_apply_ctx.handler = NULL;
-}
-
-/* Call each set-based handler once with the events it matched. */
-static void
-run_set_handlers(LiPipeline *p, EventSet *sets)
-{
-	for (int i = 0; i < p->nhandlers; i++)
-	{
-		LiHandler  *h = &p->handlers[i];
-
-		if (sets[i].n == 0)
-			continue;
-		li_apply_ctx.handler = h->name;
-		li_apply_ctx.event_index = -1;
-		/* a composite type's alignment is double (heap tuples) */
-		li_call_as_owner(p, li_handler_fn(p, h->funcoid, &h->fn),
-					  PointerGetDatum(construct_array(sets[i].vals, sets[i].n,
-													  event_tupdesc->tdtypeid, -1,
-													  false, TYPALIGN_DOUBLE)));
-	}
-	li_apply_ctx.handler = NULL;
-}
 
 /* The CAS: returns false when the cursor is no longer where we read it. */
 static bool
@@ -640,31 +253,6 @@ record_headers(LiPipeline *p, Segment *segs, int nsegs)
 }
 
 /*
- * The "applied" notification: one per committed apply transaction, well
- * under the 8000-byte payload limit.
- */
-static void
-queue_notify(LiPipeline *p, const LiPosition *pos, const uint8 *hash,
-			 int64 from_ledger, int64 nevents)
-{
-	StringInfoData buf;
-	char	   *hex = li_bytes_to_hex(hash, LI_HASH_LEN);
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"type\":\"applied\",\"pipeline\":");
-	escape_json(&buf, p->name);
-	appendStringInfo(&buf, ",\"ledger\":" INT64_FORMAT ",\"hash\":\"%s\"", pos->ledger, hex);
-	if (pos->complete)
-		appendStringInfoString(&buf, ",\"tx_index\":null,\"event_index\":null");
-	else
-		appendStringInfo(&buf, ",\"tx_index\":%d,\"event_index\":%d",
-						 pos->tx_index, pos->event_index);
-	appendStringInfo(&buf, ",\"events\":" INT64_FORMAT ",\"from_ledger\":" INT64_FORMAT "}",
-					 nevents, from_ledger);
-	(void) li_notify(p->slot, p->name, buf.data);
-}
-
-/*
  * The tracked tables that the worker journals for the first time are
  * journaled from ledger "first" on: record it (tracked.since_ledger), in
  * the apply transaction, so that a reorg forking below it is refused
@@ -731,7 +319,7 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 	Datum		pipeline_text;
 	MemoryContext txn_cxt;
 	MemoryContext set_cxt;
-	EventSet   *sets;
+	LiEventSet   *sets;
 	bool		journal_events = false;
 	int64		first_journaled = -1;	/* first ledger journaled in full */
 
@@ -749,7 +337,7 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 									ALLOCSET_DEFAULT_SIZES);
 	set_cxt = AllocSetContextCreate(CurTransactionContext, "ledger_ingest event sets",
 									ALLOCSET_DEFAULT_SIZES);
-	sets = MemoryContextAllocZero(set_cxt, sizeof(EventSet) * Max(p->nhandlers, 1));
+	sets = MemoryContextAllocZero(set_cxt, sizeof(LiEventSet) * Max(p->nhandlers, 1));
 	pipeline_text = CStringGetTextDatum(p->name);
 
 	for (int s = 0; s < nsegs; s++)
@@ -777,12 +365,12 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 			if (!any)
 				continue;
 			old = MemoryContextSwitchTo(txn_cxt);
-			run_handlers(p, pipeline_text, l, ledger_hash, e, journal_events, sets, set_cxt);
+			li_run_handlers(p, pipeline_text, l, ledger_hash, e, journal_events, sets, set_cxt);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(txn_cxt);
 		}
 	}
-	run_set_handlers(p, sets);
+	li_run_set_handlers(p, sets);
 	if (p->nsinks > 0)
 	{
 		LiLedger  **ls = palloc(sizeof(LiLedger *) * nsegs);
@@ -870,7 +458,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	else
 		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: applying ledgers " INT64_FORMAT " to " INT64_FORMAT,
 													   p->name, segs[0].ledger->number, last->number));
-	li_prepare_apply_plans();
+	prepare_apply_plans();
 
 	/* an error from here on names the transaction's first ledger */
 	li_apply_ctx.ledger = segs[0].ledger->number;
@@ -888,7 +476,7 @@ apply_txn(LiPipeline *p, Segment *segs, int nsegs)
 	if (first_journaled >= 0)
 		record_journal_start(p, first_journaled);
 	prune_journals(p, newpos.ledger - p->opts.reorg_window);
-	queue_notify(p, &newpos, last->hash, segs[0].ledger->number, nevents);
+	li_notify_applied(p->slot, p->name, &newpos, last->hash, segs[0].ledger->number, nevents);
 	li_publish_at_commit(p->slot, &newpos);
 
 	li_txn_commit(caller_cxt);

@@ -12,7 +12,7 @@
  */
 #include "postgres.h"
 
-#include "ledger_ingest.h"
+#include "pipeline.h"
 
 /*
  * li_check_continuity -- does ledger l follow prev (or, when prev is NULL,

@@ -1,9 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *	  The SQL API's writes to the extension's tables.
+ *	  Reads and writes of the extension's tables.
  *
- * Members of ledger_ingest_admin hold no INSERT, UPDATE or DELETE on the
+ * One function per statement, in three groups (pg_cron's job_metadata.c is
+ * the model):
+ * - the worker's and the launcher's: the pipeline a worker runs (row,
+ *   cursor, handlers, tracked tables, raw sinks), the states and errors it
+ *   records, the pipelines and the pause the launcher scans, a rejected
+ *   inbox document, the stored ledger headers a source checks against;
+ * - the SQL API's reads, as the caller (row-level security applies);
+ * - the SQL API's writes, _catalog_write (below).
+ * The apply and revert transactions keep their own statements, prepared
+ * once (apply.c, revert.c), and the inbox source its read.
+ *
+ * _catalog_write: members of ledger_ingest_admin hold no INSERT, UPDATE or DELETE on the
  * extension's tables (producers keep INSERT on the inbox): a write
  * privilege on a shared table would let one owner LOCK it and stall every
  * other owner's pipelines.  They read their own rows through row-level
@@ -37,9 +48,569 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "abi.h"
+#include "catalog.h"
 #include "ledger_ingest.h"
+
+
+
+/* ----------------------------------------------------------------
+ * The worker's and the launcher's reads and writes
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Run a read-only SELECT with $1 = the pipeline's name; ERROR naming
+ * "what" unless it succeeds.  Returns the rows (SPI_tuptable).
+ */
+static uint64
+select_for_pipeline(const char *sql, const char *pipeline, const char *what)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(pipeline)};
+	int			ret;
+
+	ret = SPI_execute_with_args(sql, 1, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading %s failed: %s", what, SPI_result_code_string(ret));
+	return SPI_processed;
+}
+
+/*
+ * The pipeline's row and cursor: options parsed into p->opts (allocations
+ * in cxt).  *missing says so when the owner role is gone; *start_failure
+ * whether last_error is the launcher's LI_START_FAILURE.  When the
+ * pipeline is gone or not 'running', returns that (its state in *state)
+ * and reads nothing.
+ */
+static LiPipelineFound
+read_pipeline_row(LiPipeline *p, MemoryContext cxt, char **missing, char **state,
+				  bool *start_failure)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	int			ret;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	char	   *source;
+	Jsonb	   *opts;
+	MemoryContext old;
+	Datum		hashd;
+
+	args[0] = CStringGetTextDatum(p->name);
+	args[1] = CStringGetTextDatum(LI_START_FAILURE);
+	ret = SPI_execute_with_args("SELECT p.state, p.source, p.options, p.owner::pg_catalog.oid, "
+								"c.ledger, c.ledger_hash, c.tx_index, c.event_index, "
+								"EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
+								"        WHERE r.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid), "
+								"pg_catalog.to_regclass('ledger_ingest.decode_error') IS NOT NULL, "
+								"coalesce(pg_catalog.starts_with(p.last_error, $2), false) "
+								"FROM ledger_ingest.pipeline p JOIN ledger_ingest.cursor c "
+								"ON c.pipeline OPERATOR(pg_catalog.=) p.name "
+								"WHERE p.name OPERATOR(pg_catalog.=) $1",
+								2, types, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the pipeline failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return LI_PIPELINE_GONE;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	*state = SPI_getvalue(tup, desc, 1);
+	if (strcmp(*state, "running") != 0)
+		return LI_PIPELINE_NOT_RUNNING;
+
+	old = MemoryContextSwitchTo(cxt);
+	source = SPI_getvalue(tup, desc, 2);
+	opts = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+	li_parse_options(source, opts, &p->opts);
+	p->is_rpc = p->opts.is_rpc;
+	p->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	p->cursor.ledger = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	hashd = SPI_getbinval(tup, desc, 6, &isnull);
+	p->has_cursor_hash = false;
+	if (!isnull)
+	{
+		bytea	   *h = DatumGetByteaPP(hashd);
+
+		if (VARSIZE_ANY_EXHDR(h) == LI_HASH_LEN)
+		{
+			memcpy(p->cursor_hash, VARDATA_ANY(h), LI_HASH_LEN);
+			p->has_cursor_hash = true;
+		}
+	}
+	p->cursor.tx_index = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+	p->cursor.complete = isnull;
+	p->cursor.event_index = p->cursor.complete ? 0 :
+		DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+	if (p->cursor.complete)
+		p->cursor.tx_index = 0;
+	MemoryContextSwitchTo(old);
+	p->sql_0_2 = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+	*start_failure = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
+	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
+		*missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
+						   p->name, p->owner);
+	return LI_PIPELINE_RUNNING;
+}
+
+/*
+ * The pipeline's handlers, in registration order (allocations in cxt;
+ * their number in *nhandlers); the first one whose function is gone sets
+ * *missing unless it is set.
+ */
+static LiHandler *
+read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
+{
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	int			nh;
+	LiHandler  *handlers;
+
+	/*
+	 * Handlers are stored as text since 0.2 (regprocedure in 0.1: "::text"
+	 * reads both, so this library also runs a pipeline whose extension is
+	 * not yet updated).
+	 */
+	nh = (int) select_for_pipeline("SELECT h.id, f.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
+								   "r.oid, h.revert::pg_catalog.text, h.event, "
+								   "f.proargtypes[0] OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype "
+								   "FROM ledger_ingest.handler h "
+								   "LEFT JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) "
+								   "  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
+								   "LEFT JOIN pg_catalog.pg_proc r ON r.oid OPERATOR(pg_catalog.=) "
+								   "  pg_catalog.to_regprocedure(h.revert::pg_catalog.text)::pg_catalog.oid "
+								   "WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
+								   p->name, "the handlers");
+	handlers = MemoryContextAllocZero(cxt, sizeof(LiHandler) * Max(nh, 1));
+	for (int i = 0; i < nh; i++)
+	{
+		LiHandler  *h = &handlers[i];
+		Datum		d;
+
+		tup = SPI_tuptable->vals[i];
+		desc = SPI_tuptable->tupdesc;
+		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		/* named as PostgreSQL names it under the worker's search_path */
+		h->name = MemoryContextStrdup(cxt, isnull ? SPI_getvalue(tup, desc, 3) :
+									  format_procedure(h->funcoid));
+		if (isnull && *missing == NULL)
+			*missing = psprintf("handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+							   h->name, p->name);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull)
+		{
+			h->has_topic0 = true;
+			memcpy(h->topic0, VARDATA_ANY(DatumGetByteaPP(d)), LI_HASH_LEN);
+		}
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		if (!isnull)
+		{
+			h->has_address = true;
+			memcpy(h->address, VARDATA_ANY(DatumGetByteaPP(d)), LI_ADDRESS_LEN);
+		}
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		if (!isnull)
+		{
+			h->revert_oid = DatumGetObjectId(d);
+			h->revert_name = MemoryContextStrdup(cxt, format_procedure(h->revert_oid));
+		}
+		else if (SPI_getvalue(tup, desc, 7) != NULL && *missing == NULL)
+			*missing = psprintf("revert function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+							   SPI_getvalue(tup, desc, 7), p->name);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		if (!isnull)
+		{
+			h->abi = li_abi_compile_event(TextDatumGetCString(d), cxt);
+			h->abi_ntopics = li_abi_event_ntopics(h->abi);
+		}
+		h->set_based = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+	}
+	p->has_revert = false;
+	p->has_set_based = false;
+	for (int i = 0; i < nh; i++)
+	{
+		p->has_revert |= OidIsValid(handlers[i].revert_oid);
+		p->has_set_based |= handlers[i].set_based;
+	}
+	*nhandlers = nh;
+	return handlers;
+}
+
+/* The pipeline's tracked tables into p->tracked (allocations in cxt; *missing as read_handlers). */
+static void
+read_tracked(LiPipeline *p, MemoryContext cxt, char **missing)
+{
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+
+	p->ntracked = (int) select_for_pipeline("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk, "
+											"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+											"        WHERE c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid), "
+											/* since_ledger is 0.2's: read it so that 0.1 works too */
+											"(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'since_ledger')::pg_catalog.int8 "
+											"FROM ledger_ingest.tracked t "
+											"WHERE t.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+											p->name, "the tracked tables");
+	p->tracked = MemoryContextAllocZero(cxt, sizeof(LiTracked) * Max(p->ntracked, 1));
+	for (int i = 0; i < p->ntracked; i++)
+	{
+		LiTracked  *t = &p->tracked[i];
+		ArrayType  *pk;
+		Datum	   *elems;
+		int			nelems;
+
+		tup = SPI_tuptable->vals[i];
+		desc = SPI_tuptable->tupdesc;
+		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		t->relname = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		t->since = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		t->has_since = !isnull;
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && *missing == NULL)
+			*missing = psprintf("tracked table (OID %u) of pipeline \"%s\" no longer exists; untrack_table() it",
+							   t->relid, p->name);
+		pk = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
+		deconstruct_array(pk, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+		t->npk = nelems;
+		t->pk = MemoryContextAlloc(cxt, sizeof(char *) * nelems);
+		for (int j = 0; j < nelems; j++)
+			t->pk[j] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[j]));
+	}
+}
+
+/* The pipeline's raw sinks into p->sinks (allocations in cxt; *missing as read_handlers). */
+static void
+read_sinks(LiPipeline *p, MemoryContext cxt, char **missing)
+{
+	bool		isnull;
+
+	p->nsinks = (int) select_for_pipeline("SELECT s.tbl::pg_catalog.oid, "
+										  "EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+										  "        WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) "
+										  "FROM ledger_ingest.sink s "
+										  "WHERE s.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+										  p->name, "the raw sinks");
+	p->sinks = MemoryContextAllocZero(cxt, sizeof(LiSink) * Max(p->nsinks, 1));
+	for (int i = 0; i < p->nsinks; i++)
+	{
+		p->sinks[i].relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)) &&
+			*missing == NULL)
+			*missing = psprintf("raw sink table (OID %u) of pipeline \"%s\" no longer exists; remove_raw_sink() it",
+							   p->sinks[i].relid, p->name);
+	}
+}
+
+/*
+ * li_catalog_read_pipeline -- read the pipeline a worker runs (see
+ * catalog.h).  Handlers are resolved by name with to_regprocedure, so that
+ * a restored or upgraded database finds its functions again.
+ */
+LiPipelineFound
+li_catalog_read_pipeline(LiPipeline *p, MemoryContext cxt, char **missing, char **state,
+						 bool *start_failure)
+{
+	LiPipelineFound found;
+	LiHandler  *handlers;
+	int			nhandlers;
+
+	found = read_pipeline_row(p, cxt, missing, state, start_failure);
+	if (found != LI_PIPELINE_RUNNING)
+		return found;
+	handlers = read_handlers(p, cxt, missing, &nhandlers);
+	read_tracked(p, cxt, missing);
+	read_sinks(p, cxt, missing);
+	p->handlers = handlers;
+	p->nhandlers = nhandlers;
+	return LI_PIPELINE_RUNNING;
+}
+
+/*
+ * li_catalog_set_state -- a worker records its pipeline's state, and error
+ * (kept when NULL), counting it in errors with count_error.  Only while
+ * the pipeline is still 'running' (a concurrent stop() wins): returns
+ * whether it was.
+ */
+bool
+li_catalog_set_state(const char *pipeline, const char *state, const char *error,
+					 bool count_error)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			ret;
+
+	args[0] = CStringGetTextDatum(pipeline);
+	args[1] = CStringGetTextDatum(state);
+	if (error)
+		args[2] = CStringGetTextDatum(error);
+	else
+		nulls[2] = 'n';
+	args[3] = BoolGetDatum(count_error);
+	ret = SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET state = $2, "
+								"last_error = COALESCE($3, last_error), "
+								"errors = errors OPERATOR(pg_catalog.+) (CASE WHEN $4 THEN 1 ELSE 0 END) "
+								"WHERE name OPERATOR(pg_catalog.=) $1 "
+								"AND state OPERATOR(pg_catalog.=) 'running'",
+								4, types, args, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating the pipeline state failed: %s", SPI_result_code_string(ret));
+	return SPI_processed == 1;
+}
+
+/*
+ * li_catalog_clear_start_failure -- the worker is up: forget the
+ * launcher's "could not start the pipeline's worker" (status shows a
+ * running pipeline with that last_error and no worker as 'waiting').
+ */
+void
+li_catalog_clear_start_failure(const char *pipeline)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(pipeline);
+	args[1] = CStringGetTextDatum(LI_START_FAILURE);
+	if (SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = NULL "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 "
+							  "AND pg_catalog.starts_with(last_error, $2)",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "clearing the pipeline's start failure failed");
+}
+
+/*
+ * li_catalog_record_start_failure -- the launcher records why a running
+ * pipeline's worker could not start, and counts it, unless it is already
+ * the pipeline's last_error (a long wait records it once).  Returns
+ * whether it recorded it.
+ */
+bool
+li_catalog_record_start_failure(const char *pipeline, const char *error)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(pipeline);
+	args[1] = CStringGetTextDatum(error);
+	if (SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = $2, "
+							  "errors = errors OPERATOR(pg_catalog.+) 1 "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 "
+							  "AND state OPERATOR(pg_catalog.=) 'running' "
+							  "AND last_error IS DISTINCT FROM $2",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "recording the worker start failure failed");
+	return SPI_processed > 0;
+}
+
+/*
+ * li_catalog_database_paused -- has the database owner paused the
+ * database's pipelines (pause_database(); its table is 0.2's, so an
+ * extension not yet updated is never paused)?
+ */
+bool
+li_catalog_database_paused(void)
+{
+	int			ret;
+	bool		isnull;
+
+	ret = SPI_execute("SELECT pg_catalog.to_regclass('ledger_ingest.database_pause') IS NOT NULL",
+					  true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not look for ledger_ingest.database_pause: %d", ret);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return false;
+	ret = SPI_execute("SELECT 1 FROM ledger_ingest.database_pause", true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read ledger_ingest.database_pause: %d", ret);
+	return SPI_processed > 0;
+}
+
+/*
+ * li_catalog_list_pipelines -- every pipeline of the database and whether
+ * it is 'running', running ones first (they claim the free slots), then by
+ * name; arrays palloc'd in the current memory context.  Returns the count.
+ */
+int
+li_catalog_list_pipelines(char ***names, bool **running)
+{
+	int			ret;
+	int			n;
+	bool		isnull;
+
+	ret = SPI_execute("SELECT name, state OPERATOR(pg_catalog.=) 'running' "
+					  "FROM ledger_ingest.pipeline ORDER BY 2 DESC, name", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read ledger_ingest.pipeline: %d", ret);
+	n = (int) SPI_processed;
+	*names = palloc(sizeof(char *) * Max(n, 1));
+	*running = palloc(sizeof(bool) * Max(n, 1));
+	for (int r = 0; r < n; r++)
+	{
+		(*names)[r] = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		(*running)[r] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[r],
+												   SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return n;
+}
+
+/*
+ * li_catalog_reject_document -- mark inbox document id rejected, with its
+ * error: it stays in the inbox, out of the pending set.
+ */
+void
+li_catalog_reject_document(int64 id, const char *error)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	int			ret;
+
+	args[0] = Int64GetDatum(id);
+	args[1] = CStringGetTextDatum(error);
+	ret = SPI_execute_with_args("UPDATE ledger_ingest.inbox SET error = $2, rejected_at = pg_catalog.now() "
+								"WHERE id OPERATOR(pg_catalog.=) $1",
+								2, types, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "marking inbox document " INT64_FORMAT " failed: %s", id,
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * li_catalog_stored_headers -- the stored headers (ledger_ingest.ledger)
+ * of p numbered from..to, newest first: their numbers and hashes, palloc'd
+ * in cxt (which outlives SPI_finish).  Returns how many.
+ */
+int
+li_catalog_stored_headers(LiPipeline *p, int64 from, int64 to, MemoryContext cxt,
+						  int64 **numbers, uint8 (**hashes)[LI_HASH_LEN])
+{
+	Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum		args[3];
+	int			ret;
+	int			n;
+
+	args[0] = CStringGetTextDatum(p->name);
+	args[1] = Int64GetDatum(to);
+	args[2] = Int64GetDatum(from);
+	ret = SPI_execute_with_args("SELECT number, hash FROM ledger_ingest.ledger "
+								"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
+								"AND number OPERATOR(pg_catalog.<=) $2 AND number OPERATOR(pg_catalog.>=) $3 "
+								"ORDER BY number DESC",
+								3, types, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading ledger headers failed: %s", SPI_result_code_string(ret));
+	n = (int) SPI_processed;
+	*numbers = MemoryContextAlloc(cxt, sizeof(int64) * Max(n, 1));
+	*hashes = MemoryContextAlloc(cxt, LI_HASH_LEN * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		bytea	   *h;
+
+		(*numbers)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		memcpy((*hashes)[i], VARDATA_ANY(h), LI_HASH_LEN);
+	}
+	return n;
+}
+
+/* ----------------------------------------------------------------
+ * The SQL API's reads (as the caller: row-level security applies)
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * li_catalog_read_cursor -- the committed cursor of pipeline from the
+ * cursor table, read with a fresh snapshot when fresh (what committed
+ * since the calling statement began).  false when the pipeline does not
+ * exist or the caller does not see it.
+ */
+bool
+li_catalog_read_cursor(const char *pipeline, bool fresh, LiPosition *out)
+{
+	LiPosition	pos;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(pipeline);
+	SPI_connect();
+	/* not read-only: a fresh snapshot sees what committed since the call */
+	ret = SPI_execute_with_args("SELECT c.ledger, c.tx_index IS NULL, c.tx_index, c.event_index "
+								"FROM ledger_ingest.cursor c "
+								"WHERE c.pipeline OPERATOR(pg_catalog.=) $1",
+								1, argtypes, values, NULL, !fresh, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %d", ret);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return false;
+	}
+	memset(&pos, 0, sizeof(pos));
+	pos.ledger = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	pos.complete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (!pos.complete)
+	{
+		pos.tx_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		pos.event_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	}
+	SPI_finish();
+	*out = pos;
+	return true;
+}
+
+/* li_catalog_pipeline_visible -- does the caller see pipeline (row-level security)? */
+bool
+li_catalog_pipeline_visible(const char *pipeline)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(pipeline)};
+	bool		found;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading ledger_ingest.pipeline failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * li_catalog_visible_pipelines -- the names of the pipelines the caller
+ * sees, palloc'd in the current memory context.  Returns how many.
+ */
+int
+li_catalog_visible_pipelines(char ***names)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n;
+
+	SPI_connect();
+	if (SPI_execute("SELECT name FROM ledger_ingest.pipeline", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading ledger_ingest.pipeline failed");
+	n = (int) SPI_processed;
+	*names = MemoryContextAlloc(cxt, sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		(*names)[i] = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	return n;
+}
+
+/* ----------------------------------------------------------------
+ * The SQL API's writes: _catalog_write
+ * ----------------------------------------------------------------
+ */
 
 PG_FUNCTION_INFO_V1(ledger_ingest_catalog_write);
 

@@ -24,7 +24,9 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "ledger_ingest.h"
+#include "publish.h"
 
 PG_FUNCTION_INFO_V1(ledger_ingest_wait_for);
 PG_FUNCTION_INFO_V1(ledger_ingest_wake_launcher);
@@ -34,54 +36,13 @@ PG_FUNCTION_INFO_V1(ledger_ingest_shmem_status);
 PG_FUNCTION_INFO_V1(ledger_ingest_notify);
 PG_FUNCTION_INFO_V1(ledger_ingest_register_database);
 
-/*
- * Read the committed cursor of a pipeline from the cursor table.  Raises
- * undefined_object when the pipeline does not exist (or is not visible to
- * the caller).
- */
-static bool
-read_cursor_sql(const char *pipeline, bool fresh, LiPosition *out)
-{
-	LiPosition	pos;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	bool		isnull;
-	int			ret;
-
-	values[0] = CStringGetTextDatum(pipeline);
-	SPI_connect();
-	/* not read-only: a fresh snapshot sees what committed since the call */
-	ret = SPI_execute_with_args("SELECT c.ledger, c.tx_index IS NULL, c.tx_index, c.event_index "
-								"FROM ledger_ingest.cursor c "
-								"WHERE c.pipeline OPERATOR(pg_catalog.=) $1",
-								1, argtypes, values, NULL, !fresh, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %d", ret);
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
-		return false;
-	}
-	memset(&pos, 0, sizeof(pos));
-	pos.ledger = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	pos.complete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	if (!pos.complete)
-	{
-		pos.tx_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-		pos.event_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	}
-	SPI_finish();
-	*out = pos;
-	return true;
-}
-
 /* The committed cursor, or an error naming the missing pipeline. */
 static LiPosition
 read_cursor_or_error(const char *pipeline, bool fresh)
 {
 	LiPosition	pos;
 
-	if (!read_cursor_sql(pipeline, fresh, &pos))
+	if (!li_catalog_read_cursor(pipeline, fresh, &pos))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline \"%s\" does not exist", pipeline)));
@@ -295,7 +256,7 @@ ledger_ingest_publish_cursor(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	li_attach_shmem();
 	pipeline = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (!read_cursor_sql(pipeline, true, &pos))
+	if (!li_catalog_read_cursor(pipeline, true, &pos))
 		PG_RETURN_VOID();
 	slot = li_find_slot(MyDatabaseId, pipeline, false);
 	if (slot != NULL)
@@ -340,23 +301,6 @@ ledger_ingest_register_database(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Does the caller see pipeline "name" (row-level security)? */
-static bool
-pipeline_visible(const char *name)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	bool		found;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT FROM ledger_ingest.pipeline p WHERE p.name OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading ledger_ingest.pipeline failed");
-	found = SPI_processed > 0;
-	SPI_finish();
-	return found;
-}
-
 /*
  * ledger_ingest._notify(pipeline text, payload text) RETURNS boolean
  *
@@ -375,7 +319,7 @@ ledger_ingest_notify(PG_FUNCTION_ARGS)
 	li_attach_shmem();
 	pipeline = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	/* a drop is counted only for a pipeline the caller may see */
-	PG_RETURN_BOOL(li_notify(pipeline_visible(pipeline) ?
+	PG_RETURN_BOOL(li_notify(li_catalog_pipeline_visible(pipeline) ?
 							 li_find_slot(MyDatabaseId, pipeline, false) : NULL,
 							 pipeline, text_to_cstring(PG_GETARG_TEXT_PP(1))));
 }
@@ -394,18 +338,14 @@ Datum
 ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	SPITupleTable *visible;
-	uint64		nvisible;
+	char	  **visible;
+	int			nvisible;
 
 	li_attach_shmem();
 	InitMaterializedSRF(fcinfo, 0);
 
 	/* only pipelines the caller may see (row-level security) */
-	SPI_connect();
-	if (SPI_execute("SELECT name FROM ledger_ingest.pipeline", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading ledger_ingest.pipeline failed");
-	visible = SPI_tuptable;
-	nvisible = SPI_processed;
+	nvisible = li_catalog_visible_pipelines(&visible);
 
 	LWLockAcquire(li_shared->lock, LW_SHARED);
 	for (int i = 0; i < li_max_pipelines; i++)
@@ -424,8 +364,8 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 
 		if (!s->in_use || s->dboid != MyDatabaseId)
 			continue;
-		for (uint64 v = 0; v < nvisible && !seen; v++)
-			seen = strcmp(SPI_getvalue(visible->vals[v], visible->tupdesc, 1), s->name) == 0;
+		for (int v = 0; v < nvisible && !seen; v++)
+			seen = strcmp(visible[v], s->name) == 0;
 		if (!seen)
 			continue;
 		SpinLockAcquire(&s->mutex);
@@ -454,6 +394,5 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(li_shared->lock);
-	SPI_finish();
 	return (Datum) 0;
 }

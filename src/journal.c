@@ -16,20 +16,11 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "catalog/pg_type.h"
-#include "commands/trigger.h"
-#include "executor/spi.h"
-#include "fmgr.h"
-#include "miscadmin.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/json.h"
-#include "utils/jsonb.h"
-#include "utils/rel.h"
 
-#include "ledger_ingest.h"
+#include "apply.h"
+#include "xact.h"
 
 PG_FUNCTION_INFO_V1(ledger_ingest_journal);
 

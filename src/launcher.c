@@ -38,13 +38,13 @@
 
 #include <signal.h>
 
-#include "access/xact.h"
-#include "catalog/pg_type.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -62,7 +62,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "ledger_ingest.h"
+#include "xact.h"
 
 #define LAUNCHER_NAP_MS		1000
 #define RESTART_MIN_MS		1000
@@ -235,22 +237,11 @@ record_start_failure(const char *name, const char *why, const char *hint)
 
 	PG_TRY();
 	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-		Datum		args[2];
 		char	   *error = psprintf(LI_START_FAILURE "%s; waiting", why);
 		bool		changed;
 
 		(void) li_txn_begin();
-		args[0] = CStringGetTextDatum(name);
-		args[1] = CStringGetTextDatum(error);
-		if (SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = $2, "
-								  "errors = errors OPERATOR(pg_catalog.+) 1 "
-								  "WHERE name OPERATOR(pg_catalog.=) $1 "
-								  "AND state OPERATOR(pg_catalog.=) 'running' "
-								  "AND last_error IS DISTINCT FROM $2",
-								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "recording the worker start failure failed");
-		changed = SPI_processed > 0;
+		changed = li_catalog_record_start_failure(name, error);
 		li_txn_commit(caller_cxt);
 		pfree(error);
 		if (changed)
@@ -307,12 +298,10 @@ start_worker(LiSlot *slot, LauncherEntry *e)
 static LiDbState
 scan_pipelines(void)
 {
-	int			ret;
 	MemoryContext caller_cxt;
 	List	   *nwaiting = NIL;
 	ListCell   *lc;
 	LiDbState	result = LI_DB_ABSENT;
-	bool		isnull;
 
 	for (int i = 0; i < li_max_pipelines; i++)
 	{
@@ -324,50 +313,31 @@ scan_pipelines(void)
 	pgstat_report_activity(STATE_RUNNING, "ledger_ingest launcher: scanning pipelines");
 
 	if (OidIsValid(get_extension_oid("ledger_ingest", true)))
-	{
-		result = LI_DB_ACTIVE;
-		/* pause_database() (0.2 and later) */
-		ret = SPI_execute("SELECT pg_catalog.to_regclass('ledger_ingest.database_pause') IS NOT NULL",
-						  true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not look for ledger_ingest.database_pause: %d", ret);
-		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		{
-			ret = SPI_execute("SELECT 1 FROM ledger_ingest.database_pause", true, 1);
-			if (ret != SPI_OK_SELECT)
-				elog(ERROR, "could not read ledger_ingest.database_pause: %d", ret);
-			if (SPI_processed > 0)
-				result = LI_DB_PAUSED;
-		}
-	}
+		result = li_catalog_database_paused() ? LI_DB_PAUSED : LI_DB_ACTIVE;
 	if (result == LI_DB_ACTIVE)
 	{
-		/* running pipelines first: they claim the free slots */
-		ret = SPI_execute("SELECT name, state OPERATOR(pg_catalog.=) 'running' "
-						  "FROM ledger_ingest.pipeline ORDER BY 2 DESC, name", true, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not read ledger_ingest.pipeline: %d", ret);
-		for (uint64 r = 0; r < SPI_processed; r++)
+		char	  **names;
+		bool	   *running;
+		int			n = li_catalog_list_pipelines(&names, &running);
+
+		for (int r = 0; r < n; r++)
 		{
-			char	   *name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-			bool		running = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[r],
-															 SPI_tuptable->tupdesc, 2, &isnull));
-			LiSlot	   *slot = li_find_slot(MyDatabaseId, name, running);
+			LiSlot	   *slot = li_find_slot(MyDatabaseId, names[r], running[r]);
 
 			if (slot == NULL)
 			{
-				if (running)
+				if (running[r])
 				{
 					/* past SPI_finish */
 					MemoryContext old = MemoryContextSwitchTo(caller_cxt);
 
-					nwaiting = lappend(nwaiting, pstrdup(name));
+					nwaiting = lappend(nwaiting, pstrdup(names[r]));
 					MemoryContextSwitchTo(old);
 				}
 				continue;
 			}
 			entries[slot_index(slot)].exists = true;
-			entries[slot_index(slot)].wanted = running;
+			entries[slot_index(slot)].wanted = running[r];
 		}
 	}
 

@@ -26,7 +26,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
-#include "ledger_ingest.h"
+#include "ledger.h"
 
 PG_FUNCTION_INFO_V1(ledger_ingest_doc_ledger);
 

@@ -12,17 +12,15 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
-#include "utils/snapmgr.h"
 
 #include "ledger_ingest.h"
+#include "shmem.h"
 
 PG_MODULE_MAGIC;
 
@@ -142,66 +140,6 @@ li_find_slot(Oid dboid, const char *name, bool create)
 	}
 	LWLockRelease(li_shared->lock);
 	return result;
-}
-
-/*
- * li_txn_begin -- start one of the worker's short transactions: a
- * transaction block, SPI and an active snapshot.  Returns the caller's
- * memory context, which li_txn_commit/li_txn_abort restore (ending a
- * transaction leaves CurrentMemoryContext at TopMemoryContext, where
- * anything the caller allocates next would leak).
- *
- * The transaction is a real transaction block, opened as
- * exec_simple_query opens one for a client's BEGIN (BeginTransactionBlock,
- * then the end of that "statement" moves the block to
- * TBLOCK_INPROGRESS).  Extensions that coordinate several statements'
- * work decide so by IsTransactionBlock(): Citus, for one, opens remote
- * transaction blocks and commits them with two-phase commit only then;
- * outside a block every handler statement would commit on its shard at
- * once, apart from the cursor.
- */
-MemoryContext
-li_txn_begin(void)
-{
-	MemoryContext caller = CurrentMemoryContext;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	BeginTransactionBlock();
-	CommitTransactionCommand();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	return caller;
-}
-
-/*
- * li_txn_commit -- commit a transaction of li_txn_begin (as a client's
- * COMMIT ends its block: EndTransactionBlock, then CommitTransactionCommand
- * commits).
- */
-void
-li_txn_commit(MemoryContext caller)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	if (!EndTransactionBlock(false))
-		elog(ERROR, "ledger_ingest transaction block was not in progress at commit");
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller);
-}
-
-/*
- * li_txn_abort -- roll back a transaction of li_txn_begin, block and all
- * (AbortCurrentTransaction would leave an aborted block behind).
- */
-void
-li_txn_abort(MemoryContext caller)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	AbortOutOfAnyTransaction();
-	MemoryContextSwitchTo(caller);
 }
 
 /* li_set_wstate -- publish what the worker is doing, for status. */

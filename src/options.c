@@ -18,7 +18,8 @@
 
 #include <ctype.h>
 
-#include "ledger_ingest.h"
+#include "ledger.h"
+#include "options.h"
 
 PG_FUNCTION_INFO_V1(ledger_ingest_validate_options);
 

@@ -36,7 +36,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
-#include "ledger_ingest.h"
+#include "ledger.h"
 
 PG_FUNCTION_INFO_V1(ledger_ingest_pack_ledger);
 

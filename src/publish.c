@@ -16,6 +16,10 @@
  * callbacks, PreCommit_Notify, the commit record, COMMIT callbacks,
  * AtCommit_Notify.
  *
+ * Every payload the extension sends on the ledger_ingest channel is built
+ * here (applied, reorg, state), except the start/stop notifications of the
+ * SQL API, which _notify() queues through li_notify.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,9 +31,11 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/fmgroids.h"
+#include "utils/json.h"
 #include "utils/timestamp.h"
 
 #include "ledger_ingest.h"
+#include "publish.h"
 
 #define LI_MAX_PENDING 8
 
@@ -317,4 +323,79 @@ li_notify(LiSlot *slot, const char *pipeline, const char *payload)
 				 errhint("A session that listens and stays inside a transaction holds the queue; end that transaction.")));
 	}
 	return false;
+}
+
+/*
+ * li_notify_applied -- the "applied" notification of one apply transaction:
+ * {"type":"applied","pipeline":...,"ledger":N,"hash":"0x...","tx_index":
+ * I|null,"event_index":J|null,"events":E,"from_ledger":F}, well under the
+ * 8000-byte payload limit.
+ */
+void
+li_notify_applied(LiSlot *slot, const char *pipeline, const LiPosition *pos,
+				  const uint8 *hash, int64 from_ledger, int64 nevents)
+{
+	StringInfoData buf;
+	char	   *hex = li_bytes_to_hex(hash, LI_HASH_LEN);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\":\"applied\",\"pipeline\":");
+	escape_json(&buf, pipeline);
+	appendStringInfo(&buf, ",\"ledger\":" INT64_FORMAT ",\"hash\":\"%s\"", pos->ledger, hex);
+	if (pos->complete)
+		appendStringInfoString(&buf, ",\"tx_index\":null,\"event_index\":null");
+	else
+		appendStringInfo(&buf, ",\"tx_index\":%d,\"event_index\":%d",
+						 pos->tx_index, pos->event_index);
+	appendStringInfo(&buf, ",\"events\":" INT64_FORMAT ",\"from_ledger\":" INT64_FORMAT "}",
+					 nevents, from_ledger);
+	(void) li_notify(slot, pipeline, buf.data);
+}
+
+/*
+ * li_notify_reorg -- the "reorg" notification of a revert:
+ * {"type":"reorg","pipeline":...,"fork_ledger":F,"orphaned_from":F+1,
+ * "orphaned_to":T,"depth":D}.
+ */
+void
+li_notify_reorg(LiSlot *slot, const char *pipeline, int64 fork,
+				int64 orphaned_to, int32 depth)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\":\"reorg\",\"pipeline\":");
+	escape_json(&buf, pipeline);
+	appendStringInfo(&buf, ",\"fork_ledger\":" INT64_FORMAT ",\"orphaned_from\":" INT64_FORMAT
+					 ",\"orphaned_to\":" INT64_FORMAT ",\"depth\":%d}",
+					 fork, fork + 1, orphaned_to, depth);
+	(void) li_notify(slot, pipeline, buf.data);
+}
+
+/*
+ * li_notify_state -- the "state" notification of a worker that changed its
+ * pipeline's state: {"type":"state","pipeline":...,"state":...,
+ * "sqlstate":"XXXXX"|null}.  Any role connected to the database may
+ * LISTEN: the payload carries the error's SQLSTATE (the "XXXXX: " prefix
+ * of error), never its text, which may quote data, a URL or a handler's
+ * message; the owner reads last_error in status.
+ */
+void
+li_notify_state(LiSlot *slot, const char *pipeline, const char *state,
+				const char *error)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\":\"state\",\"pipeline\":");
+	escape_json(&buf, pipeline);
+	appendStringInfoString(&buf, ",\"state\":");
+	escape_json(&buf, state);
+	appendStringInfoString(&buf, ",\"sqlstate\":");
+	if (error && strspn(error, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 && error[5] == ':')
+		appendStringInfo(&buf, "\"%.5s\"", error);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	(void) li_notify(slot, pipeline, buf.data);
 }

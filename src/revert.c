@@ -37,8 +37,11 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "abi.h"
-#include "ledger_ingest.h"
+#include "apply.h"
+#include "event.h"
+#include "handlers.h"
+#include "publish.h"
+#include "xact.h"
 
 static SPIPlanPtr revert_cas_plan = NULL;
 
@@ -129,7 +132,7 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 				hev = li_event_with_args(ev, args);
 			}
 			li_apply_ctx.handler = h->revert_name;
-			li_call_as_owner(p, li_handler_fn(p, h->revert_oid, &h->revert_fn), hev);
+			li_call_as_owner(p->owner, li_handler_fn(p, h->revert_oid, &h->revert_fn), hev);
 			li_apply_ctx.handler = NULL;
 		}
 	}
@@ -409,7 +412,6 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	char		n[7];
 	int			ret;
 	int64		restored = 0;
-	StringInfoData buf;
 	LiPosition	newpos;
 	TimestampTz started;
 
@@ -418,7 +420,6 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("ledger_ingest %s: reverting ledgers " INT64_FORMAT " to " INT64_FORMAT,
 									p->name, fork + 1, orphaned_to));
-	li_prepare_apply_plans();
 	prepare_revert_plan();
 
 	memset(n, ' ', sizeof(n));
@@ -469,13 +470,7 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 							"DELETE FROM ledger_ingest.decode_error WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 							"AND ledger OPERATOR(pg_catalog.>) $2");
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"type\":\"reorg\",\"pipeline\":");
-	escape_json(&buf, p->name);
-	appendStringInfo(&buf, ",\"fork_ledger\":" INT64_FORMAT ",\"orphaned_from\":" INT64_FORMAT
-					 ",\"orphaned_to\":" INT64_FORMAT ",\"depth\":%d}",
-					 fork, fork + 1, orphaned_to, depth);
-	(void) li_notify(p->slot, p->name, buf.data);
+	li_notify_reorg(p->slot, p->name, fork, orphaned_to, depth);
 
 	memset(&newpos, 0, sizeof(newpos));
 	newpos.ledger = fork;

@@ -41,7 +41,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "ledger_ingest.h"
+#include "ledger.h"
+#include "rpc_client.h"
 
 #define RPC_CONNECT_TIMEOUT_MS	5000
 

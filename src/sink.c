@@ -36,7 +36,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "port/pg_bswap.h"
 #include "commands/copy.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
@@ -44,6 +43,7 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
+#include "port/pg_bswap.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -53,15 +53,11 @@
 #include "utils/rls.h"
 #include "utils/timestamp.h"
 
-#include "ledger_ingest.h"
+#include "apply.h"
+#include "event.h"
 
-/* the event fields a sink table may have, in ledger_ingest.event order */
-static const char *const sink_fields[] = {
-	"pipeline", "ledger", "ledger_hash", "ledger_time", "tx_index",
-	"tx_hash", "event_index", "address", "topics", "data"
-};
-
-#define NFIELDS lengthof(sink_fields)
+/* the event fields a sink table may have: li_event_field_names */
+#define NFIELDS LI_EVENT_ARGS
 
 /* the buffer the COPY reads from */
 static StringInfoData copybuf;
@@ -197,7 +193,7 @@ append_field(StringInfo buf, int field, LiPipeline *p, LiLedger *l, LiEvent *e)
 
 /*
  * sink_field_of -- for each attribute of desc, the event field it holds
- * (sink_fields index) or -1 (a dropped column or another column).  Returns
+ * (LiEventField) or -1 (a dropped column or another column).  Returns
  * the number of attributes that hold one.
  */
 static int
@@ -213,7 +209,7 @@ sink_field_of(TupleDesc desc, int *field_of)
 		if (att->attisdropped)
 			continue;
 		for (int f = 0; f < (int) NFIELDS; f++)
-			if (strcmp(NameStr(att->attname), sink_fields[f]) == 0)
+			if (strcmp(NameStr(att->attname), li_event_field_names[f]) == 0)
 				field_of[a] = f;
 		n += field_of[a] >= 0;
 	}
@@ -253,40 +249,6 @@ direct_ok(Relation rel, const int *field_of)
 			return false;
 	}
 	return true;
-}
-
-/* one event field as a Datum of its column type (the types append_field writes) */
-static Datum
-field_datum(int field, Datum pipeline, LiLedger *l, LiEvent *e, bool *isnull)
-{
-	*isnull = false;
-	switch (field)
-	{
-		case 0:
-			return pipeline;
-		case 1:
-			return Int64GetDatum(l->number);
-		case 2:
-			return PointerGetDatum(li_bytes_to_bytea(l->hash, LI_HASH_LEN));
-		case 3:
-			*isnull = TIMESTAMP_NOT_FINITE(l->time);
-			return TimestampTzGetDatum(l->time);
-		case 4:
-			return Int32GetDatum(e->tx_index);
-		case 5:
-			*isnull = !e->has_tx_hash;
-			return *isnull ? (Datum) 0 : PointerGetDatum(li_bytes_to_bytea(e->tx_hash, LI_HASH_LEN));
-		case 6:
-			return Int32GetDatum(e->event_index);
-		case 7:
-			return PointerGetDatum(li_bytes_to_bytea(e->address, LI_ADDRESS_LEN));
-		case 8:
-			return PointerGetDatum(li_topics_array(e));
-		case 9:
-			return PointerGetDatum(e->data);
-	}
-	*isnull = true;
-	return (Datum) 0;
 }
 
 /* insert n filled slots, then their index entries; returns n */
@@ -348,9 +310,11 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
 	for (int i = 0; i < SINK_MULTI_ROWS; i++)
 		slots[i] = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
 
-	old = MemoryContextSwitchTo(rows_cxt);
 	for (int s = 0; s < nsegs; s++)
 	{
+		Datum		ledger_hash = PointerGetDatum(li_bytes_to_bytea(ledgers[s]->hash, LI_HASH_LEN));
+
+		old = MemoryContextSwitchTo(rows_cxt);
 		for (int ev = first[s]; ev < last[s]; ev++)
 		{
 			TupleTableSlot *slot = slots[n];
@@ -364,9 +328,10 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
 					slot->tts_isnull[a] = true;
 				}
 				else
-					slot->tts_values[a] = field_datum(field_of[a], pipeline, ledgers[s],
-													  &ledgers[s]->events[ev],
-													  &slot->tts_isnull[a]);
+					slot->tts_values[a] = li_event_field((LiEventField) field_of[a],
+														 pipeline, ledger_hash, ledgers[s],
+														 &ledgers[s]->events[ev],
+														 &slot->tts_isnull[a]);
 			}
 			ExecStoreVirtualTuple(slot);
 			if (check)
@@ -381,7 +346,9 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
 				MemoryContextReset(rows_cxt);
 			}
 		}
+		MemoryContextSwitchTo(old);
 	}
+	old = MemoryContextSwitchTo(rows_cxt);
 	if (n > 0)
 		total += direct_flush(rel, rri, estate, slots, n, cid, bistate);
 	MemoryContextSwitchTo(old);

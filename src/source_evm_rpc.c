@@ -53,7 +53,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "ledger_ingest.h"
+#include "catalog.h"
+#include "rpc_client.h"
+#include "source.h"
+#include "xact.h"
 
 /* eth_getLogs range, adapted to the node's limits (see fetch_logs) */
 static int	logs_range = 0;
@@ -589,38 +592,16 @@ LiForkResult
 li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 {
 	MemoryContext caller_cxt;
-	Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
-	Datum		args[3];
-	int			ret;
 	int			n;
 	int64	   *numbers;
 	uint8	  (*hashes)[LI_HASH_LEN];
 
 	rpc_configure(p);
 	caller_cxt = li_txn_begin();
-	args[0] = CStringGetTextDatum(p->name);
-	args[1] = Int64GetDatum(p->cursor.complete ? p->cursor.ledger : p->cursor.ledger - 1);
-	args[2] = Int64GetDatum(p->cursor.ledger - p->opts.reorg_window);
-	ret = SPI_execute_with_args("SELECT number, hash FROM ledger_ingest.ledger "
-								"WHERE pipeline OPERATOR(pg_catalog.=) $1 "
-								"AND number OPERATOR(pg_catalog.<=) $2 AND number OPERATOR(pg_catalog.>=) $3 "
-								"ORDER BY number DESC",
-								3, types, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading ledger headers failed: %s", SPI_result_code_string(ret));
-	n = (int) SPI_processed;
 	/* in the caller's context: SPI_finish frees SPI's */
-	numbers = MemoryContextAlloc(caller_cxt, sizeof(int64) * Max(n, 1));
-	hashes = MemoryContextAlloc(caller_cxt, LI_HASH_LEN * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		bool		isnull;
-		bytea	   *h;
-
-		numbers[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		memcpy(hashes[i], VARDATA_ANY(h), LI_HASH_LEN);
-	}
+	n = li_catalog_stored_headers(p, p->cursor.ledger - p->opts.reorg_window,
+								  p->cursor.complete ? p->cursor.ledger : p->cursor.ledger - 1,
+								  caller_cxt, &numbers, &hashes);
 	if (!p->cursor.complete && p->has_cursor_hash)
 	{
 		/*

@@ -46,7 +46,9 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "ledger_ingest.h"
+#include "catalog.h"
+#include "source.h"
+#include "xact.h"
 
 static SPIPlanPtr fetch_plan = NULL;
 
@@ -346,19 +348,9 @@ void
 li_inbox_reject(LiPipeline *p, int64 id, const char *error)
 {
 	MemoryContext caller_cxt;
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		args[2];
-	int			ret;
 
 	caller_cxt = li_txn_begin();
-	args[0] = Int64GetDatum(id);
-	args[1] = CStringGetTextDatum(error);
-	ret = SPI_execute_with_args("UPDATE ledger_ingest.inbox SET error = $2, rejected_at = pg_catalog.now() "
-								"WHERE id OPERATOR(pg_catalog.=) $1",
-								2, types, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "marking inbox document " INT64_FORMAT " failed: %s", id,
-			 SPI_result_code_string(ret));
+	li_catalog_reject_document(id, error);
 	li_txn_commit(caller_cxt);
 	ereport(WARNING,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -56,8 +56,13 @@
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 
-#include "abi.h"
+#include "apply.h"
+#include "catalog.h"
 #include "ledger_ingest.h"
+#include "publish.h"
+#include "rpc_client.h"
+#include "source.h"
+#include "xact.h"
 
 #define BACKOFF_MIN_MS	500
 #define BACKOFF_MAX_MS	60000
@@ -124,51 +129,11 @@ transient_error(int sqlerrcode)
 static void
 set_pipeline_state(const char *state, const char *error, bool count_error)
 {
-	MemoryContext caller_cxt;
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	int			ret;
+	MemoryContext caller_cxt = li_txn_begin();
 
-	caller_cxt = li_txn_begin();
-	args[0] = CStringGetTextDatum(pipeline.name);
-	args[1] = CStringGetTextDatum(state);
-	if (error)
-		args[2] = CStringGetTextDatum(error);
-	else
-		nulls[2] = 'n';
-	args[3] = BoolGetDatum(count_error);
-	ret = SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET state = $2, "
-								"last_error = COALESCE($3, last_error), "
-								"errors = errors OPERATOR(pg_catalog.+) (CASE WHEN $4 THEN 1 ELSE 0 END) "
-								"WHERE name OPERATOR(pg_catalog.=) $1 "
-								"AND state OPERATOR(pg_catalog.=) 'running'",
-								4, types, args, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating the pipeline state failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1 && strcmp(state, "running") != 0)
-	{
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		appendStringInfoString(&buf, "{\"type\":\"state\",\"pipeline\":");
-		escape_json(&buf, pipeline.name);
-		appendStringInfoString(&buf, ",\"state\":");
-		escape_json(&buf, state);
-		/*
-		 * Any role connected to the database may LISTEN: the payload
-		 * carries the error's SQLSTATE, never its text (which may quote
-		 * data, a URL or a handler's message); the owner reads last_error
-		 * in status.
-		 */
-		appendStringInfoString(&buf, ",\"sqlstate\":");
-		if (error && strspn(error, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 && error[5] == ':')
-			appendStringInfo(&buf, "\"%.5s\"", error);
-		else
-			appendStringInfoString(&buf, "null");
-		appendStringInfoChar(&buf, '}');
-		(void) li_notify(pipeline.slot, pipeline.name, buf.data);
-	}
+	if (li_catalog_set_state(pipeline.name, state, error, count_error) &&
+		strcmp(state, "running") != 0)
+		li_notify_state(pipeline.slot, pipeline.name, state, error);
 	li_txn_commit(caller_cxt);
 }
 
@@ -180,18 +145,9 @@ set_pipeline_state(const char *state, const char *error, bool count_error)
 static void
 clear_start_failure(void)
 {
-	MemoryContext caller_cxt;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
+	MemoryContext caller_cxt = li_txn_begin();
 
-	caller_cxt = li_txn_begin();
-	args[0] = CStringGetTextDatum(pipeline.name);
-	args[1] = CStringGetTextDatum(LI_START_FAILURE);
-	if (SPI_execute_with_args("UPDATE ledger_ingest.pipeline SET last_error = NULL "
-							  "WHERE name OPERATOR(pg_catalog.=) $1 "
-							  "AND pg_catalog.starts_with(last_error, $2)",
-							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "clearing the pipeline's start failure failed");
+	li_catalog_clear_start_failure(pipeline.name);
 	li_txn_commit(caller_cxt);
 }
 
@@ -272,261 +228,6 @@ exit_if_extension_recreated(LiPipeline *p)
 }
 
 /*
- * The pipeline's row and cursor (inside refresh_pipeline's transaction):
- * exits when the pipeline is gone or not 'running'; options parsed into
- * p->opts (allocations in cxt).  *missing says so when the owner role is
- * gone.  Returns whether last_error is the launcher's LI_START_FAILURE.
- */
-static bool
-read_pipeline_row(LiPipeline *p, MemoryContext cxt, char **missing)
-{
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
-	int			ret;
-	TupleDesc	desc;
-	HeapTuple	tup;
-	bool		isnull;
-	char	   *state;
-	char	   *source;
-	Jsonb	   *opts;
-	MemoryContext old;
-	Datum		hashd;
-	bool		start_failure;
-
-	args[0] = CStringGetTextDatum(p->name);
-	args[1] = CStringGetTextDatum(LI_START_FAILURE);
-	ret = SPI_execute_with_args("SELECT p.state, p.source, p.options, p.owner::pg_catalog.oid, "
-								"c.ledger, c.ledger_hash, c.tx_index, c.event_index, "
-								"EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
-								"        WHERE r.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid), "
-								"pg_catalog.to_regclass('ledger_ingest.decode_error') IS NOT NULL, "
-								"coalesce(pg_catalog.starts_with(p.last_error, $2), false) "
-								"FROM ledger_ingest.pipeline p JOIN ledger_ingest.cursor c "
-								"ON c.pipeline OPERATOR(pg_catalog.=) p.name "
-								"WHERE p.name OPERATOR(pg_catalog.=) $1",
-								2, types, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the pipeline failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-	{
-		ereport(LOG, (errmsg("ledger_ingest pipeline \"%s\" no longer exists; worker exiting", p->name)));
-		proc_exit(0);
-	}
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	state = SPI_getvalue(tup, desc, 1);
-	if (strcmp(state, "running") != 0)
-	{
-		ereport(LOG, (errmsg("ledger_ingest pipeline \"%s\" is %s; worker exiting", p->name, state)));
-		proc_exit(0);
-	}
-
-	old = MemoryContextSwitchTo(cxt);
-	source = SPI_getvalue(tup, desc, 2);
-	opts = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-	li_parse_options(source, opts, &p->opts);
-	p->is_rpc = p->opts.is_rpc;
-	p->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-	p->cursor.ledger = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
-	hashd = SPI_getbinval(tup, desc, 6, &isnull);
-	p->has_cursor_hash = false;
-	if (!isnull)
-	{
-		bytea	   *h = DatumGetByteaPP(hashd);
-
-		if (VARSIZE_ANY_EXHDR(h) == LI_HASH_LEN)
-		{
-			memcpy(p->cursor_hash, VARDATA_ANY(h), LI_HASH_LEN);
-			p->has_cursor_hash = true;
-		}
-	}
-	p->cursor.tx_index = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-	p->cursor.complete = isnull;
-	p->cursor.event_index = p->cursor.complete ? 0 :
-		DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-	if (p->cursor.complete)
-		p->cursor.tx_index = 0;
-	MemoryContextSwitchTo(old);
-	p->sql_0_2 = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
-	start_failure = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
-	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
-		*missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
-						   p->name, p->owner);
-
-	return start_failure;
-}
-
-/*
- * The pipeline's handlers, in registration order (allocations in cxt;
- * their number in *nhandlers); the first one whose function is gone sets
- * *missing unless it is set.
- */
-static LiHandler *
-read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(p->name)};
-	int			ret;
-	TupleDesc	desc;
-	HeapTuple	tup;
-	bool		isnull;
-	int			nh;
-	LiHandler  *handlers;
-
-	/*
-	 * Handlers are stored as text since 0.2 (regprocedure in 0.1: "::text"
-	 * reads both, so this library also runs a pipeline whose extension is
-	 * not yet updated).
-	 */
-	ret = SPI_execute_with_args("SELECT h.id, f.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
-								"r.oid, h.revert::pg_catalog.text, h.event, "
-								"f.proargtypes[0] OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype "
-								"FROM ledger_ingest.handler h "
-								"LEFT JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) "
-								"  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
-								"LEFT JOIN pg_catalog.pg_proc r ON r.oid OPERATOR(pg_catalog.=) "
-								"  pg_catalog.to_regprocedure(h.revert::pg_catalog.text)::pg_catalog.oid "
-								"WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
-								1, types, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the handlers failed: %s", SPI_result_code_string(ret));
-	nh = (int) SPI_processed;
-	handlers = MemoryContextAllocZero(cxt, sizeof(LiHandler) * Max(nh, 1));
-	for (int i = 0; i < nh; i++)
-	{
-		LiHandler  *h = &handlers[i];
-		Datum		d;
-
-		tup = SPI_tuptable->vals[i];
-		desc = SPI_tuptable->tupdesc;
-		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		/* named as PostgreSQL names it under the worker's search_path */
-		h->name = MemoryContextStrdup(cxt, isnull ? SPI_getvalue(tup, desc, 3) :
-									  format_procedure(h->funcoid));
-		if (isnull && *missing == NULL)
-			*missing = psprintf("handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
-							   h->name, p->name);
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		if (!isnull)
-		{
-			h->has_topic0 = true;
-			memcpy(h->topic0, VARDATA_ANY(DatumGetByteaPP(d)), LI_HASH_LEN);
-		}
-		d = SPI_getbinval(tup, desc, 5, &isnull);
-		if (!isnull)
-		{
-			h->has_address = true;
-			memcpy(h->address, VARDATA_ANY(DatumGetByteaPP(d)), LI_ADDRESS_LEN);
-		}
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		if (!isnull)
-		{
-			h->revert_oid = DatumGetObjectId(d);
-			h->revert_name = MemoryContextStrdup(cxt, format_procedure(h->revert_oid));
-		}
-		else if (SPI_getvalue(tup, desc, 7) != NULL && *missing == NULL)
-			*missing = psprintf("revert function %s of pipeline \"%s\" does not exist (dropped or renamed)",
-							   SPI_getvalue(tup, desc, 7), p->name);
-		d = SPI_getbinval(tup, desc, 8, &isnull);
-		if (!isnull)
-		{
-			h->abi = li_abi_compile_event(TextDatumGetCString(d), cxt);
-			h->abi_ntopics = li_abi_event_ntopics(h->abi);
-		}
-		h->set_based = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
-	}
-	p->has_revert = false;
-	p->has_set_based = false;
-	for (int i = 0; i < nh; i++)
-	{
-		p->has_revert |= OidIsValid(handlers[i].revert_oid);
-		p->has_set_based |= handlers[i].set_based;
-	}
-	*nhandlers = nh;
-	return handlers;
-}
-
-/* The pipeline's tracked tables into p->tracked (allocations in cxt; *missing as read_handlers). */
-static void
-read_tracked(LiPipeline *p, MemoryContext cxt, char **missing)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(p->name)};
-	int			ret;
-	TupleDesc	desc;
-	HeapTuple	tup;
-	bool		isnull;
-
-	ret = SPI_execute_with_args("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk, "
-								"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
-								"        WHERE c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid), "
-								/* since_ledger is 0.2's: read it so that 0.1 works too */
-								"(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'since_ledger')::pg_catalog.int8 "
-								"FROM ledger_ingest.tracked t "
-								"WHERE t.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
-								1, types, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the tracked tables failed: %s", SPI_result_code_string(ret));
-	p->ntracked = (int) SPI_processed;
-	p->tracked = MemoryContextAllocZero(cxt, sizeof(LiTracked) * Max(p->ntracked, 1));
-	for (int i = 0; i < p->ntracked; i++)
-	{
-		LiTracked  *t = &p->tracked[i];
-		ArrayType  *pk;
-		Datum	   *elems;
-		int			nelems;
-
-		tup = SPI_tuptable->vals[i];
-		desc = SPI_tuptable->tupdesc;
-		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		t->relname = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
-		t->since = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
-		t->has_since = !isnull;
-		if (!DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && *missing == NULL)
-			*missing = psprintf("tracked table (OID %u) of pipeline \"%s\" no longer exists; untrack_table() it",
-							   t->relid, p->name);
-		pk = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
-		deconstruct_array(pk, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
-		t->npk = nelems;
-		t->pk = MemoryContextAlloc(cxt, sizeof(char *) * nelems);
-		for (int j = 0; j < nelems; j++)
-			t->pk[j] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[j]));
-	}
-}
-
-/* The pipeline's raw sinks into p->sinks (allocations in cxt; *missing as read_handlers). */
-static void
-read_sinks(LiPipeline *p, MemoryContext cxt, char **missing)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(p->name)};
-	int			ret;
-	bool		isnull;
-
-	ret = SPI_execute_with_args("SELECT s.tbl::pg_catalog.oid, "
-								"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
-								"        WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) "
-								"FROM ledger_ingest.sink s "
-								"WHERE s.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
-								1, types, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the raw sinks failed: %s", SPI_result_code_string(ret));
-	p->nsinks = (int) SPI_processed;
-	p->sinks = MemoryContextAllocZero(cxt, sizeof(LiSink) * Max(p->nsinks, 1));
-	for (int i = 0; i < p->nsinks; i++)
-	{
-		p->sinks[i].relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc, 1, &isnull));
-		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)) &&
-			*missing == NULL)
-			*missing = psprintf("raw sink table (OID %u) of pipeline \"%s\" no longer exists; remove_raw_sink() it",
-							   p->sinks[i].relid, p->name);
-	}
-
-}
-
-/*
  * Re-read the pipeline: state, owner, options, cursor, handlers, tracked
  * tables and raw sinks, in one short transaction.  Exits when the pipeline
  * is gone or not 'running'; fails it when an object it needs is gone.
@@ -539,8 +240,7 @@ refresh_pipeline(LiPipeline *p)
 	static MemoryContext cxt = NULL;
 	bool		start_failure;
 	char	   *missing = NULL;
-	LiHandler  *handlers;
-	int			nhandlers;
+	char	   *state = NULL;
 
 	/* a refresh that failed half-way left its context behind */
 	if (cxt != NULL)
@@ -551,12 +251,19 @@ refresh_pipeline(LiPipeline *p)
 	caller_cxt = li_txn_begin();
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading pipeline", p->name));
 	exit_if_extension_recreated(p);
-	start_failure = read_pipeline_row(p, cxt, &missing);
-	handlers = read_handlers(p, cxt, &missing, &nhandlers);
-	read_tracked(p, cxt, &missing);
-	read_sinks(p, cxt, &missing);
-	p->handlers = handlers;
-	p->nhandlers = nhandlers;
+	switch (li_catalog_read_pipeline(p, cxt, &missing, &state, &start_failure))
+	{
+		case LI_PIPELINE_GONE:
+			ereport(LOG, (errmsg("ledger_ingest pipeline \"%s\" no longer exists; worker exiting", p->name)));
+			proc_exit(0);
+			break;
+		case LI_PIPELINE_NOT_RUNNING:
+			ereport(LOG, (errmsg("ledger_ingest pipeline \"%s\" is %s; worker exiting", p->name, state)));
+			proc_exit(0);
+			break;
+		case LI_PIPELINE_RUNNING:
+			break;
+	}
 
 	/* the inbox has no head: journal every ledger, pruned by the window */
 	if (!p->is_rpc)

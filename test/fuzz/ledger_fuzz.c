@@ -95,7 +95,7 @@
 #include "utils/memutils.h"
 #include "utils/timeout.h"
 
-#include "ledger_ingest.h"
+#include "ledger.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)

@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.h
+ *	  The worker's write transactions: applying a batch (apply.c) and
+ *	  reverting to a fork point (revert.c), with what runs inside them: the
+ *	  raw sinks (sink.c) and the reorg journal (journal.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LI_APPLY_H
+#define LI_APPLY_H
+
+#include "pipeline.h"
+
+typedef enum LiApplyResult
+{
+	LI_APPLY_OK,
+	LI_APPLY_LOST_CAS			/* the cursor moved: rolled back, nothing changed */
+} LiApplyResult;
+
+/* apply.c */
+/*
+ * apply the batch in transactions cut by options.commit, each with its
+ * cursor CAS, handlers, sinks, headers and NOTIFY; ERROR from a handler
+ * (the failed transaction rolled back, earlier ones committed)
+ */
+extern LiApplyResult li_apply_batch(LiPipeline *p, LiBatch *batch);
+
+/* revert.c */
+/* roll back every ledger after fork in one transaction; ERROR changes nothing */
+extern LiApplyResult li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash);
+
+/* sink.c */
+/* load the segments' events into each raw sink (inside the apply transaction); rows written */
+extern uint64 li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nsegs);
+
+/* journal.c */
+/* start an empty journal buffer for an apply transaction */
+extern void li_journal_begin(void);
+/* write the buffered journal entries of p with one INSERT (SPI connected) */
+extern void li_journal_flush(LiPipeline *p);
+
+/*
+ * Where the apply (or revert) transaction is, for error reports and for the
+ * journal trigger, which records only inside an apply transaction.
+ */
+typedef struct LiApplyContext
+{
+	bool		active;
+	bool		journal;		/* journal tracked tables for this ledger */
+	LiPipeline *pipeline;
+	int64		ledger;
+	int32		tx_index;
+	int32		event_index;	/* -1: set-based handlers or raw sinks */
+	const char *handler;		/* the handler being called, or NULL */
+} LiApplyContext;
+extern LiApplyContext li_apply_ctx;
+
+#endif							/* LI_APPLY_H */

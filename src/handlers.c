@@ -1,0 +1,299 @@
+/*-------------------------------------------------------------------------
+ *
+ * handlers.c
+ *	  Matching events to handlers and calling them, inside the apply
+ *	  transaction.
+ *
+ * A handler is a SQL function registered with add_handler: per-event (it
+ * takes ledger_ingest.event) or set-based (ledger_ingest.event[]), with an
+ * optional filter on the log's address and topic0, or registered by event
+ * signature, in which case it also gets the log decoded as args (abi.h)
+ * and only logs with that event's number of topics.  Each is called
+ * directly through the function manager (no parse, plan or executor
+ * start per event), as the pipeline owner in a security-restricted
+ * operation (xact.c), in (ledger, tx_index, event_index) order and, per
+ * event, in registration order; set-based handlers once per transaction
+ * with every event they matched.  An event some handler can revert is
+ * journaled (event_journal) for revert.c; a log a signature handler cannot
+ * decode is recorded in decode_error, or fails the transaction with
+ * on_decode_error "fail".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "abi.h"
+#include "apply.h"
+#include "event.h"
+#include "handlers.h"
+#include "xact.h"
+
+static SPIPlanPtr event_journal_plan = NULL;
+static SPIPlanPtr decode_error_plan = NULL;
+
+/*
+ * The function-call info of a handler (or revert) function, set up on
+ * first use in the pipeline's memory context: handlers are called directly
+ * through the function manager, with no per-event parse, plan or executor
+ * start.  Checks that the owner may execute it.
+ */
+FmgrInfo *
+li_handler_fn(LiPipeline *p, Oid funcoid, FmgrInfo **cache)
+{
+	if (*cache == NULL)
+	{
+		FmgrInfo   *fn;
+		MemoryContext cxt = GetMemoryChunkContext(p->handlers);
+
+		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcoid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("handler function %u no longer exists", funcoid)));
+		if (pg_proc_aclcheck(funcoid, p->owner, ACL_EXECUTE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for function %s", format_procedure(funcoid))));
+		fn = MemoryContextAllocZero(cxt, sizeof(FmgrInfo));
+		fmgr_info_cxt(funcoid, fn, cxt);
+		*cache = fn;
+	}
+	return *cache;
+}
+
+/*
+ * Decode an event for a handler registered by signature.  A log that is
+ * not a valid encoding of the event returns NULL with the decoder's
+ * message in *error: any contract can emit one under a known topic0.
+ */
+Jsonb *
+li_decode_args(LiHandler *h, LiEvent *e, char **error)
+{
+	return li_abi_try_decode_event_jsonb(h->abi, (const uint8 (*)[32]) e->topics, e->ntopics,
+										 (const uint8 *) VARDATA_ANY(e->data),
+										 (int) VARSIZE_ANY_EXHDR(e->data), error);
+}
+
+/*
+ * A log that handler h cannot decode.  With on_decode_error "fail" it is a
+ * handler error (the transaction rolls back, retried up to max_retries);
+ * by default the handler skips the event and the log is kept, with the
+ * error, in ledger_ingest.decode_error, in the apply transaction (so it is
+ * recorded exactly once, and a reorg that orphans the ledger forgets it).
+ * "ev" is the event value without args.
+ */
+static void
+decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
+			  const char *error)
+{
+	Datum		v[7];
+	int			ret;
+
+	if (p->opts.decode_error_fails || !p->sql_0_2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("%s", error),
+				 errdetail("Decoding as %s.", li_abi_event_signature(h->abi))));
+	if (decode_error_plan == NULL)
+	{
+		Oid			types[7] = {TEXTOID, INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID,
+		li_event_tupdesc()->tdtypeid};
+
+		decode_error_plan = li_keep_plan(
+									  "INSERT INTO ledger_ingest.decode_error "
+									  "(pipeline, ledger, tx_index, event_index, handler, error, event) "
+									  "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+									  "ON CONFLICT (pipeline, ledger, tx_index, event_index, handler) "
+									  "DO UPDATE SET error = excluded.error, event = excluded.event, "
+									  "recorded_at = excluded.recorded_at",
+									  7, types);
+	}
+	v[0] = CStringGetTextDatum(p->name);
+	v[1] = Int64GetDatum(l->number);
+	v[2] = Int32GetDatum(e->tx_index);
+	v[3] = Int32GetDatum(e->event_index);
+	v[4] = CStringGetTextDatum(h->name);
+	v[5] = CStringGetTextDatum(psprintf("%s (decoding as %s)", error, li_abi_event_signature(h->abi)));
+	v[6] = ev;
+	ret = SPI_execute_plan(decode_error_plan, v, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording a decode error failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Does the handler want this event?  A handler registered by event
+ * signature only takes logs with that event's number of topics: an ERC-721
+ * Transfer (tokenId indexed, 4 topics) shares topic0 with ERC-20's (3).
+ */
+bool
+li_handler_matches(const LiHandler *h, const LiEvent *e)
+{
+	if (h->abi != NULL && e->ntopics != h->abi_ntopics)
+		return false;
+	if (h->has_address && memcmp(h->address, e->address, LI_ADDRESS_LEN) != 0)
+		return false;
+	if (h->has_topic0 &&
+		(e->ntopics == 0 || memcmp(h->topic0, e->topics[0], LI_HASH_LEN) != 0))
+		return false;
+	return true;
+}
+
+/*
+ * Keep an event that has a revert handler, for a possible reorg
+ * (ledger_ingest.event_journal, pruned with the reorg window).
+ */
+static void
+journal_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ev, LiEvent *e)
+{
+	Datum		v[3];
+	int			ret;
+	bool		any = false;
+
+	for (int i = 0; i < p->nhandlers && !any; i++)
+		any = OidIsValid(p->handlers[i].revert_oid) && li_handler_matches(&p->handlers[i], e);
+	if (!any)
+		return;
+	if (event_journal_plan == NULL)
+	{
+		Oid			types[3] = {TEXTOID, INT8OID, li_event_tupdesc()->tdtypeid};
+
+		event_journal_plan = li_keep_plan("INSERT INTO ledger_ingest.event_journal (pipeline, ledger, ev) "
+										  "VALUES ($1, $2, $3)",
+										  3, types);
+	}
+	v[0] = pipeline_text;
+	v[1] = Int64GetDatum(l->number);
+	v[2] = ev;
+	ret = SPI_execute_plan(event_journal_plan, v, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "journaling an event failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Run every matching handler for one event, as the pipeline owner.  The
+ * event value is built once (and once per event signature, with its args
+ * decoded, for handlers registered by signature).  Set-based handlers (that
+ * take ledger_ingest.event[]) get the event appended to sets[i] and are
+ * called once per transaction by li_run_set_handlers; when there are any, the
+ * event values are built in set_cxt, so that the sets can point to them
+ * instead of copying them.
+ */
+void
+li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash,
+				LiEvent *e, bool journal_events, LiEventSet *sets,
+				MemoryContext set_cxt)
+{
+	Datum		base = (Datum) 0;
+	bool		have_base = false;
+	void	   *last_abi = NULL;
+	Datum		last_ev = (Datum) 0;
+	MemoryContext old = CurrentMemoryContext;
+
+	if (p->has_set_based)
+		MemoryContextSwitchTo(set_cxt);
+
+	li_apply_ctx.ledger = l->number;
+	li_apply_ctx.tx_index = e->tx_index;
+	li_apply_ctx.event_index = e->event_index;
+
+	if (journal_events)
+	{
+		base = li_event_datum(pipeline_text, ledger_hash, l, e, NULL);
+		have_base = true;
+		journal_event(p, pipeline_text, l, base, e);
+	}
+	for (int i = 0; i < p->nhandlers; i++)
+	{
+		LiHandler  *h = &p->handlers[i];
+		Datum		ev;
+
+		if (!li_handler_matches(h, e))
+			continue;
+		li_apply_ctx.handler = h->name;
+		if (h->abi != NULL)
+		{
+			if (h->abi != last_abi)
+			{
+				char	   *error = NULL;
+				Jsonb	   *args = li_decode_args(h, e, &error);
+
+				last_abi = h->abi;
+				last_ev = (Datum) 0;
+				if (args != NULL)
+					last_ev = li_event_datum(pipeline_text, ledger_hash, l, e, args);
+				else
+				{
+					if (!have_base)
+					{
+						base = li_event_datum(pipeline_text, ledger_hash, l, e, NULL);
+						have_base = true;
+					}
+					decode_failed(p, h, l, e, base, error);
+				}
+			}
+			if (last_ev == (Datum) 0)
+				continue;		/* skipped: it does not decode */
+			ev = last_ev;
+		}
+		else
+		{
+			if (!have_base)
+			{
+				base = li_event_datum(pipeline_text, ledger_hash, l, e, NULL);
+				have_base = true;
+			}
+			ev = base;
+		}
+		if (h->set_based)
+		{
+			LiEventSet   *set = &sets[i];
+
+			if (set->n == set->cap)
+			{
+				set->cap = Max(set->cap * 2, 256);
+				set->vals = set->vals == NULL ?
+					MemoryContextAlloc(set_cxt, sizeof(Datum) * set->cap) :
+					repalloc(set->vals, sizeof(Datum) * set->cap);
+			}
+			set->vals[set->n++] = ev;
+		}
+		else
+		{
+			MemoryContextSwitchTo(old);
+			li_call_as_owner(p->owner, li_handler_fn(p, h->funcoid, &h->fn), ev);
+			if (p->has_set_based)
+				MemoryContextSwitchTo(set_cxt);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	li_apply_ctx.handler = NULL;
+}
+
+/* Call each set-based handler once with the events it matched. */
+void
+li_run_set_handlers(LiPipeline *p, LiEventSet *sets)
+{
+	for (int i = 0; i < p->nhandlers; i++)
+	{
+		LiHandler  *h = &p->handlers[i];
+
+		if (sets[i].n == 0)
+			continue;
+		li_apply_ctx.handler = h->name;
+		li_apply_ctx.event_index = -1;
+		/* a composite type's alignment is double (heap tuples) */
+		li_call_as_owner(p->owner, li_handler_fn(p, h->funcoid, &h->fn),
+					  PointerGetDatum(construct_array(sets[i].vals, sets[i].n,
+													  li_event_tupdesc()->tdtypeid, -1,
+													  false, TYPALIGN_DOUBLE)));
+	}
+	li_apply_ctx.handler = NULL;
+}

@@ -1,0 +1,93 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger.h
+ *	  Ledgers, events and cursor positions; parsing ledger documents
+ *	  (ledger.c) and their packed form (packed.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LI_LEDGER_H
+#define LI_LEDGER_H
+
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#define LI_SCHEMA			"ledger_ingest"
+#define LI_CHANNEL			"ledger_ingest"
+#define LI_NAME_MAX			64		/* pipeline names are at most 63 bytes */
+#define LI_HASH_LEN			32
+#define LI_ADDRESS_LEN		20
+#define LI_MAX_TOPICS		4
+
+/*
+ * A cursor position.  complete = true means ledger "ledger" and all its
+ * events are applied (SQL: tx_index and event_index NULL); otherwise the
+ * ledger is applied up to and including event (tx_index, event_index).
+ */
+typedef struct LiPosition
+{
+	int64		ledger;
+	bool		complete;
+	int32		tx_index;
+	int32		event_index;
+} LiPosition;
+
+/* One event (an EVM log), parsed and validated. */
+typedef struct LiEvent
+{
+	int32		tx_index;
+	int32		event_index;	/* EVM: logIndex */
+	uint8		tx_hash[LI_HASH_LEN];
+	bool		has_tx_hash;
+	uint8		address[LI_ADDRESS_LEN];
+	int			ntopics;
+	uint8		topics[LI_MAX_TOPICS][LI_HASH_LEN];
+	bytea	   *data;
+} LiEvent;
+
+/* One ledger (an EVM block with its logs), parsed and validated. */
+typedef struct LiLedger
+{
+	int64		number;
+	uint8		hash[LI_HASH_LEN];
+	uint8		parent_hash[LI_HASH_LEN];
+	bool		has_parent;
+	TimestampTz time;
+	int			nevents;
+	LiEvent    *events;			/* sorted by (tx_index, event_index) */
+	int64		inbox_id;		/* inbox row it came from, or 0 */
+	TransactionId inbox_xmin;	/* the version of that row that was read */
+} LiLedger;
+
+/*
+ * ledger.c: documents in the Ethereum JSON-RPC shape (eth_getBlockByNumber
+ * header fields plus "logs" as eth_getLogs returns them)
+ */
+/* parse and validate one document into *out; ERROR 22023 naming the field */
+extern void li_parse_ledger(JsonbContainer *doc, LiLedger *out);
+/* a JSON-RPC QUANTITY ("0x" hex, or a JSON number) as int64; false if not one */
+extern bool li_quantity_from_jsonb(JsonbValue *v, int64 *out);
+/* a numeric with an integral value in the int64 range; false otherwise */
+extern bool li_numeric_to_int64(Numeric n, int64 *out);
+/* "0x" hex of exactly outlen bytes into out; ERROR 22023 naming field */
+extern void li_hex_to_bytes(const char *field, const char *s, int len,
+							uint8 *out, int outlen);
+/* "0x" hex DATA of any even length as a palloc'd bytea; ERROR 22023 naming field */
+extern bytea *li_hex_to_bytea(const char *field, const char *s, int len);
+/* "0x"-prefixed lower-case hex of b[0..len), palloc'd */
+extern char *li_bytes_to_hex(const uint8 *b, int len);
+/* a palloc'd bytea holding b[0..len) */
+extern bytea *li_bytes_to_bytea(const uint8 *b, int len);
+/* the event's topics as a one-dimensional bytea[] without NULLs */
+extern struct ArrayType *li_topics_array(const LiEvent *e);
+/* the value of key in a JSON object container; NULL if absent or not an object */
+extern JsonbValue *li_jsonb_get(JsonbContainer *c, const char *key);
+
+/* packed.c: the form the inbox computes at insert (inbox.packed) */
+/* the packed form of a parsed ledger, palloc'd; NULL when over 1 GB */
+extern bytea *li_pack_ledger(const LiLedger *l);
+/* read a packed ledger into *out (events point into packed); false if invalid */
+extern bool li_unpack_ledger(bytea *packed, LiLedger *out);
+
+#endif							/* LI_LEDGER_H */

@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.h
+ *	  Pipeline options (options.c): one parser for create_pipeline's
+ *	  validation and the worker's settings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LI_OPTIONS_H
+#define LI_OPTIONS_H
+
+#include "utils/jsonb.h"
+
+typedef enum LiCommitMode
+{
+	LI_COMMIT_EVENT,
+	LI_COMMIT_LEDGER,
+	LI_COMMIT_BATCH
+} LiCommitMode;
+
+#define LI_MAX_URLS 16
+#define LI_RPC_MAX_RESPONSE ((int64) 256 * 1024 * 1024)
+
+typedef struct LiOptions
+{
+	bool		is_rpc;
+	LiCommitMode commit;
+	int			batch_max_events;
+	int64		batch_max_bytes;	/* inbox: documents read per fetch, in bytes */
+	int			batch_max_ledgers;
+	int			batch_max_ms;
+	int			poll_ms;
+	int			max_retries;	/* handler failures before 'failed' */
+	/* evm_rpc */
+	char	  **urls;			/* endpoints, failed over in order */
+	int			nurls;
+	Jsonb	   *addresses;		/* eth_getLogs "address" filter or NULL */
+	Jsonb	   *topics;			/* eth_getLogs "topics" filter or NULL */
+	int64		from_block;
+	int64		to_block;		/* -1: follow the head forever */
+	int			confirmations;
+	int			block_range;
+	int			timeout_ms;
+	int			max_requests_per_second;	/* 0: no limit */
+	int64		max_response_bytes;
+	int			max_redirects;
+	/* reorgs */
+	int			reorg_window;	/* ledgers kept revertible; 0: none */
+	char	   *finality;		/* evm_rpc: "latest", "safe" or "finalized" */
+	/* a log a signature-registered handler cannot decode: fail, or skip it */
+	bool		decode_error_fails;
+	/* inbox: a ledger that arrives after a later one: skip it, or fail */
+	bool		skip_late_ledgers;
+} LiOptions;
+
+/*
+ * validate options (a JSON object, or NULL) for source "inbox" or
+ * "evm_rpc" and fill *out, defaults first; ERROR 22023 naming the key
+ */
+extern void li_parse_options(const char *source, Jsonb *options, LiOptions *out);
+
+#endif							/* LI_OPTIONS_H */

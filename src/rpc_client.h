@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * rpc_client.h
+ *	  The worker's JSON-RPC 2.0 client over HTTP(S) (rpc_client.c, libcurl):
+ *	  endpoints with failover, rate limit, response checks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LI_RPC_CLIENT_H
+#define LI_RPC_CLIENT_H
+
+#include "utils/jsonb.h"
+
+#include "options.h"
+
+typedef struct LiRpcError
+{
+	int64		code;			/* JSON-RPC error code (0: the response was too large) */
+	char	   *message;
+} LiRpcError;
+/* create the libcurl handle once per worker; ERROR if libcurl fails */
+extern void li_rpc_client_init(void);
+/* use the pipeline's endpoints, timeouts and caps (opts must outlive the calls) */
+extern void li_rpc_client_configure(const LiOptions *opts);
+/*
+ * one call, never inside a transaction: its "result" (a jbvNull for JSON
+ * null); fails over between endpoints; ERROR on transport, HTTP or
+ * response-format failures (08006, 22P02, 54000) and, when err is NULL,
+ * on a JSON-RPC error object (38000); with err, NULL and *err instead
+ */
+extern JsonbValue *li_rpc_call_ex(const char *method, const char *params, LiRpcError *err);
+/* li_rpc_call_ex with err NULL */
+extern JsonbValue *li_rpc_call(const char *method, const char *params);
+/* " (endpoint i of n)" with several endpoints, else "": never the URL */
+extern char *li_rpc_endpoint_label(void);
+/* the node's Retry-After in ms (0 if none), forgotten once taken */
+extern int64 li_rpc_take_retry_after_ms(void);
+/* release the libcurl handle (at process exit) */
+extern void li_rpc_cleanup(void);
+
+#endif							/* LI_RPC_CLIENT_H */
