@@ -10,10 +10,9 @@
  *	   the worker re-reads the cursor.  The updated row stays locked until
  *	   commit, so a concurrent cursor_cas waits and then sees the new cursor;
  *	2. calls the matching handlers for every event, in (ledger, tx_index,
- *	   event_index) order and registration order, directly through the
- *	   function manager, as the pipeline owner in a security-restricted
- *	   operation; set-based handlers once with all their events; then the
- *	   raw sinks (sink.c);
+ *	   event_index) order and registration order (handlers.c), as the
+ *	   pipeline owner in a security-restricted operation; set-based
+ *	   handlers once with all their events; then the raw sinks (sink.c);
  *	3. records the headers of the ledgers it completes and deletes their
  *	   inbox documents;
  *	4. queues one NOTIFY and the shared-memory publication of the new cursor

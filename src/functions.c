@@ -66,6 +66,48 @@ slot_is(LiSlot *slot, const char *pipeline)
 }
 
 /*
+ * Has pipeline's cursor covered ledger?  Read from its slot when it has
+ * one (the cursor its worker published at commit), else from the table
+ * with a fresh snapshot.
+ */
+static bool
+cursor_reached(LiSlot *slot, const char *pipeline, int64 ledger)
+{
+	LiPosition	pos;
+
+	if (slot != NULL)
+	{
+		bool		known;
+
+		SpinLockAcquire(&slot->mutex);
+		known = slot->cursor_known;
+		pos = slot->committed;
+		SpinLockRelease(&slot->mutex);
+		return known && li_position_reached(&pos, ledger);
+	}
+	pos = read_cursor_or_error(pipeline, true);
+	return li_position_reached(&pos, ledger);
+}
+
+/*
+ * Sleep until the slot's cursor advances (at most a second: a cursor
+ * published before we slept) or, without a slot, for the poll interval;
+ * never past remaining_ms.
+ */
+static void
+wait_for_cursor(LiSlot *slot, long remaining_ms)
+{
+	if (slot != NULL)
+		ConditionVariableTimedSleep(&slot->cv, Min(remaining_ms, 1000), PG_WAIT_EXTENSION);
+	else
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(remaining_ms, WAIT_POLL_MS), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
  * ledger_ingest.wait_for(pipeline text, ledger bigint, timeout interval)
  *		RETURNS boolean
  *
@@ -127,44 +169,16 @@ ledger_ingest_wait_for(PG_FUNCTION_ARGS)
 			ConditionVariableCancelSleep();
 			slot = NULL;
 		}
-		if (slot != NULL)
+		if (cursor_reached(slot, pipeline, ledger))
 		{
-			bool		known;
-
-			SpinLockAcquire(&slot->mutex);
-			known = slot->cursor_known;
-			pos = slot->committed;
-			SpinLockRelease(&slot->mutex);
-			if (known && li_position_reached(&pos, ledger))
-			{
-				reached = true;
-				break;
-			}
-		}
-		else
-		{
-			pos = read_cursor_or_error(pipeline, true);
-			if (li_position_reached(&pos, ledger))
-			{
-				reached = true;
-				break;
-			}
+			reached = true;
+			break;
 		}
 		now = GetCurrentTimestamp();
 		if (now >= deadline)
 			break;
 		remaining_ms = (long) ((deadline - now + 999) / 1000);
-		if (slot != NULL)
-		{
-			/* wake at least once a second: a cursor published before we slept */
-			ConditionVariableTimedSleep(&slot->cv, Min(remaining_ms, 1000), PG_WAIT_EXTENSION);
-		}
-		else
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(remaining_ms, WAIT_POLL_MS), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
+		wait_for_cursor(slot, remaining_ms);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (slot != NULL)

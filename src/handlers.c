@@ -178,6 +178,69 @@ journal_event(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ev, LiEvent
 }
 
 /*
+ * The values of one event that its handlers share: without args ("base"),
+ * built at most once, and with the args of the last signature decoded.
+ */
+typedef struct EventValues
+{
+	Datum		pipeline_text;
+	Datum		ledger_hash;
+	LiLedger   *l;
+	LiEvent    *e;
+	Datum		base;			/* (Datum) 0 until built */
+	void	   *last_abi;		/* the signature last_ev was decoded with */
+	Datum		last_ev;		/* (Datum) 0: it does not decode */
+} EventValues;
+
+/* the event value without args, built on first use */
+static inline Datum
+base_event(EventValues *v)
+{
+	if (v->base == (Datum) 0)
+		v->base = li_event_datum(v->pipeline_text, v->ledger_hash, v->l, v->e, NULL);
+	return v->base;
+}
+
+/*
+ * The value handler h gets: the base event, or for a handler registered by
+ * signature the event with its args, decoded once per signature; (Datum) 0
+ * when the log does not decode (recorded by decode_failed, or an ERROR).
+ */
+static inline Datum
+handler_event(LiPipeline *p, LiHandler *h, EventValues *v)
+{
+	if (h->abi == NULL)
+		return base_event(v);
+	if (h->abi != v->last_abi)
+	{
+		char	   *error = NULL;
+		Jsonb	   *args = li_decode_args(h, v->e, &error);
+
+		v->last_abi = h->abi;
+		v->last_ev = (Datum) 0;
+		if (args != NULL)
+			v->last_ev = li_event_datum(v->pipeline_text, v->ledger_hash, v->l, v->e, args);
+		else
+			decode_failed(p, h, v->l, v->e, base_event(v), error);
+	}
+	return v->last_ev;
+}
+
+/* append ev to a set-based handler's set (its array grows in set_cxt) */
+static inline void
+add_to_set(LiEventSet *set, Datum ev, MemoryContext set_cxt)
+{
+	if (set->n == set->cap)
+	{
+		set->cap = Max(set->cap * 2, 256);
+		set->vals = set->vals == NULL ?
+			MemoryContextAlloc(set_cxt, sizeof(Datum) * set->cap) :
+			repalloc(set->vals, sizeof(Datum) * set->cap);
+	}
+	set->vals[set->n++] = ev;
+}
+
+/*
  * Run every matching handler for one event, as the pipeline owner.  The
  * event value is built once (and once per event signature, with its args
  * decoded, for handlers registered by signature).  Set-based handlers (that
@@ -191,10 +254,7 @@ li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_ha
 				LiEvent *e, bool journal_events, LiEventSet *sets,
 				MemoryContext set_cxt)
 {
-	Datum		base = (Datum) 0;
-	bool		have_base = false;
-	void	   *last_abi = NULL;
-	Datum		last_ev = (Datum) 0;
+	EventValues v = {pipeline_text, ledger_hash, l, e, (Datum) 0, NULL, (Datum) 0};
 	MemoryContext old = CurrentMemoryContext;
 
 	if (p->has_set_based)
@@ -205,11 +265,7 @@ li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_ha
 	li_apply_ctx.event_index = e->event_index;
 
 	if (journal_events)
-	{
-		base = li_event_datum(pipeline_text, ledger_hash, l, e, NULL);
-		have_base = true;
-		journal_event(p, pipeline_text, l, base, e);
-	}
+		journal_event(p, pipeline_text, l, base_event(&v), e);
 	for (int i = 0; i < p->nhandlers; i++)
 	{
 		LiHandler  *h = &p->handlers[i];
@@ -218,53 +274,11 @@ li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_ha
 		if (!li_handler_matches(h, e))
 			continue;
 		li_apply_ctx.handler = h->name;
-		if (h->abi != NULL)
-		{
-			if (h->abi != last_abi)
-			{
-				char	   *error = NULL;
-				Jsonb	   *args = li_decode_args(h, e, &error);
-
-				last_abi = h->abi;
-				last_ev = (Datum) 0;
-				if (args != NULL)
-					last_ev = li_event_datum(pipeline_text, ledger_hash, l, e, args);
-				else
-				{
-					if (!have_base)
-					{
-						base = li_event_datum(pipeline_text, ledger_hash, l, e, NULL);
-						have_base = true;
-					}
-					decode_failed(p, h, l, e, base, error);
-				}
-			}
-			if (last_ev == (Datum) 0)
-				continue;		/* skipped: it does not decode */
-			ev = last_ev;
-		}
-		else
-		{
-			if (!have_base)
-			{
-				base = li_event_datum(pipeline_text, ledger_hash, l, e, NULL);
-				have_base = true;
-			}
-			ev = base;
-		}
+		ev = handler_event(p, h, &v);
+		if (ev == (Datum) 0)
+			continue;			/* skipped: it does not decode */
 		if (h->set_based)
-		{
-			LiEventSet   *set = &sets[i];
-
-			if (set->n == set->cap)
-			{
-				set->cap = Max(set->cap * 2, 256);
-				set->vals = set->vals == NULL ?
-					MemoryContextAlloc(set_cxt, sizeof(Datum) * set->cap) :
-					repalloc(set->vals, sizeof(Datum) * set->cap);
-			}
-			set->vals[set->n++] = ev;
-		}
+			add_to_set(&sets[i], ev, set_cxt);
 		else
 		{
 			MemoryContextSwitchTo(old);

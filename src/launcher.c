@@ -455,6 +455,47 @@ reconcile(void)
 }
 
 /*
+ * Scan the pipelines (scan_pipelines).  A failed scan (the extension being
+ * dropped under us, say) is logged and retried at the next tick, keeping
+ * the workers the launcher knows of; the launcher does not exit.  Returns
+ * what the scan found, LI_DB_ACTIVE after a failure.
+ */
+static LiDbState
+try_scan(void)
+{
+	volatile LiDbState want = LI_DB_ACTIVE;
+
+	PG_TRY();
+	{
+		MemoryContext old = MemoryContextSwitchTo(scan_cxt);
+
+		SpinLockAcquire(&li_shared->mutex);
+		if (my_db != NULL)
+			scanned_generation = my_db->generation;
+		SpinLockRelease(&li_shared->mutex);
+		want = scan_pipelines();
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		MemoryContextSwitchTo(TopMemoryContext);
+		RESUME_INTERRUPTS();
+		for (int i = 0; i < li_max_pipelines; i++)
+		{
+			/* keep the workers we know of until a scan succeeds */
+			entries[i].wanted = entries[i].handle != NULL;
+			entries[i].exists = true;
+		}
+	}
+	PG_END_TRY();
+	return want;
+}
+
+/*
  * ledger_ingest_launcher_main -- entry point of the launcher, a dynamic
  * worker started by the supervisor; bgw_main_arg is the database OID.
  */
@@ -462,7 +503,8 @@ void
 ledger_ingest_launcher_main(Datum arg)
 {
 	char	   *dbname;
-	volatile bool announced = false;
+	bool		announced = false;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -493,7 +535,7 @@ ledger_ingest_launcher_main(Datum arg)
 	for (;;)
 	{
 		long		nap;
-		volatile LiDbState want = LI_DB_ACTIVE;
+		LiDbState	want;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -502,37 +544,7 @@ ledger_ingest_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		/*
-		 * A failed scan (the extension being dropped under us, say) is
-		 * logged and retried at the next tick; the launcher does not exit.
-		 */
-		PG_TRY();
-		{
-			MemoryContext old = MemoryContextSwitchTo(scan_cxt);
-
-			SpinLockAcquire(&li_shared->mutex);
-			if (my_db != NULL)
-				scanned_generation = my_db->generation;
-			SpinLockRelease(&li_shared->mutex);
-			want = scan_pipelines();
-			MemoryContextSwitchTo(old);
-		}
-		PG_CATCH();
-		{
-			HOLD_INTERRUPTS();
-			EmitErrorReport();
-			AbortOutOfAnyTransaction();
-			FlushErrorState();
-			MemoryContextSwitchTo(TopMemoryContext);
-			RESUME_INTERRUPTS();
-			for (int i = 0; i < li_max_pipelines; i++)
-			{
-				/* keep the workers we know of until a scan succeeds */
-				entries[i].wanted = entries[i].handle != NULL;
-				entries[i].exists = true;
-			}
-		}
-		PG_END_TRY();
+		want = try_scan();
 		MemoryContextReset(scan_cxt);
 		nap = reconcile();
 
@@ -652,6 +664,77 @@ start_launcher(Oid dboid, const char *name, SupervisedDb *sd, TimestampTz now)
 }
 
 /*
+ * The supervisor reaps its exited launchers and forgets dropped databases
+ * (dbs: the databases that exist).  Returns whether a probing launcher
+ * still runs.
+ */
+static bool
+reap_launchers(SupervisedDb *sup, DbInfo *dbs, int ndbs, TimestampTz now)
+{
+	bool		probing = false;
+
+	for (int i = 0; i < LI_MAX_DATABASES; i++)
+	{
+		LiDatabase *db = &li_shared->dbs[i];
+		SupervisedDb *sd = &sup[i];
+		bool		listed = false;
+
+		if (sd->handle != NULL)
+			(void) reap(&sd->handle, sd->started_at, &sd->backoff_ms, &sd->next_start, now);
+		SpinLockAcquire(&li_shared->mutex);
+		if (db->state != LI_DB_FREE)
+		{
+			for (int j = 0; j < ndbs && !listed; j++)
+				listed = dbs[j].oid == db->dboid;
+			if (!listed && sd->handle == NULL && db->launcher_pid == 0)
+				db->state = LI_DB_FREE;
+		}
+		if (sd->handle != NULL && db->state == LI_DB_PROBE)
+			probing = true;
+		SpinLockRelease(&li_shared->mutex);
+		if (db->state == LI_DB_FREE && sd->handle == NULL)
+			memset(sd, 0, sizeof(SupervisedDb));
+	}
+	return probing;
+}
+
+/*
+ * The supervisor starts a launcher for every database it serves (the
+ * extension is installed) and, one at a time, for a database to probe,
+ * unless one runs or its restart delay has not passed.
+ */
+static void
+start_launchers(SupervisedDb *sup, DbInfo *dbs, int ndbs, TimestampTz now, bool probing)
+{
+	for (int j = 0; j < ndbs; j++)
+	{
+		LiDatabase *db;
+		LiDbState	state = LI_DB_FREE;
+		pid_t		running = 0;
+		int			i = -1;
+
+		SpinLockAcquire(&li_shared->mutex);
+		db = li_db_entry(dbs[j].oid, true);
+		if (db != NULL)
+		{
+			i = (int) (db - li_shared->dbs);
+			state = db->state;
+			running = db->launcher_pid;
+		}
+		SpinLockRelease(&li_shared->mutex);
+		if (i < 0)
+			continue;			/* more databases than LI_MAX_DATABASES */
+		if (sup[i].handle != NULL || running != 0 || now < sup[i].next_start)
+			continue;
+		if (state == LI_DB_ACTIVE || (state == LI_DB_PROBE && !probing))
+		{
+			if (start_launcher(dbs[j].oid, dbs[j].name, &sup[i], now) && state == LI_DB_PROBE)
+				probing = true;
+		}
+	}
+}
+
+/*
  * ledger_ingest_supervisor_main -- entry point of the static supervisor.
  * See the header comment: one launcher per database where the extension is
  * installed, learnt by probing each database once and by registrations at
@@ -686,7 +769,7 @@ ledger_ingest_supervisor_main(Datum arg)
 		DbInfo	   *dbs;
 		int			ndbs;
 		TimestampTz now;
-		bool		probing = false;
+		bool		probing;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -709,57 +792,8 @@ ledger_ingest_supervisor_main(Datum arg)
 			warned_missing = (ndbs == 0);
 		}
 
-		/* reap exited launchers; forget dropped databases */
-		for (int i = 0; i < LI_MAX_DATABASES; i++)
-		{
-			LiDatabase *db = &li_shared->dbs[i];
-			SupervisedDb *sd = &sup[i];
-			bool		listed = false;
-
-			if (sd->handle != NULL)
-				(void) reap(&sd->handle, sd->started_at, &sd->backoff_ms, &sd->next_start, now);
-			SpinLockAcquire(&li_shared->mutex);
-			if (db->state != LI_DB_FREE)
-			{
-				for (int j = 0; j < ndbs && !listed; j++)
-					listed = dbs[j].oid == db->dboid;
-				if (!listed && sd->handle == NULL && db->launcher_pid == 0)
-					db->state = LI_DB_FREE;
-			}
-			if (sd->handle != NULL && db->state == LI_DB_PROBE)
-				probing = true;
-			SpinLockRelease(&li_shared->mutex);
-			if (db->state == LI_DB_FREE && sd->handle == NULL)
-				memset(sd, 0, sizeof(SupervisedDb));
-		}
-
-		/* a launcher for every database to probe (one at a time) or served */
-		for (int j = 0; j < ndbs; j++)
-		{
-			LiDatabase *db;
-			LiDbState	state = LI_DB_FREE;
-			pid_t		running = 0;
-			int			i = -1;
-
-			SpinLockAcquire(&li_shared->mutex);
-			db = li_db_entry(dbs[j].oid, true);
-			if (db != NULL)
-			{
-				i = (int) (db - li_shared->dbs);
-				state = db->state;
-				running = db->launcher_pid;
-			}
-			SpinLockRelease(&li_shared->mutex);
-			if (i < 0)
-				continue;		/* more databases than LI_MAX_DATABASES */
-			if (sup[i].handle != NULL || running != 0 || now < sup[i].next_start)
-				continue;
-			if (state == LI_DB_ACTIVE || (state == LI_DB_PROBE && !probing))
-			{
-				if (start_launcher(dbs[j].oid, dbs[j].name, &sup[i], now) && state == LI_DB_PROBE)
-					probing = true;
-			}
-		}
+		probing = reap_launchers(sup, dbs, ndbs, now);
+		start_launchers(sup, dbs, ndbs, now, probing);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);

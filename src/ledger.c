@@ -511,26 +511,16 @@ fixed_value(JsonbValue *v, int i, const char *name, uint8 *out, int outlen,
 }
 
 /*
- * parse_log -- one element of "logs" into *e.  A field's name for
- * messages ("logs[3].data") is only formatted when there is something to
- * report.
+ * A log's blockNumber and blockHash, when given, must be the ledger's; a
+ * log marked "removed" belongs to an orphaned block.
  */
 static void
-parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
+check_log_belongs(JsonbValue **vals, int i, const LiLedger *l)
 {
-	JsonbValue	buf[LK_COUNT];
-	JsonbValue *vals[LK_COUNT];
 	JsonbValue *v;
 	int64		q;
 	const char *why;
 
-	if (!JsonContainerIsObject(log))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
-	read_log_keys(log, buf, vals);
-
-	/* the log must belong to this ledger */
 	v = vals[LK_BLOCK_NUMBER];
 	if (v != NULL && v->type != jbvNull)
 	{
@@ -563,14 +553,12 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: \"logs[%d]\" is marked removed", i),
 				 errdetail("A removed log belongs to an orphaned block; send the canonical block instead.")));
+}
 
-	e->tx_index = log_int32(vals[LK_TX_INDEX], i, "transactionIndex");
-	e->event_index = log_int32(vals[LK_LOG_INDEX], i, "logIndex");
-	e->has_tx_hash = fixed_value(vals[LK_TX_HASH], i, "transactionHash",
-								 e->tx_hash, LI_HASH_LEN, false);
-	(void) fixed_value(vals[LK_ADDRESS], i, "address", e->address, LI_ADDRESS_LEN, true);
-
-	v = vals[LK_TOPICS];
+/* A log's "topics": 0 to LI_MAX_TOPICS 32-byte DATA, into e. */
+static void
+parse_topics(JsonbValue *v, int i, LiEvent *e)
+{
 	if (v == NULL || v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -604,6 +592,34 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 							e->topics[t], LI_HASH_LEN);
 		}
 	}
+}
+
+/*
+ * parse_log -- one element of "logs" into *e.  A field's name for
+ * messages ("logs[3].data") is only formatted when there is something to
+ * report.
+ */
+static void
+parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
+{
+	JsonbValue	buf[LK_COUNT];
+	JsonbValue *vals[LK_COUNT];
+	JsonbValue *v;
+
+	if (!JsonContainerIsObject(log))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
+	read_log_keys(log, buf, vals);
+
+	check_log_belongs(vals, i, l);
+	e->tx_index = log_int32(vals[LK_TX_INDEX], i, "transactionIndex");
+	e->event_index = log_int32(vals[LK_LOG_INDEX], i, "logIndex");
+	e->has_tx_hash = fixed_value(vals[LK_TX_HASH], i, "transactionHash",
+								 e->tx_hash, LI_HASH_LEN, false);
+	(void) fixed_value(vals[LK_ADDRESS], i, "address", e->address, LI_ADDRESS_LEN, true);
+
+	parse_topics(vals[LK_TOPICS], i, e);
 
 	v = vals[LK_DATA];
 	if (v == NULL || v->type != jbvString)

@@ -25,46 +25,69 @@ PG_FUNCTION_INFO_V1(ledger_ingest_validate_options);
 
 typedef enum OptKind
 {
-	OPT_INT,
-	OPT_STRING,
-	OPT_ARRAY,
-	OPT_URLS,
-	OPT_COMMIT
+	OPT_INT,					/* a JSON integer in [min, max], into an int */
+	OPT_INT64,					/* the same, into an int64 */
+	OPT_CHOICE,					/* one of choices, stored as "store" says */
+	OPT_FILTER,					/* an eth_getLogs filter, kept as jsonb */
+	OPT_URLS					/* "url" or "urls" */
 } OptKind;
+
+/* how an OPT_CHOICE option is stored */
+typedef enum OptStore
+{
+	STORE_INDEX,				/* the choice's index, into an int or enum */
+	STORE_FLAG,					/* whether it is the second choice, into a bool */
+	STORE_STRING				/* the choice itself, into a char * */
+} OptStore;
 
 typedef struct OptDef
 {
 	const char *key;
 	OptKind		kind;
 	bool		rpc_only;
-	int64		min;
+	size_t		offset;			/* the LiOptions field it sets */
+	int64		min;			/* OPT_INT, OPT_INT64 */
 	int64		max;
+	const char *const *choices; /* OPT_CHOICE: NULL-terminated */
+	OptStore	store;
 } OptDef;
 
+static const char *const commit_choices[] = {"event", "ledger", "batch", NULL};	/* LiCommitMode */
+static const char *const finality_choices[] = {"latest", "safe", "finalized", NULL};
+static const char *const decode_error_choices[] = {"skip", "fail", NULL};
+static const char *const late_ledger_choices[] = {"fail", "skip", NULL};
+
+#define INT_OPT(key, rpc, field, min, max) \
+	{key, OPT_INT, rpc, offsetof(LiOptions, field), min, max, NULL, STORE_INDEX}
+#define INT64_OPT(key, rpc, field, min, max) \
+	{key, OPT_INT64, rpc, offsetof(LiOptions, field), min, max, NULL, STORE_INDEX}
+#define CHOICE_OPT(key, rpc, field, choices, store) \
+	{key, OPT_CHOICE, rpc, offsetof(LiOptions, field), 0, 0, choices, store}
+
 static const OptDef opt_defs[] = {
-	{"commit", OPT_COMMIT, false, 0, 0},
-	{"batch_max_events", OPT_INT, false, 1, 10000000},
-	{"batch_max_bytes", OPT_INT, false, 65536, INT64CONST(1) << 40},
-	{"batch_max_ledgers", OPT_INT, false, 1, 1000000},
-	{"batch_max_ms", OPT_INT, false, 0, 3600000},
-	{"poll_ms", OPT_INT, false, 10, 3600000},
-	{"max_retries", OPT_INT, false, 0, 1000000},
-	{"url", OPT_URLS, true, 0, 0},
-	{"urls", OPT_URLS, true, 0, 0},
-	{"addresses", OPT_ARRAY, true, 0, 0},
-	{"topics", OPT_ARRAY, true, 0, 0},
-	{"from_block", OPT_INT, true, 0, PG_INT64_MAX / 2},
-	{"to_block", OPT_INT, true, 0, PG_INT64_MAX / 2},
-	{"confirmations", OPT_INT, true, 0, 100000},
-	{"block_range", OPT_INT, true, 1, 1000000},
-	{"timeout_ms", OPT_INT, true, 100, 600000},
-	{"max_requests_per_second", OPT_INT, true, 0, 100000},
-	{"max_response_bytes", OPT_INT, true, 1024, LI_RPC_MAX_RESPONSE},
-	{"max_redirects", OPT_INT, true, 0, 20},
-	{"reorg_window", OPT_INT, false, 0, 100000},
-	{"finality", OPT_STRING, true, 0, 0},
-	{"on_decode_error", OPT_STRING, false, 0, 0},
-	{"late_ledgers", OPT_STRING, false, 0, 0},
+	CHOICE_OPT("commit", false, commit, commit_choices, STORE_INDEX),
+	INT_OPT("batch_max_events", false, batch_max_events, 1, 10000000),
+	INT64_OPT("batch_max_bytes", false, batch_max_bytes, 65536, INT64CONST(1) << 40),
+	INT_OPT("batch_max_ledgers", false, batch_max_ledgers, 1, 1000000),
+	INT_OPT("batch_max_ms", false, batch_max_ms, 0, 3600000),
+	INT_OPT("poll_ms", false, poll_ms, 10, 3600000),
+	INT_OPT("max_retries", false, max_retries, 0, 1000000),
+	{"url", OPT_URLS, true, offsetof(LiOptions, urls), 0, 0, NULL, STORE_INDEX},
+	{"urls", OPT_URLS, true, offsetof(LiOptions, urls), 0, 0, NULL, STORE_INDEX},
+	{"addresses", OPT_FILTER, true, offsetof(LiOptions, addresses), 0, 0, NULL, STORE_INDEX},
+	{"topics", OPT_FILTER, true, offsetof(LiOptions, topics), 0, 0, NULL, STORE_INDEX},
+	INT64_OPT("from_block", true, from_block, 0, PG_INT64_MAX / 2),
+	INT64_OPT("to_block", true, to_block, 0, PG_INT64_MAX / 2),
+	INT_OPT("confirmations", true, confirmations, 0, 100000),
+	INT_OPT("block_range", true, block_range, 1, 1000000),
+	INT_OPT("timeout_ms", true, timeout_ms, 100, 600000),
+	INT_OPT("max_requests_per_second", true, max_requests_per_second, 0, 100000),
+	INT64_OPT("max_response_bytes", true, max_response_bytes, 1024, LI_RPC_MAX_RESPONSE),
+	INT_OPT("max_redirects", true, max_redirects, 0, 20),
+	INT_OPT("reorg_window", false, reorg_window, 0, 100000),
+	CHOICE_OPT("finality", true, finality, finality_choices, STORE_STRING),
+	CHOICE_OPT("on_decode_error", false, decode_error_fails, decode_error_choices, STORE_FLAG),
+	CHOICE_OPT("late_ledgers", false, skip_late_ledgers, late_ledger_choices, STORE_FLAG),
 };
 
 static const OptDef *
@@ -267,6 +290,50 @@ parse_urls(const char *key, JsonbValue *v, LiOptions *out)
 	}
 }
 
+/* Set option d (named key) of *out from its JSON value val. */
+static void
+set_option(const OptDef *d, const char *key, JsonbValue *val, LiOptions *out)
+{
+	char	   *field = (char *) out + d->offset;
+	int			choice;
+
+	StaticAssertStmt(sizeof(LiCommitMode) == sizeof(int), "STORE_INDEX writes an int");
+	switch (d->kind)
+	{
+		case OPT_INT:
+			*(int *) field = (int) opt_int(key, val, d);
+			break;
+		case OPT_INT64:
+			*(int64 *) field = opt_int(key, val, d);
+			break;
+		case OPT_CHOICE:
+			if (val->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" must be a string", key)));
+			choice = opt_choice(key, pnstrdup(val->val.string.val, val->val.string.len),
+								d->choices);
+			if (d->store == STORE_INDEX)
+				*(int *) field = choice;
+			else if (d->store == STORE_FLAG)
+				*(bool *) field = choice == 1;
+			else
+				*(char **) field = pstrdup(d->choices[choice]);
+			break;
+		case OPT_FILTER:
+			check_array(key, val);
+			*(Jsonb **) field = JsonbValueToJsonb(val);
+			break;
+		case OPT_URLS:
+			if (out->urls != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options \"url\" and \"urls\" cannot both be given")));
+			parse_urls(key, val, out);
+			break;
+	}
+}
+
 /*
  * li_parse_options -- validate "options" for "source" ('inbox' or
  * 'evm_rpc') and fill *out, defaults first.  Errors name the key.
@@ -312,106 +379,7 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\" for source \"%s\"", key, source)));
-		switch (d->kind)
-		{
-			case OPT_COMMIT:
-				if (val.type != jbvString)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("option \"commit\" must be a string")));
-				if (val.val.string.len == 5 && strncmp(val.val.string.val, "event", 5) == 0)
-					out->commit = LI_COMMIT_EVENT;
-				else if (val.val.string.len == 6 && strncmp(val.val.string.val, "ledger", 6) == 0)
-					out->commit = LI_COMMIT_LEDGER;
-				else if (val.val.string.len == 5 && strncmp(val.val.string.val, "batch", 5) == 0)
-					out->commit = LI_COMMIT_BATCH;
-				else
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("option \"commit\" must be \"event\", \"ledger\" or \"batch\", got \"%.*s\"",
-									val.val.string.len, val.val.string.val)));
-				break;
-			case OPT_INT:
-				{
-					int64		i = opt_int(key, &val, d);
-
-					if (strcmp(key, "batch_max_events") == 0)
-						out->batch_max_events = (int) i;
-					else if (strcmp(key, "batch_max_bytes") == 0)
-						out->batch_max_bytes = i;
-					else if (strcmp(key, "batch_max_ledgers") == 0)
-						out->batch_max_ledgers = (int) i;
-					else if (strcmp(key, "batch_max_ms") == 0)
-						out->batch_max_ms = (int) i;
-					else if (strcmp(key, "poll_ms") == 0)
-						out->poll_ms = (int) i;
-					else if (strcmp(key, "max_retries") == 0)
-						out->max_retries = (int) i;
-					else if (strcmp(key, "from_block") == 0)
-						out->from_block = i;
-					else if (strcmp(key, "to_block") == 0)
-						out->to_block = i;
-					else if (strcmp(key, "confirmations") == 0)
-						out->confirmations = (int) i;
-					else if (strcmp(key, "block_range") == 0)
-						out->block_range = (int) i;
-					else if (strcmp(key, "timeout_ms") == 0)
-						out->timeout_ms = (int) i;
-					else if (strcmp(key, "max_requests_per_second") == 0)
-						out->max_requests_per_second = (int) i;
-					else if (strcmp(key, "max_response_bytes") == 0)
-						out->max_response_bytes = i;
-					else if (strcmp(key, "max_redirects") == 0)
-						out->max_redirects = (int) i;
-					else if (strcmp(key, "reorg_window") == 0)
-						out->reorg_window = (int) i;
-					break;
-				}
-			case OPT_STRING:
-				if (val.type != jbvString)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("option \"%s\" must be a string", key)));
-				{
-					char	   *v = pnstrdup(val.val.string.val, val.val.string.len);
-
-					if (strcmp(key, "finality") == 0)
-					{
-						static const char *const finality[] = {"latest", "safe", "finalized", NULL};
-
-						out->finality = pstrdup(finality[opt_choice(key, v, finality)]);
-					}
-					else if (strcmp(key, "on_decode_error") == 0)
-					{
-						static const char *const choices[] = {"skip", "fail", NULL};
-
-						out->decode_error_fails = opt_choice(key, v, choices) == 1;
-					}
-					else if (strcmp(key, "late_ledgers") == 0)
-					{
-						static const char *const choices[] = {"fail", "skip", NULL};
-
-						out->skip_late_ledgers = opt_choice(key, v, choices) == 1;
-					}
-					else
-						elog(ERROR, "unexpected string option \"%s\"", key);
-					break;
-				}
-			case OPT_URLS:
-				if (out->urls != NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("options \"url\" and \"urls\" cannot both be given")));
-				parse_urls(key, &val, out);
-				break;
-			case OPT_ARRAY:
-				check_array(key, &val);
-				if (strcmp(key, "addresses") == 0)
-					out->addresses = JsonbValueToJsonb(&val);
-				else
-					out->topics = JsonbValueToJsonb(&val);
-				break;
-		}
+		set_option(d, key, &val, out);
 	}
 	if (is_rpc && out->urls == NULL)
 		ereport(ERROR,

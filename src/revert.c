@@ -175,53 +175,30 @@ pk_equality(Oid relid, const char *column)
 	return result;
 }
 
+/* The pieces of the restore statements of one tracked table. */
+typedef struct RestoreSql
+{
+	StringInfoData from;		/* per key: x.e, the entry; j.r, key and pre-image; k, j.r as a row */
+	StringInfoData cond;		/* t (the table) matches k on the primary key */
+	StringInfoData set;			/* UPDATE: each restorable column from k if the entry has it */
+	StringInfoData cols;		/* INSERT: the columns */
+	StringInfoData vals;		/* ... and their values (a default for a column added since) */
+} RestoreSql;
+
 /*
- * Restore one tracked table to its state at the end of ledger "fork",
- * undoing only what the orphaned ledgers did, in place.  Per primary key,
- * the journal entries above the fork give: whether the oldest change
- * inserted the row ("ins"); the pre-image "pre", each column's value before
- * the oldest change that touched it (an UPDATE journals only the columns
- * it changed); the post-image "post", each column's value after the newest
- * change that touched it; and whether the newest change deleted the row
- * ("gone").  Then:
- *  - a row that the current table does not hold as the orphaned ledgers
- *    left it (a column they wrote changed since, a row they left deleted
- *    inserted again, or one they left deleted) was written outside the
- *    pipeline since: nothing is changed and the reorg fails, naming the
- *    keys, rather than lose that committed write;
- *  - a row they inserted is deleted;
- *  - a row that existed before them and exists now is set back with
- *    UPDATE, in the columns they changed only (no DELETE and INSERT: no
- *    cascades, no foreign-key failures, the same row; other columns, and
- *    columns added since, keep their values);
- *  - a row that existed before them and is gone now is inserted again
- *    (columns added since get their defaults).
- * Entries journaled by ledger_ingest 0.1 (whole pre-images, no post-image:
- * new_row NULL) are restored the same way, without the conflict check.
- * The statements run as the pipeline owner, like the handlers that made
- * the changes.  Returns the number of keys restored.
+ * The journal entries of t above fork, one jsonb per key (see
+ * restore_table), as a jsonb[] in *entries (kept past SPI calls).  Returns
+ * the number of keys.
  */
 static int64
-restore_table(LiPipeline *p, LiTracked *t, int64 fork)
+read_journal_entries(LiPipeline *p, LiTracked *t, int64 fork, Datum *entries)
 {
 	Oid			types[3] = {TEXTOID, REGCLASSOID, INT8OID};
 	Datum		v[3];
 	int			ret;
 	bool		isnull;
-	Datum		entries;
 	int64		nkeys;
-	StringInfoData cond;
 	StringInfoData sql;
-	StringInfoData set;
-	StringInfoData cols;
-	StringInfoData vals;
-	StringInfoData from;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-	Oid			argtypes[1] = {JSONBARRAYOID};
-	Relation	rel;
-	TupleDesc	desc;
 
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = ObjectIdGetDatum(t->relid);
@@ -258,29 +235,38 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading the reorg journal failed: %s", SPI_result_code_string(ret));
 	nkeys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	if (nkeys == 0)
-		return 0;
-	/* keep the array past the next SPI call */
-	entries = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
-								false, -1);
+	if (nkeys > 0)
+		*entries = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+									 false, -1);
+	return nkeys;
+}
 
-	initStringInfo(&cond);
+/*
+ * The pieces of t's restore statements: the key match, the entries as
+ * rows, and the columns a restore writes (not generated ones; the key and
+ * GENERATED ALWAYS identity columns are not updated).
+ */
+static void
+build_restore_sql(LiTracked *t, RestoreSql *rs)
+{
+	Relation	rel;
+	TupleDesc	desc;
+
+	initStringInfo(&rs->cond);
 	for (int i = 0; i < t->npk; i++)
-		appendStringInfo(&cond, "%st.%s %s k.%s", i > 0 ? " AND " : "",
+		appendStringInfo(&rs->cond, "%st.%s %s k.%s", i > 0 ? " AND " : "",
 						 quote_identifier(t->pk[i]), pk_equality(t->relid, t->pk[i]),
 						 quote_identifier(t->pk[i]));
-	/* per key: x.e, the entry; j.r, its key and pre-image; k, j.r as a row */
-	initStringInfo(&from);
-	appendStringInfo(&from, "pg_catalog.unnest($1) AS x(e) "
+	initStringInfo(&rs->from);
+	appendStringInfo(&rs->from, "pg_catalog.unnest($1) AS x(e) "
 					 "CROSS JOIN LATERAL (SELECT (x.e OPERATOR(pg_catalog.->) 'pk') OPERATOR(pg_catalog.||) "
 					 "(x.e OPERATOR(pg_catalog.->) 'pre') AS r) AS j "
 					 "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, j.r) AS k",
 					 t->relname);
 
-	/* the columns a restore writes: not generated ones, not the key */
-	initStringInfo(&set);
-	initStringInfo(&cols);
-	initStringInfo(&vals);
+	initStringInfo(&rs->set);
+	initStringInfo(&rs->cols);
+	initStringInfo(&rs->vals);
 	rel = table_open(t->relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	for (int a = 0; a < desc->natts; a++)
@@ -292,34 +278,57 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 
 		if (att->attisdropped || att->attgenerated != '\0')
 			continue;
-		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", name);
+		appendStringInfo(&rs->cols, "%s%s", rs->cols.len > 0 ? ", " : "", name);
 		if (att->atthasdef)
 		{
 			/* a row inserted again gets a column added since its default */
 			Node	   *def = build_column_default(rel, att->attnum);
 
-			appendStringInfo(&vals, "%sCASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE (%s) END",
-							 vals.len > 0 ? ", " : "", lit, name,
+			appendStringInfo(&rs->vals, "%sCASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE (%s) END",
+							 rs->vals.len > 0 ? ", " : "", lit, name,
 							 deparse_expression(def, NIL, false, false));
 		}
 		else
-			appendStringInfo(&vals, "%sk.%s", vals.len > 0 ? ", " : "", name);
+			appendStringInfo(&rs->vals, "%sk.%s", rs->vals.len > 0 ? ", " : "", name);
 		for (int i = 0; i < t->npk; i++)
 			is_key |= strcmp(t->pk[i], NameStr(att->attname)) == 0;
 		if (is_key || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
 			continue;
-		appendStringInfo(&set, "%s%s = CASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE t.%s END",
-						 set.len > 0 ? ", " : "", name, lit, name, name);
+		appendStringInfo(&rs->set, "%s%s = CASE WHEN j.r OPERATOR(pg_catalog.?) %s THEN k.%s ELSE t.%s END",
+						 rs->set.len > 0 ? ", " : "", name, lit, name, name);
 	}
 	table_close(rel, AccessShareLock);
+}
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
+/* Run a restore statement of t over the entries; raise unless SPI answers "expect". */
+static void
+restore_statement(LiTracked *t, const char *sql, Datum entries, int expect)
+{
+	Oid			argtypes[1] = {JSONBARRAYOID};
+	int			ret;
 
-	/* rows written outside the pipeline since the orphaned ledgers */
-	resetStringInfo(&sql);
+	ret = SPI_execute_with_args(sql, 1, argtypes, &entries, NULL, expect == SPI_OK_SELECT,
+								expect == SPI_OK_SELECT ? 1 : 0);
+	if (ret != expect || (expect == SPI_OK_SELECT && SPI_processed != 1))
+	{
+		if (expect == SPI_OK_SELECT)
+			elog(ERROR, "checking %s for changes outside the pipeline failed: %s", t->relname,
+				 SPI_result_code_string(ret));
+		elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+	}
+}
+
+/*
+ * Fail, with nothing changed, when a row the orphaned ledgers wrote was
+ * written outside the pipeline since (see restore_table).
+ */
+static void
+check_outside_changes(LiTracked *t, int64 fork, RestoreSql *rs, Datum entries)
+{
+	StringInfoData sql;
+	bool		isnull;
+
+	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT pg_catalog.string_agg((x.e OPERATOR(pg_catalog.->) 'pk')::pg_catalog.text, ', '), "
 					 "pg_catalog.count(*) FROM %s LEFT JOIN %s t ON %s "
 					 "CROSS JOIN LATERAL (SELECT pg_catalog.to_jsonb(t) AS cur) AS cr "	/* once per row */
@@ -327,11 +336,8 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 					 "((t.ctid IS NULL) OPERATOR(pg_catalog.<>) (x.e OPERATOR(pg_catalog.->>) 'gone')::pg_catalog.bool "
 					 " OR (t.ctid IS NOT NULL AND EXISTS (SELECT FROM pg_catalog.jsonb_each(x.e OPERATOR(pg_catalog.->) 'post') AS c "
 					 "     WHERE cr.cur OPERATOR(pg_catalog.->) c.key IS DISTINCT FROM c.value)))",
-					 from.data, t->relname, cond.data);
-	ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "checking %s for changes outside the pipeline failed: %s", t->relname,
-			 SPI_result_code_string(ret));
+					 rs->from.data, t->relname, rs->cond.data);
+	restore_statement(t, sql.data, entries, SPI_OK_SELECT);
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) > 0)
 	{
 		char	   *keys = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -342,35 +348,70 @@ restore_table(LiPipeline *p, LiTracked *t, int64 fork)
 						fork + 1, t->relname, pnstrdup(keys, pg_mbcliplen(keys, strlen(keys), 500))),
 				 errhint("Set those rows back to what the pipeline wrote, or untrack the table, then start() the pipeline.")));
 	}
+}
 
-	resetStringInfo(&sql);
+/*
+ * Restore one tracked table to its state at the end of ledger "fork",
+ * undoing only what the orphaned ledgers did, in place.  Per primary key,
+ * the journal entries above the fork give: whether the oldest change
+ * inserted the row ("ins"); the pre-image "pre", each column's value before
+ * the oldest change that touched it (an UPDATE journals only the columns
+ * it changed); the post-image "post", each column's value after the newest
+ * change that touched it; and whether the newest change deleted the row
+ * ("gone").  Then:
+ *  - a row that the current table does not hold as the orphaned ledgers
+ *    left it (a column they wrote changed since, a row they left deleted
+ *    inserted again, or one they left deleted) was written outside the
+ *    pipeline since: nothing is changed and the reorg fails, naming the
+ *    keys, rather than lose that committed write;
+ *  - a row they inserted is deleted;
+ *  - a row that existed before them and exists now is set back with
+ *    UPDATE, in the columns they changed only (no DELETE and INSERT: no
+ *    cascades, no foreign-key failures, the same row; other columns, and
+ *    columns added since, keep their values);
+ *  - a row that existed before them and is gone now is inserted again
+ *    (columns added since get their defaults).
+ * Entries journaled by ledger_ingest 0.1 (whole pre-images, no post-image:
+ * new_row NULL) are restored the same way, without the conflict check.
+ * The statements run as the pipeline owner, like the handlers that made
+ * the changes.  Returns the number of keys restored.
+ */
+static int64
+restore_table(LiPipeline *p, LiTracked *t, int64 fork)
+{
+	Datum		entries = (Datum) 0;
+	int64		nkeys;
+	RestoreSql	rs;
+	StringInfoData sql;
+	LiAsOwner	save;
+
+	nkeys = read_journal_entries(p, t, fork, &entries);
+	if (nkeys == 0)
+		return 0;
+	build_restore_sql(t, &rs);
+
+	li_become_owner(p->owner, &save);
+	check_outside_changes(t, fork, &rs, entries);
+	initStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM %s t USING %s "
 					 "WHERE (x.e OPERATOR(pg_catalog.->>) 'ins')::pg_catalog.bool AND %s",
-					 t->relname, from.data, cond.data);
-	ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
-	if (set.len > 0)
+					 t->relname, rs.from.data, rs.cond.data);
+	restore_statement(t, sql.data, entries, SPI_OK_DELETE);
+	if (rs.set.len > 0)
 	{
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "UPDATE %s t SET %s FROM %s "
 						 "WHERE NOT (x.e OPERATOR(pg_catalog.->>) 'ins')::pg_catalog.bool AND %s",
-						 t->relname, set.data, from.data, cond.data);
-		ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
+						 t->relname, rs.set.data, rs.from.data, rs.cond.data);
+		restore_statement(t, sql.data, entries, SPI_OK_UPDATE);
 	}
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s "
 					 "WHERE NOT (x.e OPERATOR(pg_catalog.->>) 'ins')::pg_catalog.bool "
 					 "AND NOT EXISTS (SELECT FROM %s t WHERE %s)",
-					 t->relname, cols.data, vals.data, from.data, t->relname, cond.data);
-	ret = SPI_execute_with_args(sql.data, 1, argtypes, &entries, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "reverting %s failed: %s", t->relname, SPI_result_code_string(ret));
-	AfterTriggerFireDeferred();
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+					 t->relname, rs.cols.data, rs.vals.data, rs.from.data, t->relname, rs.cond.data);
+	restore_statement(t, sql.data, entries, SPI_OK_INSERT);
+	li_restore_user(&save);
 	return nkeys;
 }
 
@@ -395,33 +436,18 @@ pipeline_ledger_sql(LiPipeline *p, int64 ledger, int expect, const char *sql)
 }
 
 /*
- * li_revert -- roll back every ledger after "fork" in ONE transaction:
- * restore the tracked tables from the reorg journal, delete the orphaned
- * ledgers' headers and journal, move the cursor back to the end of "fork"
- * with the same compare-and-swap as an apply, and queue the "reorg"
- * notification.  Returns LI_APPLY_LOST_CAS when the cursor moved under the
- * worker (nothing is changed then).
+ * The cursor compare-and-swap of a revert: back to the end of "fork"
+ * (counting the reorg and its depth) if the cursor is still where this
+ * worker read it.  Returns false when it moved.
  */
-LiApplyResult
-li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
+static bool
+revert_cas(LiPipeline *p, int64 fork, const uint8 *fork_hash, int32 depth)
 {
-	MemoryContext caller_cxt;
-	int64		orphaned_to = p->cursor.ledger;
-	int32		depth = (int32) (orphaned_to - fork);
 	Datum		v[7];
 	char		n[7];
 	int			ret;
-	int64		restored = 0;
-	LiPosition	newpos;
-	TimestampTz started;
 
-	started = GetCurrentTimestamp();
-	caller_cxt = li_txn_begin();
-	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("ledger_ingest %s: reverting ledgers " INT64_FORMAT " to " INT64_FORMAT,
-									p->name, fork + 1, orphaned_to));
 	prepare_revert_plan();
-
 	memset(n, ' ', sizeof(n));
 	v[0] = CStringGetTextDatum(p->name);
 	v[1] = Int64GetDatum(fork);
@@ -435,19 +461,17 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 	ret = SPI_execute_plan(revert_cas_plan, v, n, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "cursor update failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed != 1)
-	{
-		li_txn_abort(caller_cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
-		return LI_APPLY_LOST_CAS;
-	}
+	return SPI_processed == 1;
+}
 
-	if (p->has_revert)
-		run_revert_handlers(p, fork);
-	for (int i = 0; i < p->ntracked; i++)
-		restored += restore_table(p, &p->tracked[i], fork);
-
-	/* remember the orphaned headers; forget those left of the window */
+/*
+ * Forget the orphaned ledgers above "fork": their headers (kept in
+ * ledger_ingest.orphan, pruned to the reorg window), journals and decode
+ * errors.
+ */
+static void
+forget_orphaned(LiPipeline *p, int64 fork)
+{
 	pipeline_ledger_sql(p, fork, SPI_OK_INSERT,
 						"INSERT INTO ledger_ingest.orphan (pipeline, number, hash) "
 						"SELECT pipeline, number, hash FROM ledger_ingest.ledger "
@@ -469,9 +493,45 @@ li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
 		pipeline_ledger_sql(p, fork, SPI_OK_DELETE,
 							"DELETE FROM ledger_ingest.decode_error WHERE pipeline OPERATOR(pg_catalog.=) $1 "
 							"AND ledger OPERATOR(pg_catalog.>) $2");
+}
+
+/*
+ * li_revert -- roll back every ledger after "fork" in ONE transaction:
+ * move the cursor back to the end of "fork" with the same compare-and-swap
+ * as an apply, call the revert handlers, restore the tracked tables from
+ * the reorg journal, forget the orphaned ledgers and queue the "reorg"
+ * notification.  Returns LI_APPLY_LOST_CAS when the cursor moved under the
+ * worker (nothing is changed then).
+ */
+LiApplyResult
+li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash)
+{
+	MemoryContext caller_cxt;
+	int64		orphaned_to = p->cursor.ledger;
+	int32		depth = (int32) (orphaned_to - fork);
+	int64		restored = 0;
+	LiPosition	newpos;
+	TimestampTz started;
+
+	started = GetCurrentTimestamp();
+	caller_cxt = li_txn_begin();
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("ledger_ingest %s: reverting ledgers " INT64_FORMAT " to " INT64_FORMAT,
+									p->name, fork + 1, orphaned_to));
+	if (!revert_cas(p, fork, fork_hash, depth))
+	{
+		li_txn_abort(caller_cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return LI_APPLY_LOST_CAS;
+	}
+
+	if (p->has_revert)
+		run_revert_handlers(p, fork);
+	for (int i = 0; i < p->ntracked; i++)
+		restored += restore_table(p, &p->tracked[i], fork);
+	forget_orphaned(p, fork);
 
 	li_notify_reorg(p->slot, p->name, fork, orphaned_to, depth);
-
 	memset(&newpos, 0, sizeof(newpos));
 	newpos.ledger = fork;
 	newpos.complete = true;

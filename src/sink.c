@@ -251,6 +251,26 @@ direct_ok(Relation rel, const int *field_of)
 	return true;
 }
 
+/* slot := the row of event e: its fields in the columns named after them, NULL elsewhere */
+static inline void
+fill_row(TupleTableSlot *slot, int natts, const int *field_of, Datum pipeline,
+		 Datum ledger_hash, const LiLedger *l, const LiEvent *e)
+{
+	ExecClearTuple(slot);
+	for (int a = 0; a < natts; a++)
+	{
+		if (field_of[a] < 0)
+		{
+			slot->tts_values[a] = (Datum) 0;
+			slot->tts_isnull[a] = true;
+		}
+		else
+			slot->tts_values[a] = li_event_field((LiEventField) field_of[a], pipeline,
+												 ledger_hash, l, e, &slot->tts_isnull[a]);
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
 /* insert n filled slots, then their index entries; returns n */
 static int
 direct_flush(Relation rel, ResultRelInfo *rri, EState *estate,
@@ -319,21 +339,8 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
 		{
 			TupleTableSlot *slot = slots[n];
 
-			ExecClearTuple(slot);
-			for (int a = 0; a < desc->natts; a++)
-			{
-				if (field_of[a] < 0)
-				{
-					slot->tts_values[a] = (Datum) 0;
-					slot->tts_isnull[a] = true;
-				}
-				else
-					slot->tts_values[a] = li_event_field((LiEventField) field_of[a],
-														 pipeline, ledger_hash, ledgers[s],
-														 &ledgers[s]->events[ev],
-														 &slot->tts_isnull[a]);
-			}
-			ExecStoreVirtualTuple(slot);
+			fill_row(slot, desc->natts, field_of, pipeline, ledger_hash, ledgers[s],
+					 &ledgers[s]->events[ev]);
 			if (check)
 			{
 				ExecConstraints(rri, slot, estate);

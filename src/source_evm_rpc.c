@@ -468,22 +468,119 @@ group_logs(JsonbContainer *logs, int64 next, int64 end, int *nblocks_out)
 }
 
 /*
+ * eth_getLogs over [next, end], end = min(next + logs_range - 1, safe),
+ * with the range shrunk while the node says it is too large (see
+ * fetch_logs).  Before it, the hash of the range's last block, in
+ * end_hash: if it differs afterwards, the chain moved between the calls (a
+ * block without matching logs in our eth_getLogs answer may have been
+ * replaced by one with some), and the range is fetched again.  Returns the
+ * logs array; *end is where the range ended.
+ */
+static JsonbContainer *
+fetch_range_logs(LiPipeline *p, int64 next, int64 safe, int64 *end, uint8 *end_hash)
+{
+	JsonbValue *r;
+
+	for (;;)
+	{
+		LiLedger	endl;
+
+		CHECK_FOR_INTERRUPTS();
+		*end = Min(next + logs_range - 1, safe);
+		fetch_ledger(*end, "", &endl);
+		memcpy(end_hash, endl.hash, LI_HASH_LEN);
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
+										p->name, next, *end));
+		r = fetch_logs(p, next, *end);
+		if (r != NULL)
+			break;
+	}
+	if (r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC eth_getLogs%s: the result is not an array", li_rpc_endpoint_label())));
+	return r->val.binary.data;
+}
+
+/*
+ * The blocks to fetch of range [next, end], sorted: the first, the last
+ * and every block with logs.  Returns how many.
+ */
+static int
+blocks_to_fetch(int64 next, int64 end, const BlockLogs *blocks, int nblocks, int64 **numbers_out)
+{
+	int64	   *numbers = palloc(sizeof(int64) * (nblocks + 2));
+	int			n = 0;
+
+	numbers[n++] = next;
+	if (end != next)
+		numbers[n++] = end;
+	for (int j = 0; j < nblocks; j++)
+		if (blocks[j].number != next && blocks[j].number != end)
+			numbers[n++] = blocks[j].number;
+	qsort(numbers, n, sizeof(int64), int64_cmp);
+	*numbers_out = numbers;
+	return n;
+}
+
+/*
+ * Fetch block "number" with its logs (from blocks) into the batch if it
+ * attaches to the batch's last ledger (or to the cursor).  Returns false,
+ * ending the batch, when it does not: at the cursor a reorg (for the
+ * fork-point walk); between two fetched blocks the chain moved during the
+ * fetch (the consistent prefix is kept; the next cycle looks again).
+ */
+static bool
+add_block(LiPipeline *p, LiBatch *batch, int64 number, const BlockLogs *blocks, int nblocks,
+		  int64 end, const uint8 *end_hash)
+{
+	const char *blogs = "";
+	LiLedger	l;
+	LiLedger   *prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
+	char	   *reorg_error = NULL;
+
+	for (int j = 0; j < nblocks; j++)
+		if (blocks[j].number == number)
+			blogs = blocks[j].logs.data;
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
+									p->name, number));
+	fetch_ledger(number, blogs, &l);
+	if (number == end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("block " INT64_FORMAT " changed while its range was fetched; fetching it again", end)));
+	if (!li_check_continuity(p, prev, &l, &reorg_error))
+	{
+		if (prev == NULL)
+		{
+			batch->reorg = true;
+			batch->reorg_error = reorg_error;
+		}
+		return false;
+	}
+	*li_batch_add(batch) = l;
+	batch->nevents += l.nevents;
+	return true;
+}
+
+/*
  * li_rpc_fetch -- fetch the next range of blocks into the batch (see the
  * file header).  Leaves the batch empty when the pipeline is at the head.
  */
 void
 li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 {
-	JsonbValue *r;
 	int64		head;
 	int64		safe;
 	int64		next;
 	int64		end;
 	JsonbContainer *logs;
-	BlockLogs  *blocks = NULL;
+	BlockLogs  *blocks;
 	int			nblocks = 0;
 	int64	   *numbers;
-	int			nnumbers = 0;
+	int			nnumbers;
 	uint8		end_hash[LI_HASH_LEN];
 
 	rpc_configure(p);
@@ -500,81 +597,14 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return;
 	}
-	/*
-	 * eth_getLogs over [next, end], with the range shrunk while the node
-	 * says it is too large (see fetch_logs).  Before it, the hash of the
-	 * range's last block: if it differs afterwards, the chain moved between
-	 * the calls (a block without matching logs in our eth_getLogs answer
-	 * may have been replaced by one with some), and the range is fetched
-	 * again.
-	 */
-	for (;;)
-	{
-		LiLedger	endl;
-
-		CHECK_FOR_INTERRUPTS();
-		end = Min(next + logs_range - 1, safe);
-		fetch_ledger(end, "", &endl);
-		memcpy(end_hash, endl.hash, LI_HASH_LEN);
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
-										p->name, next, end));
-		r = fetch_logs(p, next, end);
-		if (r != NULL)
-			break;
-	}
-	if (r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC eth_getLogs%s: the result is not an array", li_rpc_endpoint_label())));
-	logs = r->val.binary.data;
-
+	logs = fetch_range_logs(p, next, safe, &end, end_hash);
 	blocks = group_logs(logs, next, end, &nblocks);
-	/* the blocks to fetch: first, last, and every block with logs */
-	numbers = palloc(sizeof(int64) * (nblocks + 2));
-	numbers[nnumbers++] = next;
-	if (end != next)
-		numbers[nnumbers++] = end;
-	for (int j = 0; j < nblocks; j++)
-		if (blocks[j].number != next && blocks[j].number != end)
-			numbers[nnumbers++] = blocks[j].number;
-	qsort(numbers, nnumbers, sizeof(int64), int64_cmp);
-
+	nnumbers = blocks_to_fetch(next, end, blocks, nblocks, &numbers);
 	for (int k = 0; k < nnumbers; k++)
 	{
-		const char *blogs = "";
-		LiLedger	l;
-		LiLedger   *prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
-		char	   *reorg_error = NULL;
-
 		CHECK_FOR_INTERRUPTS();
-		for (int j = 0; j < nblocks; j++)
-			if (blocks[j].number == numbers[k])
-				blogs = blocks[j].logs.data;
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
-										p->name, numbers[k]));
-		fetch_ledger(numbers[k], blogs, &l);
-		if (numbers[k] == end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("block " INT64_FORMAT " changed while its range was fetched; fetching it again", end)));
-		if (!li_check_continuity(p, prev, &l, &reorg_error))
-		{
-			/*
-			 * At the cursor: a reorg, for the fork-point walk.  Between two
-			 * fetched blocks: the chain moved during the fetch; keep the
-			 * consistent prefix and look again from there next cycle.
-			 */
-			if (prev == NULL)
-			{
-				batch->reorg = true;
-				batch->reorg_error = reorg_error;
-			}
+		if (!add_block(p, batch, numbers[k], blocks, nblocks, end, end_hash))
 			break;
-		}
-		*li_batch_add(batch) = l;
-		batch->nevents += l.nevents;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -222,23 +222,14 @@ stale_message(LiPipeline *p, StaleKind kind, LiLedger *l, int64 floor_ledger)
 }
 
 /*
- * li_inbox_fetch -- read, parse and check up to batch_max_ledgers pending
- * documents into the batch.  Stops at the first document to reject (its id
- * and error are left in the batch) or at a reorg.
+ * The pending documents of p in apply order (ledger, then insertion), at
+ * most limit, in SPI_tuptable (inside the fetch's transaction).
  */
-void
-li_inbox_fetch(LiPipeline *p, LiBatch *batch)
+static uint64
+select_pending(LiPipeline *p, int limit)
 {
-	MemoryContext caller_cxt;
 	Datum		args[2];
 	int			ret;
-	int			limit = p->opts.batch_max_ledgers;
-	SPITupleTable *rows;
-	uint64		nrows;
-	volatile int64 nbytes = 0;	/* the documents read, uncompressed */
-
-	caller_cxt = li_txn_begin();
-	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading inbox", p->name));
 
 	if (fetch_plan == NULL)
 	{
@@ -254,88 +245,128 @@ li_inbox_fetch(LiPipeline *p, LiBatch *batch)
 	ret = SPI_execute_plan(fetch_plan, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the inbox failed: %s", SPI_result_code_string(ret));
+	return SPI_processed;
+}
 
+/*
+ * Is document l (inbox row id) at or below what the batch or the cursor
+ * already holds?  Then it is not added: a new branch (a reorg) ends the
+ * batch; anything else is rejected after the batch, fatally for a
+ * conflicting or late ledger (see classify_stale).  Returns true when l is
+ * stale.
+ */
+static bool
+stale_document(LiPipeline *p, LiBatch *batch, const LiLedger *prev, LiLedger *l, int64 id)
+{
+	int64		floor_ledger;
+	bool		floor_inclusive;
+	StaleKind	kind;
+
+	/* must be above the cursor (or resume a partially applied ledger) */
+	if (prev != NULL)
+	{
+		floor_ledger = prev->number;
+		floor_inclusive = false;
+	}
+	else
+	{
+		floor_ledger = p->cursor.ledger;
+		floor_inclusive = !p->cursor.complete;
+	}
+	if (l->number > floor_ledger || (l->number == floor_ledger && floor_inclusive))
+		return false;
+
+	/* in the batch: a second document of the ledger before it */
+	if (prev != NULL)
+		kind = memcmp(prev->hash, l->hash, LI_HASH_LEN) == 0 ?
+			STALE_DUPLICATE : STALE_CONFLICT;
+	else
+		kind = classify_stale(p, l, batch);
+	if (kind == STALE_BRANCH)
+		return true;			/* a reorg: roll back, then apply it */
+	batch->reject_id = id;
+
+	/*
+	 * A ledger that arrived after a later one was applied (two producers, a
+	 * retried insert) cannot be applied in order: skipping it would lose
+	 * its events, so the pipeline stops, unless the user said such ledgers
+	 * may be skipped.
+	 */
+	batch->reject_fatal = kind == STALE_CONFLICT ||
+		(kind == STALE_SKIPPED && !p->opts.skip_late_ledgers);
+	batch->reject_error = MemoryContextStrdup(batch->cxt,
+											  stale_message(p, kind, l, floor_ledger));
+	return true;
+}
+
+/*
+ * Read the document of row tup into the batch, after the checks: it
+ * parses, it is above what the batch holds, it attaches to it.  Returns
+ * false, with the batch left to end here, when it does not.
+ */
+static bool
+add_document(LiPipeline *p, LiBatch *batch, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	LiLedger	parsed;
+	LiLedger   *prev;
+	char	   *reorg_error = NULL;
+	MemoryContext old;
+	bool		ok;
+
+	old = MemoryContextSwitchTo(batch->cxt);
+	ok = read_document(tup, desc, batch, &parsed);
+	MemoryContextSwitchTo(old);
+	if (!ok)
+		return false;
+	parsed.inbox_id = id;
+	parsed.inbox_xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 5, &isnull));
+	prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
+	if (stale_document(p, batch, prev, &parsed, id))
+		return false;
+	if (!li_check_continuity(p, prev, &parsed, &reorg_error))
+	{
+		batch->reorg = true;
+		batch->reorg_error = MemoryContextStrdup(batch->cxt, reorg_error);
+		return false;
+	}
+	*li_batch_add(batch) = parsed;
+	batch->nevents += parsed.nevents;
+	return true;
+}
+
+/*
+ * li_inbox_fetch -- read, parse and check up to batch_max_ledgers pending
+ * documents into the batch, in one short read-only transaction.  Stops at
+ * the first document to reject (its id and error are left in the batch),
+ * at a reorg, or once the batch holds four times batch_max_events events
+ * or batch_max_bytes bytes of documents.
+ */
+void
+li_inbox_fetch(LiPipeline *p, LiBatch *batch)
+{
+	MemoryContext caller_cxt;
+	SPITupleTable *rows;
+	uint64		nrows;
+	int64		nbytes = 0;		/* the documents read, uncompressed */
+
+	caller_cxt = li_txn_begin();
+	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: reading inbox", p->name));
+	nrows = select_pending(p, p->opts.batch_max_ledgers);
 	rows = SPI_tuptable;
-	nrows = SPI_processed;
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		HeapTuple	tup = rows->vals[r];
-		TupleDesc	desc = rows->tupdesc;
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		LiLedger	parsed;
-		LiLedger   *prev;
-		int64		floor_ledger;
-		bool		floor_inclusive;
-		char	   *reorg_error = NULL;
-		MemoryContext old;
-		bool		ok = true;
-
 		CHECK_FOR_INTERRUPTS();
-		old = MemoryContextSwitchTo(batch->cxt);
-
-		ok = read_document(tup, desc, batch, &parsed);
-		MemoryContextSwitchTo(old);
-		if (!ok)
+		if (!add_document(p, batch, rows->vals[r], rows->tupdesc))
 			break;
-		parsed.inbox_id = id;
-		parsed.inbox_xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 5, &isnull));
-		prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
-
-		/* must be above the cursor (or resume a partially applied ledger) */
-		if (prev != NULL)
-		{
-			floor_ledger = prev->number;
-			floor_inclusive = false;
-		}
-		else
-		{
-			floor_ledger = p->cursor.ledger;
-			floor_inclusive = !p->cursor.complete;
-		}
-		if (parsed.number < floor_ledger ||
-			(parsed.number == floor_ledger && !floor_inclusive))
-		{
-			StaleKind	kind;
-
-			/* in the batch: a second document of the ledger before it */
-			if (prev != NULL)
-				kind = memcmp(prev->hash, parsed.hash, LI_HASH_LEN) == 0 ?
-					STALE_DUPLICATE : STALE_CONFLICT;
-			else
-				kind = classify_stale(p, &parsed, batch);
-			if (kind == STALE_BRANCH)
-				break;			/* a reorg: roll back, then apply it */
-			batch->reject_id = id;
-
-			/*
-			 * A ledger that arrived after a later one was applied (two
-			 * producers, a retried insert) cannot be applied in order:
-			 * skipping it would lose its events, so the pipeline stops,
-			 * unless the user said such ledgers may be skipped.
-			 */
-			batch->reject_fatal = kind == STALE_CONFLICT ||
-				(kind == STALE_SKIPPED && !p->opts.skip_late_ledgers);
-			batch->reject_error = MemoryContextStrdup(batch->cxt,
-													  stale_message(p, kind, &parsed, floor_ledger));
-			break;
-		}
-		if (!li_check_continuity(p, prev, &parsed, &reorg_error))
-		{
-			batch->reorg = true;
-			batch->reorg_error = MemoryContextStrdup(batch->cxt, reorg_error);
-			break;
-		}
-		*li_batch_add(batch) = parsed;
-		batch->nevents += parsed.nevents;
 		if (batch->nevents >= (int64) p->opts.batch_max_events * 4)
 			break;
 		/* bounded in bytes too: large ledgers must not exhaust memory */
-		nbytes += document_size(tup, desc);
+		nbytes += document_size(rows->vals[r], rows->tupdesc);
 		if (nbytes >= p->opts.batch_max_bytes)
 			break;
 	}
-
 	li_txn_commit(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -299,30 +299,113 @@ worker_sleep(long ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/* Fetch the next batch from the pipeline's source, no transaction open. */
+static void
+fetch_batch(MemoryContext batch_cxt, LiBatch *batch)
+{
+	MemoryContext old;
+
+	li_batch_init(batch, batch_cxt);
+	li_set_wstate(pipeline.slot, LI_WS_FETCHING);
+	old = MemoryContextSwitchTo(batch_cxt);
+	if (pipeline.is_rpc)
+		li_rpc_fetch(&pipeline, batch);
+	else
+		li_inbox_fetch(&pipeline, batch);
+	MemoryContextSwitchTo(old);
+}
+
 /*
- * One cycle.  Returns true when it applied something (so the next cycle
- * should follow at once).
+ * The inbox document the fetch stopped at cannot be applied: mark it
+ * rejected and record the error (counted against max_retries), or fail
+ * the pipeline when skipping it would lose events.
+ */
+static void
+reject_document(LiBatch *batch)
+{
+	char	   *msg = psprintf("inbox document " INT64_FORMAT " rejected: %s",
+							   batch->reject_id, batch->reject_error);
+
+	li_inbox_reject(&pipeline, batch->reject_id, batch->reject_error);
+	if (batch->reject_fatal)
+		finish_pipeline("failed", msg);
+	set_pipeline_state("running", msg, true);
+}
+
+/*
+ * evm_rpc saw a reorg at the cursor: walk back through the stored headers
+ * to the fork point (batch->fork_ledger), retry when there is none after
+ * all, fail the pipeline when it is beyond the reorg window.
+ */
+static void
+find_fork(LiBatch *batch)
+{
+	switch (li_rpc_find_fork(&pipeline, &batch->fork_ledger, batch->fork_hash))
+	{
+		case LI_FORK_FOUND:
+			batch->has_fork = true;
+			break;
+		case LI_FORK_NONE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("%s, but every stored ledger is still canonical; retrying",
+							batch->reorg_error)));
+			break;
+		case LI_FORK_BEYOND_WINDOW:
+			finish_pipeline("failed",
+							psprintf("%s; no applied ledger within reorg_window %d of the cursor is canonical: the fork is deeper than the window",
+									 batch->reorg_error, pipeline.opts.reorg_window));
+			break;
+	}
+}
+
+/*
+ * Fail the pipeline, with nothing changed, unless everything the ledgers
+ * after the fork did can be reverted: the fork within the reorg window and
+ * every orphaned ledger in every tracked table's journal.
+ */
+static void
+check_revertible(LiBatch *batch)
+{
+	int64		depth = pipeline.cursor.ledger - batch->fork_ledger;
+
+	if (depth > pipeline.opts.reorg_window ||
+		((pipeline.ntracked > 0 || pipeline.has_revert) && pipeline.is_rpc &&
+		 batch->fork_ledger < pipeline.journal_floor))
+		finish_pipeline("failed",
+						psprintf("reorg at ledger " INT64_FORMAT ": the fork is " INT64_FORMAT " ledgers deep, beyond reorg_window %d; nothing was changed",
+								 batch->fork_ledger + 1, depth, pipeline.opts.reorg_window));
+	for (int i = 0; i < pipeline.ntracked && pipeline.sql_0_2; i++)
+	{
+		LiTracked  *t = &pipeline.tracked[i];
+
+		if (!t->has_since || batch->fork_ledger + 1 < t->since)
+			finish_pipeline("failed",
+							t->has_since ?
+							psprintf("reorg at ledger " INT64_FORMAT ": table %s is journaled only from ledger " INT64_FORMAT "; nothing was changed",
+									 batch->fork_ledger + 1, t->relname, t->since) :
+							psprintf("reorg at ledger " INT64_FORMAT ": table %s was tracked after the orphaned ledgers were applied; nothing was changed",
+									 batch->fork_ledger + 1, t->relname));
+	}
+}
+
+/*
+ * One cycle: refresh, fetch, apply, then what the fetch stopped at (a
+ * document to reject, a reorg to revert) and the end of a bounded
+ * evm_rpc range.  Returns true when the next cycle should follow at once
+ * (something was applied, or the cursor moved under the worker).
  */
 static bool
 worker_cycle(MemoryContext batch_cxt)
 {
 	LiBatch		batch;
-	MemoryContext old;
 	bool		applied = false;
 
 	phase = PHASE_REFRESH;
 	(void) refresh_pipeline(&pipeline);
 
 	phase = PHASE_FETCH;
-	li_batch_init(&batch, batch_cxt);
-	li_set_wstate(pipeline.slot, LI_WS_FETCHING);
-	old = MemoryContextSwitchTo(batch_cxt);
-	if (pipeline.is_rpc)
-		li_rpc_fetch(&pipeline, &batch);
-	else
-		li_inbox_fetch(&pipeline, &batch);
-	MemoryContextSwitchTo(old);
-
+	fetch_batch(batch_cxt, &batch);
 	if (batch.nledgers > 0)
 	{
 		phase = PHASE_APPLY;
@@ -339,59 +422,14 @@ worker_cycle(MemoryContext batch_cxt)
 	phase = PHASE_AFTER;
 	if (batch.reject_id > 0)
 	{
-		char	   *msg = psprintf("inbox document " INT64_FORMAT " rejected: %s",
-								   batch.reject_id, batch.reject_error);
-
-		li_inbox_reject(&pipeline, batch.reject_id, batch.reject_error);
-		if (batch.reject_fatal)
-			finish_pipeline("failed", msg);
-		set_pipeline_state("running", msg, true);
+		reject_document(&batch);
 		return true;
 	}
 	if (batch.reorg && batch.nledgers == 0 && pipeline.is_rpc && !batch.has_fork)
-	{
-		/* evm_rpc: walk back through the stored headers to the fork point */
-		switch (li_rpc_find_fork(&pipeline, &batch.fork_ledger, batch.fork_hash))
-		{
-			case LI_FORK_FOUND:
-				batch.has_fork = true;
-				break;
-			case LI_FORK_NONE:
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-						 errmsg("%s, but every stored ledger is still canonical; retrying",
-								batch.reorg_error)));
-				break;
-			case LI_FORK_BEYOND_WINDOW:
-				finish_pipeline("failed",
-								psprintf("%s; no applied ledger within reorg_window %d of the cursor is canonical: the fork is deeper than the window",
-										 batch.reorg_error, pipeline.opts.reorg_window));
-				break;
-		}
-	}
+		find_fork(&batch);
 	if (batch.reorg && batch.has_fork)
 	{
-		int64		depth = pipeline.cursor.ledger - batch.fork_ledger;
-
-		if (depth > pipeline.opts.reorg_window ||
-			((pipeline.ntracked > 0 || pipeline.has_revert) && pipeline.is_rpc &&
-			 batch.fork_ledger < pipeline.journal_floor))
-			finish_pipeline("failed",
-							psprintf("reorg at ledger " INT64_FORMAT ": the fork is " INT64_FORMAT " ledgers deep, beyond reorg_window %d; nothing was changed",
-									 batch.fork_ledger + 1, depth, pipeline.opts.reorg_window));
-		/* every orphaned ledger must be in every tracked table's journal */
-		for (int i = 0; i < pipeline.ntracked && pipeline.sql_0_2; i++)
-		{
-			LiTracked  *t = &pipeline.tracked[i];
-
-			if (!t->has_since || batch.fork_ledger + 1 < t->since)
-				finish_pipeline("failed",
-								t->has_since ?
-								psprintf("reorg at ledger " INT64_FORMAT ": table %s is journaled only from ledger " INT64_FORMAT "; nothing was changed",
-										 batch.fork_ledger + 1, t->relname, t->since) :
-								psprintf("reorg at ledger " INT64_FORMAT ": table %s was tracked after the orphaned ledgers were applied; nothing was changed",
-										 batch.fork_ledger + 1, t->relname));
-		}
+		check_revertible(&batch);
 		phase = PHASE_APPLY;
 		if (li_revert(&pipeline, batch.fork_ledger, batch.fork_hash) == LI_APPLY_LOST_CAS)
 			ereport(LOG,
@@ -573,6 +611,52 @@ retry_after_failure(char *msg, WorkerPhase failed_phase, bool transient)
 }
 
 /*
+ * Run one cycle, catching its error (autovacuum's pattern: EmitErrorReport,
+ * AbortOutOfAnyTransaction, FlushErrorState), then recording it and
+ * backing off (retry_after_failure).  Returns false when it failed;
+ * otherwise *applied says whether it applied something.
+ */
+static bool
+try_cycle(MemoryContext batch_cxt, bool *applied)
+{
+	volatile bool failed = false;
+	char	   *volatile errmsg_copy = NULL;
+	volatile WorkerPhase failed_phase = PHASE_REFRESH;
+	volatile bool transient = false;
+
+	*applied = false;
+	PG_TRY();
+	{
+		*applied = worker_cycle(batch_cxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		MemoryContextSwitchTo(worker_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		li_apply_ctx.active = false;
+		RESUME_INTERRUPTS();
+
+		failed = true;
+		failed_phase = phase;
+		transient = transient_error(edata->sqlerrcode);
+		errmsg_copy = cycle_error_message(edata, phase);
+		li_apply_ctx.handler = NULL;
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+
+	if (failed)
+		retry_after_failure(errmsg_copy, failed_phase, transient);
+	return !failed;
+}
+
+/*
  * ledger_ingest_worker_main -- entry point of a pipeline's dynamic worker.
  * bgw_main_arg is the database OID, bgw_extra the pipeline name.
  */
@@ -613,11 +697,7 @@ ledger_ingest_worker_main(Datum arg)
 
 	for (;;)
 	{
-		bool		applied = false;
-		bool		failed = false;
-		char	   *errmsg_copy = NULL;
-		WorkerPhase failed_phase = PHASE_REFRESH;
-		bool		transient = false;
+		bool		applied;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -628,38 +708,8 @@ ledger_ingest_worker_main(Datum arg)
 		MemoryContextReset(batch_cxt);
 		MemoryContextSwitchTo(worker_cxt);
 
-		PG_TRY();
-		{
-			applied = worker_cycle(batch_cxt);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			HOLD_INTERRUPTS();
-			EmitErrorReport();
-			MemoryContextSwitchTo(worker_cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortOutOfAnyTransaction();
-			li_apply_ctx.active = false;
-			RESUME_INTERRUPTS();
-
-			failed = true;
-			failed_phase = phase;
-			transient = transient_error(edata->sqlerrcode);
-			errmsg_copy = cycle_error_message(edata, phase);
-			li_apply_ctx.handler = NULL;
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
-
-		if (failed)
-		{
-			retry_after_failure(errmsg_copy, failed_phase, transient);
+		if (!try_cycle(batch_cxt, &applied))
 			continue;
-		}
-
 		failures = 0;
 		apply_failures = 0;
 		if (!applied)

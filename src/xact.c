@@ -8,7 +8,8 @@
  * a real transaction block with SPI connected and a snapshot; nothing in
  * it does network I/O or sleeps (the callers fetch first).  Internal
  * statements are prepared once per process with li_keep_plan; user code
- * (handlers, revert functions) runs through li_call_as_owner.
+ * (handlers, revert functions, the statements a reorg restore runs) runs
+ * as the pipeline owner between li_become_owner and li_restore_user.
  *
  *-------------------------------------------------------------------------
  */
@@ -101,33 +102,51 @@ li_keep_plan(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
- * Call fn(arg) as the pipeline owner, in a security-restricted operation,
- * as PostgreSQL runs index expressions and REFRESH MATERIALIZED VIEW for a
- * table owner: the handler cannot SET ROLE, create temporary objects or
- * leave a deferred trigger behind to fire later as the worker's superuser
- * (deferred triggers are fired here, where the restriction refuses them);
- * every setting it changes is undone when it returns.
+ * li_become_owner -- run what follows as role owner, in a security-
+ * restricted operation, as PostgreSQL runs index expressions and REFRESH
+ * MATERIALIZED VIEW for a table owner: user code (a handler, a trigger on
+ * a table the pipeline writes) cannot SET ROLE or create temporary
+ * objects, and every setting it changes is undone by li_restore_user.
+ */
+void
+li_become_owner(Oid owner, LiAsOwner *save)
+{
+	GetUserIdAndSecContext(&save->userid, &save->sec_context);
+	SetUserIdAndSecContext(owner, save->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save->nestlevel = NewGUCNestLevel();
+}
+
+/*
+ * li_restore_user -- end li_become_owner: fire the deferred triggers the
+ * user code queued while still the owner (left for commit, they would run
+ * as the worker's superuser), undo its settings, become the saved user.
+ */
+void
+li_restore_user(LiAsOwner *save)
+{
+	AfterTriggerFireDeferred();
+	AtEOXact_GUC(false, save->nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec_context);
+}
+
+/*
+ * li_call_as_owner -- call fn(arg) as role owner (li_become_owner), then
+ * make what it did visible to the next statement.
  */
 void
 li_call_as_owner(Oid owner, FmgrInfo *fn, Datum arg)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	LiAsOwner	save;
 	LOCAL_FCINFO(fcinfo, 1);
 
 	InitFunctionCallInfoData(*fcinfo, fn, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = arg;
 	fcinfo->args[0].isnull = false;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
+	li_become_owner(owner, &save);
 	(void) FunctionCallInvoke(fcinfo);
-	AfterTriggerFireDeferred();
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	li_restore_user(&save);
 	/* what the handler did is visible to the next one */
 	CommandCounterIncrement();
 }

@@ -23,7 +23,19 @@ extern void li_txn_commit(MemoryContext caller);
 extern void li_txn_abort(MemoryContext caller);
 /* SPI_prepare + SPI_keepplan (inside a transaction); ERROR on failure */
 extern SPIPlanPtr li_keep_plan(const char *sql, int nargs, Oid *argtypes);
-/* call fn(arg) as role owner in a security-restricted operation, then CommandCounterIncrement() */
+/* what li_become_owner saves */
+typedef struct LiAsOwner
+{
+	Oid			userid;
+	int			sec_context;
+	int			nestlevel;		/* GUC nest level */
+} LiAsOwner;
+
+/* run as role owner in a security-restricted operation, with a GUC nest level */
+extern void li_become_owner(Oid owner, LiAsOwner *save);
+/* fire deferred triggers as the owner, undo its settings, become the saved user */
+extern void li_restore_user(LiAsOwner *save);
+/* call fn(arg) between li_become_owner and li_restore_user, then CommandCounterIncrement() */
 extern void li_call_as_owner(Oid owner, FmgrInfo *fn, Datum arg);
 
 #endif							/* LI_XACT_H */

@@ -146,6 +146,47 @@ li_case('security cases', "a raw sink writes as its owner: without INSERT on the
 	$state eq 'failed' && $err =~ /permission denied for table bob_rows/ && $sink_rows eq '0'
 	  && li_wait($node, 'alice_sink', 1, 30) && li_scalar($node, q{SELECT count(*) FROM bob_rows}) eq '1');
 
+# 3c. user code a raw sink or a handler sets off cannot be deferred past
+# the owner's restricted context: a deferred constraint trigger on the
+# sink's table or the handler's table would fire at commit as the worker's
+# superuser.  As PostgreSQL refuses it inside a security-restricted
+# operation (REFRESH MATERIALIZED VIEW, index expressions), the pipeline
+# fails with that error and the trigger never runs.
+as('alice', q{
+	CREATE TABLE alice_trig (via text, who name);
+	CREATE FUNCTION alice_who() RETURNS trigger LANGUAGE plpgsql AS
+		$$ BEGIN INSERT INTO alice_trig VALUES (TG_ARGV[0], current_user); RETURN NULL; END $$;
+	CREATE TABLE alice_rows (ledger bigint, data bytea);
+	CREATE CONSTRAINT TRIGGER alice_rows_who AFTER INSERT ON alice_rows
+		DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION alice_who('sink');
+	CREATE TABLE alice_log (ledger bigint);
+	CREATE CONSTRAINT TRIGGER alice_log_who AFTER INSERT ON alice_log
+		DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION alice_who('handler');
+	CREATE FUNCTION alice_log(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO alice_log VALUES (e.ledger) $$;
+	SELECT ledger_ingest.create_pipeline('alice_dsink', 'inbox', '{"max_retries":0}');
+	SELECT ledger_ingest.add_raw_sink('alice_dsink', 'alice_rows');
+	SELECT ledger_ingest.create_pipeline('alice_dhandler', 'inbox', '{"max_retries":0}');
+	SELECT ledger_ingest.add_handler('alice_dhandler', 'alice_log(ledger_ingest.event)');
+});
+as('alice', qq{
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('alice_dsink', $doc), ('alice_dhandler', $doc);
+	SELECT ledger_ingest.start('alice_dsink');
+	SELECT ledger_ingest.start('alice_dhandler');
+});
+my @deferred;
+for my $p ('alice_dsink', 'alice_dhandler')
+{
+	my $st = li_wait_state($node, $p, 'failed', 30);
+	my $e = li_scalar($node, qq{SELECT last_error FROM ledger_ingest.status WHERE pipeline = '$p'});
+	push @deferred, "$p: $st: $e";
+	push @deferred, 'BAD' unless $st eq 'failed' && $e =~ /cannot fire deferred trigger within security-restricted operation/;
+}
+my $who = li_scalar($node, q{SELECT count(*) FROM alice_trig});
+li_case('security cases', "deferred triggers a raw sink or a handler sets off are refused, never fired as the superuser at commit (" . join('; ', @deferred) . "; fired: $who)",
+	!grep({ $_ eq 'BAD' } @deferred) && $who eq '0'
+	  && li_scalar($node, q{SELECT count(*) FROM alice_rows}) eq '0' && li_scalar($node, q{SELECT count(*) FROM alice_log}) eq '0');
+
 # 4. a malicious search_path for the whole database: a schema of alice's
 # with functions and operators named like built-ins, each recording who
 # called it.  The worker (superuser, or a handler's owner) must never call
