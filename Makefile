@@ -33,7 +33,7 @@ OBJS = \
 	src/abi.o
 
 EXTENSION = ledger_ingest
-DATA = ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql
+DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 # The suites, on PGXS's conventions: "make installcheck" runs pg_regress

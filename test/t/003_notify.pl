@@ -124,9 +124,9 @@ my $sleeper_cycle = li_scalar($node,
 	q{SELECT state_change FROM pg_stat_activity WHERE application_name = 'ledger_ingest sleeper'});
 $node->safe_psql('postgres', q{
 	BEGIN;
-	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('wake', '{"number": 5, "hash": "0x5555555555555555555555555555555555555555555555555555555555555555"}');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('wake', } . li_doc(5) . q{);
 	ROLLBACK;
-	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('wake', '{"number": 7, "hash": "0x7777777777777777777777777777777777777777777777777777777777777777"}');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('wake', } . li_doc(7) . q{);
 });
 ok(li_wait($node, 'wake', 7, 10), 'wake: the committed document is applied within seconds, not at the next poll');
 is( li_scalar($node, q{SELECT string_agg(number::text, ',') FROM ledger_ingest.ledger WHERE pipeline = 'wake'}),
@@ -135,7 +135,7 @@ sleep 1;
 is( li_scalar($node, q{SELECT state_change FROM pg_stat_activity WHERE application_name = 'ledger_ingest sleeper'}),
 	$sleeper_cycle, "wake: another pipeline's worker was not woken");
 $node->safe_psql('postgres', q{
-	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('sleeper', '{"number": 3, "hash": "0x3333333333333333333333333333333333333333333333333333333333333333"}');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('sleeper', } . li_doc(3) . q{);
 });
 ok(li_wait($node, 'sleeper', 3, 10), 'wake: its own document wakes it');
 

@@ -261,7 +261,7 @@ li_case('crash points', "max_worker_processes exhausted: clear error in status (
 	  && $st eq 'waiting true' && $alive eq '2' && $starts >= 1 && $starts <= 6);
 $small->safe_psql('postgres', q{
 	SELECT ledger_ingest.stop('one');
-	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('two', '{"number":1,"hash":"0x1111111111111111111111111111111111111111111111111111111111111111","logs":[{"address":"0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","topics":[],"data":"0x","transactionIndex":"0x0","logIndex":"0x0"}]}');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('two', } . li_doc(1, 1) . q{);
 });
 li_case('crash points', 'max_worker_processes exhausted: the pipeline starts once a slot frees up',
 	li_wait($small, 'two', 1, 90) && li_scalar($small, q{SELECT count(*) FROM seen WHERE pipeline = 'two'}) eq '1');

@@ -37,7 +37,7 @@ sub as
 	my ($ret, $out, $err) = $node->psql('postgres', "SET SESSION AUTHORIZATION $role;\n$sql");
 	return ($ret == 0, $err, $out);
 }
-my $doc = q{'{"number":1,"hash":"0x1111111111111111111111111111111111111111111111111111111111111111","logs":[{"address":"0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","topics":[],"data":"0x","transactionIndex":"0x0","logIndex":"0x0"}]}'};
+my $doc = li_doc(1, 1);
 
 # 1. outside ledger_ingest_admin: nothing
 my @denied;

@@ -11,7 +11,9 @@
 # - ALTER EXTENSION ledger_ingest UPDATE from 0.1 to the current version
 #   keeps pipelines and cursors and gives the same objects as a fresh install
 #   (pg_dump --schema-only --binary-upgrade, which lists every member of
-#   the extension, with OIDs taken out).
+#   the extension, with OIDs taken out): the update scripts and the
+#   current version's full install script (ledger_ingest--0.3.sql, which
+#   CREATE EXTENSION uses) must agree.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

@@ -36,12 +36,7 @@ $standby->init_from_backup($primary, 'base', has_streaming => 1);
 $standby->start;
 
 # --- hot standby -----------------------------------------------------------
-sub doc
-{
-	my ($n) = @_;
-	return qq{jsonb_build_object('number', $n, 'hash', '0x' || repeat('$n$n', 32), 'logs', '[]'::jsonb)};
-}
-$primary->safe_psql('postgres', 'INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES (\'small\', ' . doc(1) . ')');
+$primary->safe_psql('postgres', 'INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES (\'small\', ' . li_doc(1) . ')');
 ok(li_wait($primary, 'small', 1, 60), 'the primary applied ledger 1');
 $primary->wait_for_catchup($standby, 'replay');
 li_case($F, 'standby: status shows the replicated state (running), not starting',
@@ -52,7 +47,7 @@ my $out = '';
 my $waiter = IPC::Run::start([ 'psql', '-XAtq', '-d', $standby->connstr('postgres'), '-c',
 	q{SELECT ledger_ingest.wait_for('small', 2, '60s')} ], '>', \$out);
 sleep 1;
-$primary->safe_psql('postgres', 'INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES (\'small\', ' . doc(2) . ')');
+$primary->safe_psql('postgres', 'INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES (\'small\', ' . li_doc(2) . ')');
 ok(li_wait($primary, 'small', 2, 60), 'the primary applied ledger 2');
 $primary->wait_for_catchup($standby, 'replay');
 my $replayed = time;

@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep);
 use Cwd ();
 use File::Basename ();
 
-our @EXPORT = qw(li_root li_data li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql
+our @EXPORT = qw(li_root li_data li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql li_doc
   li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
   li_anvil chain cast li_case li_dbh li_balances li_same_balances li_proxy);
@@ -52,6 +52,21 @@ sub li_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION ledger_ingest');
 	return $node;
+}
+
+# A synthetic ledger document, as a quoted SQL literal: ledger $n (1 to
+# 15), its hash 0x and 64 times the hex digit of $n, no parentHash, and
+# $nlogs logs (default 0) of address 0xaa...aa with no topics and empty
+# data, in transaction 0.  For the tests whose ledgers need no chain
+# (li_chain_sql's doc() builds linked ones).
+sub li_doc
+{
+	my ($n, $nlogs) = @_;
+	die "li_doc: ledger $n is not 1 to 15" unless $n >= 1 && $n <= 15;
+	my $logs = join(',', map {
+		sprintf('{"address":"0x%s","topics":[],"data":"0x","transactionIndex":"0x0","logIndex":"0x%x"}', 'aa' x 20, $_)
+	} 0 .. ($nlogs // 0) - 1);
+	return sprintf(q{'{"number":%d,"hash":"0x%s","logs":[%s]}'}, $n, sprintf('%x', $n) x 64, $logs);
 }
 
 # Synthetic linked ledgers in database $db (default "postgres"):
