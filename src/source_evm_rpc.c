@@ -9,7 +9,10 @@
  *	2. eth_getLogs over [next, end], at most block_range blocks, with the
  *	   pipeline's address and topics filters;
  *	3. eth_getBlockByNumber(n, false) for the first and last block of the
- *	   range and for every block with matching logs;
+ *	   range and for every block with matching logs above the final floor
+ *	   (final_floor: head - reorg_window, or the finality tag's block); a
+ *	   final block with logs is built from its logs alone (their blockHash
+ *	   and blockTimestamp), unless a log lacks blockTimestamp;
  *	4. each of those blocks becomes a ledger document (header fields plus
  *	   its logs) and goes through the same parser and checks as an inbox
  *	   document: a log whose blockHash disagrees with the block means the
@@ -123,6 +126,9 @@ typedef struct BlockLogs
 	int64		number;
 	StringInfoData logs;		/* JSON array elements, comma-separated */
 	int			nlogs;
+	char	   *hash;			/* its first log's blockHash (JSON), or NULL */
+	char	   *time;			/* its first log's blockTimestamp (JSON), or NULL */
+	bool		all_timed;		/* every log of it has a blockTimestamp */
 } BlockLogs;
 
 static int
@@ -455,9 +461,21 @@ group_logs(JsonbContainer *logs, int64 next, int64 end, int *nblocks_out)
 		}
 		if (b == NULL)
 		{
+			JsonbValue *hv = li_jsonb_get(lv->val.binary.data, "blockHash");
+			JsonbValue *tv = li_jsonb_get(lv->val.binary.data, "blockTimestamp");
+
 			b = &blocks[nblocks++];
 			b->number = bn;
 			initStringInfo(&b->logs);
+			b->hash = hv != NULL && hv->type == jbvString ? json_text(hv) : NULL;
+			b->time = tv != NULL && tv->type == jbvString ? json_text(tv) : NULL;
+			b->all_timed = b->time != NULL;
+		}
+		else if (b->all_timed)
+		{
+			JsonbValue *tv = li_jsonb_get(lv->val.binary.data, "blockTimestamp");
+
+			b->all_timed = tv != NULL && tv->type == jbvString;
 		}
 		if (b->nlogs++ > 0)
 			appendStringInfoChar(&b->logs, ',');
@@ -525,28 +543,73 @@ blocks_to_fetch(int64 next, int64 end, const BlockLogs *blocks, int nblocks, int
 }
 
 /*
- * Fetch block "number" with its logs (from blocks) into the batch if it
- * attaches to the batch's last ledger (or to the cursor).  Returns false,
+ * The newest block that can no longer be reorganized, as far as this
+ * pipeline is concerned: with finality "latest", head - reorg_window
+ * (journal_floor, set by safe_ledger this fetch), none when reorg_window is
+ * 0 (every fork must be seen, and fail); with "safe" or "finalized", the
+ * node's block of that tag.
+ */
+static int64
+final_floor(LiPipeline *p)
+{
+	if (strcmp(p->opts.finality, "latest") == 0 && p->opts.reorg_window == 0)
+		return -1;
+	return p->journal_floor;
+}
+
+/*
+ * A final block's ledger from its logs alone: number, blockHash and
+ * blockTimestamp, which every log carries (eth_getLogs on geth, reth,
+ * erigon, anvil), and no parentHash: no continuity to check below the
+ * final floor.  The logs go through the same parser and checks as any
+ * ledger document (a log with another blockHash fails it).
+ */
+static void
+ledger_from_logs(const BlockLogs *b, LiLedger *out)
+{
+	StringInfoData doc;
+	Jsonb	   *jb;
+
+	initStringInfo(&doc);
+	appendStringInfo(&doc, "{\"number\":%s,\"hash\":%s,\"timestamp\":%s,\"logs\":[%s]}",
+					 hexq(b->number), b->hash, b->time, b->logs.data);
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(doc.data)));
+	li_parse_ledger(&jb->root, out);
+}
+
+/*
+ * Block "number" of range [next, end] with its logs (from blocks) into the
+ * batch if it attaches to the batch's last ledger (or to the cursor).  A
+ * final block inside the range is built from its logs (ledger_from_logs);
+ * the range's ends, the blocks above the final floor and those whose logs
+ * lack blockTimestamp are fetched with their headers
+ * (eth_getBlockByNumber), whose parentHash is checked.  Returns false,
  * ending the batch, when it does not: at the cursor a reorg (for the
  * fork-point walk); between two fetched blocks the chain moved during the
  * fetch (the consistent prefix is kept; the next cycle looks again).
  */
 static bool
 add_block(LiPipeline *p, LiBatch *batch, int64 number, const BlockLogs *blocks, int nblocks,
-		  int64 end, const uint8 *end_hash)
+		  int64 next, int64 end, const uint8 *end_hash)
 {
-	const char *blogs = "";
+	const BlockLogs *b = NULL;
 	LiLedger	l;
 	LiLedger   *prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
 	char	   *reorg_error = NULL;
 
 	for (int j = 0; j < nblocks; j++)
 		if (blocks[j].number == number)
-			blogs = blocks[j].logs.data;
-	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
-									p->name, number));
-	fetch_ledger(number, blogs, &l);
+			b = &blocks[j];
+	if (b != NULL && b->hash != NULL && b->all_timed && number != end &&
+		number != next && number <= final_floor(p))
+		ledger_from_logs(b, &l);
+	else
+	{
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
+										p->name, number));
+		fetch_ledger(number, b != NULL ? b->logs.data : "", &l);
+	}
 	if (number == end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -603,7 +666,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	for (int k = 0; k < nnumbers; k++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (!add_block(p, batch, numbers[k], blocks, nblocks, end, end_hash))
+		if (!add_block(p, batch, numbers[k], blocks, nblocks, next, end, end_hash))
 			break;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -80,6 +80,9 @@
  *   logs_mismatch forward; every log in the result array gets a different
  *                 blockHash (last hex digit flipped), or, with param
  *                 field: "blockNumber", a blockNumber one higher.
+ *   logs_without  forward; every log in the result array loses its member
+ *                 `field` (default "blockTimestamp"), as from a node whose
+ *                 eth_getLogs does not return it.
  *   wrong_block   the request's first param, if a 0x quantity, is rewritten
  *                 to number + `offset` (default -1; number + 1 if that would
  *                 be negative) before forwarding, so the node returns another
@@ -105,7 +108,7 @@
  *   delay         wait `ms` (default 1000) milliseconds, then forward.
  *
  * Post-processing modes (stall, truncated, wrong_id, null_result,
- * logs_mismatch, head_back, oversize) return the upstream answer unchanged
+ * logs_mismatch, logs_without, head_back, oversize) return the upstream answer unchanged
  * when it is not a JSON object that the mode can rewrite.
  *
  * EXAMPLE
@@ -302,7 +305,7 @@ async function upstreamHead() {
 
 const MODES = new Set(['refuse', 'hang', 'stall', 'http_status', 'html',
 	'truncated', 'malformed', 'rpc_error', 'wrong_id', 'null_result',
-	'logs_mismatch', 'wrong_block', 'head_back', 'oversize', 'range_limit',
+	'logs_mismatch', 'logs_without', 'wrong_block', 'head_back', 'oversize', 'range_limit',
 	'delay']);
 
 let faults = [];		/* installed faults, in order of installation */
@@ -505,6 +508,16 @@ function rewrite(mode, p, rpc, doc) {
 		delete out.error;
 		return out;
 	}
+	case 'logs_without':
+		if (!Array.isArray(doc.result))
+			return null;
+		return { ...doc, result: doc.result.map((log) => {
+			if (!isObject(log))
+				return log;
+			const out = { ...log };
+			delete out[typeof p.field === 'string' ? p.field : 'blockTimestamp'];
+			return out;
+		}) };
 	case 'logs_mismatch':
 		if (!Array.isArray(doc.result))
 			return null;

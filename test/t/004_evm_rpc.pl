@@ -57,6 +57,48 @@ is( li_scalar($node,
 		  WHERE l.pipeline = 'anvil' AND l.parent_hash <> p.hash}),
 	'0', 'recorded headers are parent-hash linked');
 
+# final blocks from their logs: below head - reorg_window a block with logs
+# is built from its logs (blockHash, blockTimestamp) without
+# eth_getBlockByNumber; the range's ends and the blocks near the head keep
+# their headers.  Every event, ledger hash and ledger time equals what a
+# pipeline that fetches every header (reorg_window 0) records; a node whose
+# logs lack blockTimestamp gets the headers fetched as before.
+my ($purl, $control) = li_proxy($rpc);
+$node->safe_psql('postgres', q{
+	CREATE TABLE seen (pipeline text, ledger bigint, ledger_hash bytea, ledger_time timestamptz,
+		tx_index int, event_index int, address bytea);
+	CREATE FUNCTION seen(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO seen VALUES (e.pipeline, e.ledger, e.ledger_hash, e.ledger_time, e.tx_index, e.event_index, e.address) $$;
+});
+my $head3 = chain('head', $rpc);
+my $with_logs = li_scalar($node, q{SELECT count(*) FROM ledger_ingest.ledger WHERE pipeline = 'anvil' AND events > 0});
+my %header_calls;
+for my $c ([ 'headers', $rpc, 0, undef ], [ 'final', $purl, 5, undef ], [ 'untimed', $purl, 5, 'blockTimestamp' ])
+{
+	my ($p, $url, $window, $strip) = @$c;
+	$control->('__clear');
+	$control->('__reset_stats');
+	$control->('__fault', { mode => 'logs_without', field => $strip, count => -1, method => 'eth_getLogs' }) if $strip;
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.create_pipeline('$p', 'evm_rpc',
+			'{"url":"$url","addresses":["$token"],"block_range":25,"poll_ms":200,"reorg_window":$window}');
+		SELECT ledger_ingest.add_handler('$p', 'seen(ledger_ingest.event)');
+		SELECT ledger_ingest.start('$p');
+	});
+	ok(li_wait($node, $p, $head3, 60), "$p: caught up with the head ($head3)");
+	$node->safe_psql('postgres', "SELECT ledger_ingest.stop('$p')");
+	$header_calls{$p} = $control->('__stats')->{by_method}{eth_getBlockByNumber} // 0;
+}
+my $digest = sub {
+	my ($p) = @_;
+	return li_scalar($node, qq{SELECT count(*) || ' ' || md5(string_agg(concat_ws('/', ledger, ledger_hash, ledger_time, tx_index, event_index, address), ',' ORDER BY ledger, tx_index, event_index)) FROM seen WHERE pipeline = '$p'});
+};
+my ($dh, $df, $du) = map { $digest->($_) } qw(headers final untimed);
+ok($dh =~ /^[1-9]/ && $df eq $dh && $du eq $dh,
+	"final blocks from their logs: the same events, ledger hashes and times as with every header ($dh; $df; $du)");
+ok($header_calls{final} < $with_logs / 2 && $header_calls{untimed} >= $with_logs,
+	"final blocks from their logs: $header_calls{final} eth_getBlockByNumber calls for $with_logs blocks with logs (headers only at range ends and near the head); without blockTimestamp $header_calls{untimed}");
+
 # a node that accepts the connection but never answers
 my $hang = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
   or die "listen: $!";
