@@ -633,18 +633,13 @@ parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
 }
 
 /*
- * li_parse_ledger -- parse and validate one ledger document into *out.
- *
- * Requires "number" (QUANTITY), "hash" (32-byte DATA) and "logs" (array,
- * may be empty or absent for a ledger without events); "parentHash" and
- * "timestamp" (QUANTITY, seconds since the Unix epoch) are optional.  Each
- * log needs "address", "topics" (0..4 32-byte DATA), "data",
- * "transactionIndex" and "logIndex"; "blockNumber"/"blockHash" must agree
- * with the ledger when present; logIndex must be unique.  Events come out
- * sorted by (transactionIndex, logIndex).
+ * li_parse_ledger_header -- the header fields of a ledger document, or of
+ * an eth_getBlockByNumber result, into *out (zeroed first; no events):
+ * "number" (QUANTITY), "hash" (32-byte DATA), and the optional
+ * "parentHash" and "timestamp" (seconds since the Unix epoch).
  */
 void
-li_parse_ledger(JsonbContainer *doc, LiLedger *out)
+li_parse_ledger_header(JsonbContainer *doc, LiLedger *out)
 {
 	JsonbValue *v;
 
@@ -672,7 +667,98 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 	}
 	else
 		out->time = DT_NOBEGIN;
+}
 
+/*
+ * Parse log i (a JSON value of "logs") into event i of out, growing
+ * out->events (capacity *cap) as logs are read rather than sizing it from
+ * the array: a short document can hold millions of tiny non-log elements,
+ * and each LiEvent is far larger than such an element (found by
+ * test/fuzz/ledger_fuzz).
+ */
+static void
+add_log(LiLedger *out, int *cap, int i, JsonbValue *lv)
+{
+	if (lv == NULL || lv->type != jbvBinary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
+	if (i == *cap)
+	{
+		int			newcap = (int) Min((int64) out->nevents, (int64) *cap * 2);
+
+		out->events = repalloc(out->events, sizeof(LiEvent) * newcap);
+		memset(out->events + *cap, 0, sizeof(LiEvent) * (newcap - *cap));
+		*cap = newcap;
+	}
+	parse_log(lv->val.binary.data, i, out, &out->events[i]);
+}
+
+/*
+ * Sort the events by (tx_index, event_index); logIndex is block-wide:
+ * unique, and increasing with the transaction index.
+ */
+static void
+sort_events(LiLedger *out)
+{
+	int			n = out->nevents;
+
+	if (n < 2)
+		return;
+	qsort(out->events, n, sizeof(LiEvent), event_cmp);
+	for (int i = 1; i < n; i++)
+	{
+		if (out->events[i].event_index == out->events[i - 1].event_index)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid ledger document: duplicate logIndex %d",
+							out->events[i].event_index)));
+		if (out->events[i].event_index < out->events[i - 1].event_index)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid ledger document: logIndex %d of transactionIndex %d precedes logIndex %d of transactionIndex %d",
+							out->events[i].event_index, out->events[i].tx_index,
+							out->events[i - 1].event_index, out->events[i - 1].tx_index)));
+	}
+}
+
+/*
+ * li_parse_ledger_logs -- the n logs (JSON objects, as eth_getLogs returns
+ * them) as the events of *out, whose header li_parse_ledger_header read:
+ * each checked as in a ledger document (it must belong to this ledger).
+ */
+void
+li_parse_ledger_logs(JsonbValue **logs, int n, LiLedger *out)
+{
+	int			cap = Min(n, 256);
+
+	out->nevents = n;
+	out->events = n > 0 ? palloc0(sizeof(LiEvent) * cap) : NULL;
+	for (int i = 0; i < n; i++)
+		add_log(out, &cap, i, logs[i]);
+	sort_events(out);
+}
+
+/*
+ * li_parse_ledger -- parse and validate one ledger document into *out.
+ *
+ * Requires "number" (QUANTITY), "hash" (32-byte DATA) and "logs" (array,
+ * may be empty or absent for a ledger without events); "parentHash" and
+ * "timestamp" (QUANTITY, seconds since the Unix epoch) are optional.  Each
+ * log needs "address", "topics" (0..4 32-byte DATA), "data",
+ * "transactionIndex" and "logIndex"; "blockNumber"/"blockHash" must agree
+ * with the ledger when present; logIndex must be unique.  Events come out
+ * sorted by (transactionIndex, logIndex).
+ */
+void
+li_parse_ledger(JsonbContainer *doc, LiLedger *out)
+{
+	JsonbValue *v;
+	JsonbContainer *lc;
+	int			n;
+	int			cap;
+
+	li_parse_ledger_header(doc, out);
 	v = li_jsonb_get(doc, "logs");
 	if (v == NULL || v->type == jbvNull)
 		return;
@@ -680,57 +766,14 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: field \"logs\" must be an array")));
-	{
-		JsonbContainer *lc = v->val.binary.data;
-		int			n = JsonContainerSize(lc);
-
-		/*
-		 * Grown as logs are read, not sized from the array: a short document
-		 * can hold millions of tiny non-log elements, and each LiEvent is
-		 * far larger than such an element (found by test/fuzz/ledger_fuzz).
-		 */
-		int			cap = Min(n, 256);
-
-		out->nevents = n;
-		out->events = n > 0 ? palloc0(sizeof(LiEvent) * cap) : NULL;
-		for (int i = 0; i < n; i++)
-		{
-			JsonbValue *lv = getIthJsonbValueFromContainer(lc, i);
-
-			if (lv == NULL || lv->type != jbvBinary)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
-			if (i == cap)
-			{
-				int			newcap = (int) Min((int64) n, (int64) cap * 2);
-
-				out->events = repalloc(out->events, sizeof(LiEvent) * newcap);
-				memset(out->events + cap, 0, sizeof(LiEvent) * (newcap - cap));
-				cap = newcap;
-			}
-			parse_log(lv->val.binary.data, i, out, &out->events[i]);
-		}
-		if (n > 1)
-		{
-			qsort(out->events, n, sizeof(LiEvent), event_cmp);
-			/* logIndex is block-wide: unique, increasing with the tx index */
-			for (int i = 1; i < n; i++)
-			{
-				if (out->events[i].event_index == out->events[i - 1].event_index)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid ledger document: duplicate logIndex %d",
-									out->events[i].event_index)));
-				if (out->events[i].event_index < out->events[i - 1].event_index)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid ledger document: logIndex %d of transactionIndex %d precedes logIndex %d of transactionIndex %d",
-									out->events[i].event_index, out->events[i].tx_index,
-									out->events[i - 1].event_index, out->events[i - 1].tx_index)));
-			}
-		}
-	}
+	lc = v->val.binary.data;
+	n = JsonContainerSize(lc);
+	cap = Min(n, 256);
+	out->nevents = n;
+	out->events = n > 0 ? palloc0(sizeof(LiEvent) * cap) : NULL;
+	for (int i = 0; i < n; i++)
+		add_log(out, &cap, i, getIthJsonbValueFromContainer(lc, i));
+	sort_events(out);
 }
 
 /*

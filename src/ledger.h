@@ -66,6 +66,10 @@ typedef struct LiLedger
  */
 /* parse and validate one document into *out; ERROR 22023 naming the field */
 extern void li_parse_ledger(JsonbContainer *doc, LiLedger *out);
+/* the header fields (number, hash, parentHash, timestamp) of doc into *out, no events */
+extern void li_parse_ledger_header(JsonbContainer *doc, LiLedger *out);
+/* logs[0..n) (eth_getLogs objects) as the events of out, after its header; ERROR 22023 */
+extern void li_parse_ledger_logs(JsonbValue **logs, int n, LiLedger *out);
 /* a JSON-RPC QUANTITY ("0x" hex, or a JSON number) as int64; false if not one */
 extern bool li_quantity_from_jsonb(JsonbValue *v, int64 *out);
 /* a numeric with an integral value in the int64 range; false otherwise */

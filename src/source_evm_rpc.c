@@ -124,8 +124,9 @@ json_text(JsonbValue *v)
 typedef struct BlockLogs
 {
 	int64		number;
-	StringInfoData logs;		/* JSON array elements, comma-separated */
+	JsonbValue **logs;			/* its logs, in the eth_getLogs result */
 	int			nlogs;
+	int			cap;
 	char	   *hash;			/* its first log's blockHash (JSON), or NULL */
 	char	   *time;			/* its first log's blockTimestamp (JSON), or NULL */
 	bool		all_timed;		/* every log of it has a blockTimestamp */
@@ -145,13 +146,9 @@ int64_cmp(const void *a, const void *b)
  * array text).  A node without block n (a null result) is an error.
  */
 static void
-fetch_ledger(int64 n, const char *logs, LiLedger *out)
+fetch_ledger(int64 n, JsonbValue **logs, int nlogs, LiLedger *out)
 {
 	JsonbValue *r = li_rpc_call("eth_getBlockByNumber", psprintf("[%s,false]", hexq(n)));
-	JsonbContainer *h;
-	StringInfoData doc;
-	static const char *const fields[] = {"number", "hash", "parentHash", "timestamp"};
-	Jsonb	   *jb;
 
 	if (r->type == jbvNull)
 		ereport(ERROR,
@@ -162,21 +159,8 @@ fetch_ledger(int64 n, const char *logs, LiLedger *out)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC eth_getBlockByNumber: the result for block " INT64_FORMAT " is not an object", n)));
-	h = r->val.binary.data;
-
-	initStringInfo(&doc);
-	appendStringInfoChar(&doc, '{');
-	for (size_t i = 0; i < lengthof(fields); i++)
-	{
-		JsonbValue *f = li_jsonb_get(h, fields[i]);
-
-		if (f == NULL)
-			continue;
-		appendStringInfo(&doc, "\"%s\":%s,", fields[i], json_text(f));
-	}
-	appendStringInfo(&doc, "\"logs\":[%s]}", logs);
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(doc.data)));
-	li_parse_ledger(&jb->root, out);
+	li_parse_ledger_header(r->val.binary.data, out);
+	li_parse_ledger_logs(logs, nlogs, out);
 	if (out->number != n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -411,7 +395,7 @@ check_cursor_canonical(LiPipeline *p, int64 head, LiBatch *batch)
 	{
 		LiLedger	l;
 
-		fetch_ledger(p->cursor.ledger, "", &l);
+		fetch_ledger(p->cursor.ledger, NULL, 0, &l);
 		if (memcmp(l.hash, p->cursor_hash, LI_HASH_LEN) != 0)
 		{
 			batch->reorg = true;
@@ -466,7 +450,6 @@ group_logs(JsonbContainer *logs, int64 next, int64 end, int *nblocks_out)
 
 			b = &blocks[nblocks++];
 			b->number = bn;
-			initStringInfo(&b->logs);
 			b->hash = hv != NULL && hv->type == jbvString ? json_text(hv) : NULL;
 			b->time = tv != NULL && tv->type == jbvString ? json_text(tv) : NULL;
 			b->all_timed = b->time != NULL;
@@ -477,9 +460,13 @@ group_logs(JsonbContainer *logs, int64 next, int64 end, int *nblocks_out)
 
 			b->all_timed = tv != NULL && tv->type == jbvString;
 		}
-		if (b->nlogs++ > 0)
-			appendStringInfoChar(&b->logs, ',');
-		appendStringInfoString(&b->logs, json_text(lv));
+		if (b->nlogs == b->cap)
+		{
+			b->cap = Max(b->cap * 2, 16);
+			b->logs = b->logs == NULL ? palloc(sizeof(JsonbValue *) * b->cap) :
+				repalloc(b->logs, sizeof(JsonbValue *) * b->cap);
+		}
+		b->logs[b->nlogs++] = lv;
 	}
 	*nblocks_out = nblocks;
 	return blocks;
@@ -505,7 +492,7 @@ fetch_range_logs(LiPipeline *p, int64 next, int64 safe, int64 *end, uint8 *end_h
 
 		CHECK_FOR_INTERRUPTS();
 		*end = Min(next + logs_range - 1, safe);
-		fetch_ledger(*end, "", &endl);
+		fetch_ledger(*end, NULL, 0, &endl);
 		memcpy(end_hash, endl.hash, LI_HASH_LEN);
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
@@ -567,14 +554,13 @@ final_floor(LiPipeline *p)
 static void
 ledger_from_logs(const BlockLogs *b, LiLedger *out)
 {
-	StringInfoData doc;
-	Jsonb	   *jb;
+	Jsonb	   *header;
 
-	initStringInfo(&doc);
-	appendStringInfo(&doc, "{\"number\":%s,\"hash\":%s,\"timestamp\":%s,\"logs\":[%s]}",
-					 hexq(b->number), b->hash, b->time, b->logs.data);
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(doc.data)));
-	li_parse_ledger(&jb->root, out);
+	header = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												CStringGetDatum(psprintf("{\"number\":%s,\"hash\":%s,\"timestamp\":%s}",
+																		 hexq(b->number), b->hash, b->time))));
+	li_parse_ledger_header(&header->root, out);
+	li_parse_ledger_logs(b->logs, b->nlogs, out);
 }
 
 /*
@@ -608,7 +594,7 @@ add_block(LiPipeline *p, LiBatch *batch, int64 number, const BlockLogs *blocks, 
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
 										p->name, number));
-		fetch_ledger(number, b != NULL ? b->logs.data : "", &l);
+		fetch_ledger(number, b != NULL ? b->logs : NULL, b != NULL ? b->nlogs : 0, &l);
 	}
 	if (number == end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
 		ereport(ERROR,
@@ -720,7 +706,7 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: looking for the fork point at block " INT64_FORMAT,
 										p->name, numbers[i]));
-		fetch_ledger(numbers[i], "", &l);
+		fetch_ledger(numbers[i], NULL, 0, &l);
 		if (memcmp(l.hash, hashes[i], LI_HASH_LEN) == 0)
 		{
 			pgstat_report_activity(STATE_IDLE, NULL);

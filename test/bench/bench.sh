@@ -5,7 +5,10 @@
 #      journaling, revert time, decoding inside the worker and from SQL;
 #   3. test/bench/throughput_bench.pl: ledger_ingest next to COPY and next to
 #      an external libpq client (test/bench/ext_client.c), commit modes,
-#      notification latency, worker memory.
+#      notification latency, worker memory;
+#   4. test/bench/rpc_bench.pl: an evm_rpc pipeline backfilling a dense
+#      chain from anvil through the fault proxy adding 0, 20 and 100 ms
+#      per request, next to the inbox path on the same blocks.
 # As root: installs what is missing and the extension, then runs as
 # "postgres" (initdb refuses root).  Results: markdown on stdout, JSON in
 # $BENCH_OUT (default bench-engine.json in a fresh directory under /tmp).
@@ -41,3 +44,10 @@ env PATH="$bindir:$PATH" TESTDIR="$out/throughput" PG_REGRESS="$pgxs/src/test/re
 	perl -I "$pgxs/src/test/perl" "$root/test/bench/throughput_bench.pl"
 cat "$out/bench-throughput.md"
 echo "raw numbers: $out/bench-throughput.json" 
+mkdir -p "$out/rpc"
+env PATH="$bindir:$PATH" TESTDIR="$out/rpc" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+	LEDGER_INGEST_ROOT="$root" BENCH_OUT="$out/bench-rpc.json" \
+	perl -I "$pgxs/src/test/perl" -I "$root/test/t" "$root/test/bench/rpc_bench.pl"
+echo "### evm_rpc backfill (median of ${RUNS:-5} runs)"
+cat "$out/bench-rpc.md"
+echo "raw numbers: $out/bench-rpc.json"
