@@ -16,7 +16,9 @@
 # events/s and blocks/s from start() to the last block applied, the HTTP
 # requests the pipeline made, the median of RUNS runs; next to the inbox
 # path applying the same blocks as documents (fetched once from the node),
-# timed the same way.  Each run is checked: BLOCKS * PER rows.
+# timed the same way, and the time of one eth_getLogs over the dense blocks
+# made by this script, to the last byte of the answer (the node's share).  Each run is checked: BLOCKS * PER
+# rows.
 # Prints a markdown table and writes the raw numbers as JSON to $BENCH_OUT.
 use strict;
 use warnings;
@@ -144,6 +146,17 @@ sub run
 my %r;
 for my $run (1 .. $runs)
 {
+	# the node's own share: one eth_getLogs over the dense blocks (the
+	# request the pipeline makes, with no delay), timed to the last byte of
+	# the answer, which is not decoded
+	my $t0 = time;
+	my $ans = $http->post($rpc, { headers => { 'content-type' => 'application/json' },
+		content => encode_json({ jsonrpc => '2.0', id => ++$call_id, method => 'eth_getLogs',
+			params => [ { address => $emitter, fromBlock => sprintf('0x%x', $first),
+				toBlock => sprintf('0x%x', $last) } ] }) });
+	die "eth_getLogs: HTTP $ans->{status}" unless $ans->{success};
+	push @{ $r{node_getlogs_bytes} }, length($ans->{content});
+	push @{ $r{node_getlogs_s} }, time - $t0;
 	push @{ $r{inbox} }, $events / run('inbox', '{}');
 	for my $d (@delays)
 	{
@@ -161,6 +174,8 @@ my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests | vs 
 $md .= sprintf "| %d ms | %d | %d | %d | %.2f |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"},
   $m{"rpc_$_"} / $m{inbox} for @delays;
 $md .= sprintf "\ninbox path, the same %d blocks as documents: %d events/s\n", $blocks, $m{inbox};
+$md .= sprintf "the node alone: one eth_getLogs over them, %.1f MB, answered in %.2f s\n",
+  $m{node_getlogs_bytes} / 1e6, $m{node_getlogs_s};
 open(my $j, '>', $out) or die "$out: $!";
 print $j JSON::PP->new->canonical->pretty->encode({ runs => \%r, medians => \%m, blocks => $blocks, per_block => $per });
 close $j;
