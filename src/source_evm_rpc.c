@@ -67,6 +67,13 @@ static int	logs_range_max = 0;
 static int	logs_successes = 0; /* in a row, since the range last changed */
 
 #define LOGS_GROW_AFTER 10		/* successes before the range grows */
+#define LOGS_SPARSE 1000		/* a final range with fewer logs doubles ... */
+#define LOGS_RANGE_GROWTH 10	/* ... up to this many times block_range */
+
+/* the smallest eth_getLogs span the node refused as too large, 0: none */
+static int64 logs_refused = 0;
+
+static int64 final_floor(LiPipeline *p);
 
 /* highest head seen, to notice a node whose head goes back */
 static int64 last_head = -1;
@@ -80,7 +87,10 @@ rpc_configure(LiPipeline *p)
 {
 	li_rpc_client_configure(&p->opts);
 	if (logs_range_max != p->opts.block_range)
+	{
 		logs_range = logs_range_max = p->opts.block_range;
+		logs_refused = 0;
+	}
 }
 
 /*
@@ -251,11 +261,36 @@ logs_error_suggestion(const char *message, int64 *from, int64 *to)
 }
 
 /*
+ * After a full-size eth_getLogs over final blocks that returned fewer than
+ * LOGS_SPARSE logs, ask for twice as many blocks next time, up to
+ * LOGS_RANGE_GROWTH times block_range and below the smallest span the node
+ * refused: a sparse filter covers thousands of blocks per request, a dense
+ * one keeps block_range.  Near the head ranges do not grow: the headers of
+ * their blocks with logs are fetched one by one anyway.
+ */
+static void
+grow_sparse_range(LiPipeline *p, int64 to, int64 span, JsonbValue *r)
+{
+	int64		grown;
+
+	if (to > final_floor(p) || span < logs_range ||
+		r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data) ||
+		JsonContainerSize(r->val.binary.data) >= LOGS_SPARSE)
+		return;
+	grown = Min((int64) logs_range * 2, (int64) p->opts.block_range * LOGS_RANGE_GROWTH);
+	if (logs_refused > 0)
+		grown = Min(grown, logs_refused - 1);
+	if (grown > logs_range)
+		logs_range = (int) grown;
+}
+
+/*
  * fetch_logs -- eth_getLogs over [from, to] with the pipeline's filters.
  * Returns the result, or NULL after shrinking logs_range when the node
  * says the query is too large (the caller retries with the new range): to
  * the range the message suggests, else by half.  After LOGS_GROW_AFTER
- * successes in a row the range grows back by a quarter, up to block_range.
+ * successes in a row the range grows back by a quarter, up to block_range;
+ * a sparse final range grows beyond it (grow_sparse_range).
  * Any other JSON-RPC error is raised; so is a range error for a single
  * block.
  */
@@ -287,9 +322,11 @@ fetch_logs(LiPipeline *p, int64 from, int64 to)
 			logs_range = (int) Min((int64) logs_range_max, (int64) logs_range + Max(1, logs_range / 4));
 			logs_successes = 0;
 		}
+		grow_sparse_range(p, to, span, r);
 		return r;
 	}
 	logs_successes = 0;
+	logs_refused = logs_refused == 0 ? span : Min(logs_refused, span);
 	if (!logs_error_is_range(err.message) || span <= 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),

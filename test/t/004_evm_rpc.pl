@@ -99,6 +99,29 @@ ok($dh =~ /^[1-9]/ && $df eq $dh && $du eq $dh,
 ok($header_calls{final} < $with_logs / 2 && $header_calls{untimed} >= $with_logs,
 	"final blocks from their logs: $header_calls{final} eth_getBlockByNumber calls for $with_logs blocks with logs (headers only at range ends and near the head); without blockTimestamp $header_calls{untimed}");
 
+# a sparse final stretch: 600 empty blocks, one transfer, 300 more empty
+# blocks.  With block_range 25 a fixed range needs one eth_getLogs per 25
+# blocks; ranges over final blocks that come back nearly empty double (up
+# to 10 x block_range), so a handful of requests cover them, and the one
+# transfer is applied once
+cast('rpc', 'anvil_mine', '600', '--rpc-url', $rpc);
+chain('transfers', $rpc, $token, 1, 3);
+cast('rpc', 'anvil_mine', '300', '--rpc-url', $rpc);
+my $head4 = chain('head', $rpc);
+$control->('__clear');
+$control->('__reset_stats');
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('sparse', 'evm_rpc',
+		'{"url":"$purl","addresses":["$token"],"block_range":25,"poll_ms":200,"reorg_window":5,"from_block":@{[ $head3 + 1 ]}}');
+	SELECT ledger_ingest.add_handler('sparse', 'seen(ledger_ingest.event)');
+	SELECT ledger_ingest.start('sparse');
+});
+ok(li_wait($node, 'sparse', $head4, 60), "sparse: caught up with the head ($head4)");
+my $getlogs = $control->('__stats')->{by_method}{eth_getLogs} // 0;
+my $sparse_seen = li_scalar($node, q{SELECT count(*) FROM seen WHERE pipeline = 'sparse'});
+ok($getlogs < ($head4 - $head3) / 25 / 2 && $sparse_seen == 1,
+	"sparse final blocks: " . ($head4 - $head3) . " blocks in $getlogs eth_getLogs requests (block_range 25), the one transfer applied once ($sparse_seen)");
+
 # a node that accepts the connection but never answers
 my $hang = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
   or die "listen: $!";
