@@ -6,8 +6,10 @@
  * Each fetch, with no transaction open:
  *	1. eth_blockNumber: the head (published to status.head); the pipeline
  *	   applies up to head - confirmations (and to_block);
- *	2. eth_getLogs over [next, end], at most block_range blocks, with the
- *	   pipeline's address and topics filters;
+ *	2. eth_getLogs over [next, end], at most block_range blocks (more over
+ *	   sparse final blocks: grow_sparse_range; fewer when the node says
+ *	   the range is too large: fetch_logs), with the pipeline's address
+ *	   and topics filters;
  *	3. eth_getBlockByNumber(n, false) for the first and last block of the
  *	   range and for every block with matching logs above the final floor
  *	   (final_floor: head - reorg_window, or the finality tag's block); a

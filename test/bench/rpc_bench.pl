@@ -8,7 +8,9 @@
 # is assembled below, 68 bytes, so no compiler is needed).  BLOCKS blocks
 # of PER logs each, then 200 empty blocks on top, so that every dense block
 # is below the final floor (head - reorg_window, 128 by default): the
-# backfill of history a new pipeline starts with.  An evm_rpc pipeline
+# backfill of history a new pipeline starts with.  Before those 200, a
+# sparse stretch of SPARSE_BLOCKS blocks with one log in every 20th,
+# applied by its own pipeline (blocks/s and requests).  An evm_rpc pipeline
 # (to_block = the last dense block, a trivial per-event SQL handler, the
 # default options otherwise) applies them through test/fault_proxy.js
 # adding DELAYS milliseconds to every request (0, 20 and 100 by default: a
@@ -34,6 +36,7 @@ my $runs = $ENV{RUNS} // 5;
 my $blocks = $ENV{RPC_BLOCKS} // 1000;
 my $per = $ENV{RPC_EVENTS_PER_BLOCK} // 100;
 my @delays = split /,/, ($ENV{RPC_DELAYS} // '0,20,100');
+my $sparse_blocks = $ENV{RPC_SPARSE_BLOCKS} // 10000;
 my $out = $ENV{BENCH_OUT} // "$PostgreSQL::Test::Utils::tmp_check/bench-rpc.json";
 my $events = $blocks * $per;
 
@@ -71,7 +74,17 @@ for my $b (1 .. $blocks)
 }
 my $last = hex(call('eth_blockNumber'));
 die "expected $blocks blocks from $first, the head is $last" unless $last == $first + $blocks - 1;
-call('anvil_mine', '0xc8');    # 200 empty blocks: the dense ones are final
+# the sparse stretch: SPARSE_BLOCKS blocks, one log in every 20th
+my $sparse_first = $last + 1;
+for my $k (1 .. $sparse_blocks / 20)
+{
+	call('anvil_mine', '0x13');
+	call('eth_sendTransaction', { from => $from, to => $emitter, gas => '0x1000000',
+		data => sprintf('0x%064x', 1) });
+}
+my $sparse_last = hex(call('eth_blockNumber'));
+my $sparse_events = $sparse_blocks / 20;
+call('anvil_mine', '0xc8');    # 200 empty blocks: the dense and sparse ones are final
 
 # the same blocks as inbox documents: header fields plus their logs
 my %logs;
@@ -124,7 +137,9 @@ sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
 my $seq = 0;
 sub run
 {
-	my ($source, $opts) = @_;
+	my ($source, $opts, $to, $expect) = @_;
+	$to //= $last;
+	$expect //= $events;
 	my $p = "p" . ++$seq;
 	sql('TRUNCATE t_rows');
 	sql("SELECT ledger_ingest.create_pipeline('$p', '$source', '$opts')");
@@ -134,11 +149,11 @@ sub run
 	sql('CHECKPOINT');
 	my $t0 = time;
 	sql("SELECT ledger_ingest.start('$p')");
-	my $done = sql("SELECT ledger_ingest.wait_for('$p', $last, '3600s')");
+	my $done = sql("SELECT ledger_ingest.wait_for('$p', $to, '3600s')");
 	my $secs = time - $t0;
-	die "$p did not reach ledger $last" unless $done eq 't';
+	die "$p did not reach ledger $to" unless $done eq 't';
 	my $rows = sql('SELECT count(*) FROM t_rows');
-	die "$p: $rows rows, expected $events" unless $rows == $events;
+	die "$p: $rows rows, expected $expect" unless $rows == $expect;
 	sql("SELECT ledger_ingest.drop_pipeline('$p')");
 	return $secs;
 }
@@ -166,6 +181,11 @@ for my $run (1 .. $runs)
 		my $secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last}));
 		push @{ $r{"rpc_$d"} }, $events / $secs;
 		push @{ $r{"requests_$d"} }, $control->('__stats')->{requests};
+		$control->('__reset_stats');
+		$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $sparse_first, "to_block": $sparse_last}),
+			$sparse_last, $sparse_events);
+		push @{ $r{"sparse_$d"} }, ($sparse_last - $sparse_first + 1) / $secs;
+		push @{ $r{"sparse_requests_$d"} }, $control->('__stats')->{requests};
 	}
 }
 
@@ -174,6 +194,8 @@ my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests | vs 
 $md .= sprintf "| %d ms | %d | %d | %d | %.2f |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"},
   $m{"rpc_$_"} / $m{inbox} for @delays;
 $md .= sprintf "\ninbox path, the same %d blocks as documents: %d events/s\n", $blocks, $m{inbox};
+$md .= sprintf "\n| sparse: %d blocks, a log in every 20th | blocks/s | HTTP requests |\n|---|---|---|\n", $sparse_blocks;
+$md .= sprintf "| %d ms | %d | %d |\n", $_, $m{"sparse_$_"}, $m{"sparse_requests_$_"} for @delays;
 $md .= sprintf "the node alone: one eth_getLogs over them, %.1f MB, answered in %.2f s\n",
   $m{node_getlogs_bytes} / 1e6, $m{node_getlogs_s};
 open(my $j, '>', $out) or die "$out: $!";
