@@ -17,6 +17,7 @@ OBJS = \
 	src/packed.o \
 	src/source_inbox.o \
 	src/rpc_client.o \
+	src/rpc_stream.o \
 	src/source_evm_rpc.o \
 	src/batch.o \
 	src/apply.o \

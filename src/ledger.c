@@ -380,56 +380,68 @@ log_field(int i, const char *name)
 	return psprintf("logs[%d].%s", i, name);
 }
 
-/* the keys of a log that parse_log reads */
-typedef enum LogKey
-{
-	LK_BLOCK_NUMBER,
-	LK_BLOCK_HASH,
-	LK_REMOVED,
-	LK_TX_INDEX,
-	LK_LOG_INDEX,
-	LK_TX_HASH,
-	LK_ADDRESS,
-	LK_TOPICS,
-	LK_DATA,
-	LK_COUNT
-} LogKey;
-
-#define LOG_KEY(k) {k, sizeof(k) - 1}
-static const struct
-{
-	const char *name;
-	int			len;
-}			log_keys[LK_COUNT] = {
-	LOG_KEY("blockNumber"), LOG_KEY("blockHash"), LOG_KEY("removed"),
-	LOG_KEY("transactionIndex"), LOG_KEY("logIndex"), LOG_KEY("transactionHash"),
-	LOG_KEY("address"), LOG_KEY("topics"), LOG_KEY("data")
+static const char *const log_key_names[LI_LOG_NKEYS] = {
+	[LI_LOG_BLOCK_NUMBER] = "blockNumber",
+	[LI_LOG_BLOCK_HASH] = "blockHash",
+	[LI_LOG_BLOCK_TIMESTAMP] = "blockTimestamp",
+	[LI_LOG_REMOVED] = "removed",
+	[LI_LOG_TX_INDEX] = "transactionIndex",
+	[LI_LOG_LOG_INDEX] = "logIndex",
+	[LI_LOG_TX_HASH] = "transactionHash",
+	[LI_LOG_ADDRESS] = "address",
+	[LI_LOG_TOPICS] = "topics",
+	[LI_LOG_DATA] = "data"
 };
 
+/* li_log_key_name -- the JSON name of key k */
+const char *
+li_log_key_name(LiLogKey k)
+{
+	return log_key_names[k];
+}
+
 /*
- * read_log_keys -- one pass over a log object's pairs, keeping the values
- * of the keys parse_log reads (vals[k] is NULL when key k is absent).
- * Cheaper than a binary search of the object per key: a log has about as
- * many keys as parse_log reads.
+ * A jsonb value as a raw log value: scalars as they are, a container as
+ * its kind only.
  */
 static void
-read_log_keys(JsonbContainer *log, JsonbValue *buf, JsonbValue **vals)
+raw_value(const JsonbValue *v, JsonbValue *out)
 {
-	JsonbIterator *it = JsonbIteratorInit(log);
+	if (v->type == jbvBinary)
+		out->type = JsonContainerIsArray(v->val.binary.data) ? jbvArray : jbvObject;
+	else
+		*out = *v;
+}
+
+/*
+ * li_raw_log_from_jsonb -- an element of a document's "logs" as a raw log:
+ * one pass over the object's pairs, keeping the keys li_parse_log reads
+ * (cheaper than a binary search of the object per key: a log has about as
+ * many keys as it reads).  A key given twice keeps its last value, as
+ * jsonb does.
+ */
+void
+li_raw_log_from_jsonb(const JsonbValue *v, LiRawLog *out)
+{
+	JsonbIterator *it;
 	JsonbIteratorToken tok;
-	JsonbValue	v;
+	JsonbValue	jv;
 	int			k = -1;
 
-	for (int i = 0; i < LK_COUNT; i++)
-		vals[i] = NULL;
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	memset(out->present, 0, sizeof(out->present));
+	out->ntopics = 0;
+	out->is_object = v != NULL && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+	if (!out->is_object)
+		return;
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &jv, true)) != WJB_DONE)
 	{
 		if (tok == WJB_KEY)
 		{
 			k = -1;
-			for (int i = 0; i < LK_COUNT; i++)
-				if (log_keys[i].len == v.val.string.len &&
-					memcmp(log_keys[i].name, v.val.string.val, v.val.string.len) == 0)
+			for (int i = 0; i < LI_LOG_NKEYS; i++)
+				if ((int) strlen(log_key_names[i]) == jv.val.string.len &&
+					memcmp(log_key_names[i], jv.val.string.val, jv.val.string.len) == 0)
 				{
 					k = i;
 					break;
@@ -437,8 +449,16 @@ read_log_keys(JsonbContainer *log, JsonbValue *buf, JsonbValue **vals)
 		}
 		else if (tok == WJB_VALUE && k >= 0)
 		{
-			buf[k] = v;
-			vals[k] = &buf[k];
+			raw_value(&jv, &out->vals[k]);
+			out->present[k] = true;
+			if (k == LI_LOG_TOPICS && jv.type == jbvBinary &&
+				JsonContainerIsArray(jv.val.binary.data))
+			{
+				out->ntopics = JsonContainerSize(jv.val.binary.data);
+				for (int t = 0; t < Min(out->ntopics, LI_MAX_TOPICS); t++)
+					raw_value(getIthJsonbValueFromContainer(jv.val.binary.data, t),
+							  &out->topics[t]);
+			}
 		}
 	}
 }
@@ -450,7 +470,7 @@ read_log_keys(JsonbContainer *log, JsonbValue *buf, JsonbValue **vals)
  * messages.
  */
 static int32
-log_int32(JsonbValue *v, int i, const char *name)
+log_int32(const JsonbValue *v, int i, const char *name)
 {
 	int64		q;
 	const char *why;
@@ -466,7 +486,7 @@ log_int32(JsonbValue *v, int i, const char *name)
 		if (!err && r >= 0)
 			return r;
 	}
-	if (!parse_quantity(v, &q, &why))
+	if (!parse_quantity((JsonbValue *) v, &q, &why))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: field \"%s\" %s", log_field(i, name), why)));
@@ -485,7 +505,7 @@ log_int32(JsonbValue *v, int i, const char *name)
  * only when there is something to report.
  */
 static bool
-fixed_value(JsonbValue *v, int i, const char *name, uint8 *out, int outlen,
+fixed_value(const JsonbValue *v, int i, const char *name, uint8 *out, int outlen,
 			bool required)
 {
 	if (v != NULL && v->type == jbvString &&
@@ -511,43 +531,53 @@ fixed_value(JsonbValue *v, int i, const char *name, uint8 *out, int outlen,
 }
 
 /*
- * A log's blockNumber and blockHash, when given, must be the ledger's; a
- * log marked "removed" belongs to an orphaned block.
+ * li_log_block_hash -- log i's blockHash into hash; false when it has
+ * none (absent or null).
  */
-static void
-check_log_belongs(JsonbValue **vals, int i, const LiLedger *l)
+bool
+li_log_block_hash(const LiRawLog *raw, int i, uint8 *hash)
 {
-	JsonbValue *v;
+	return fixed_value(li_raw_log_get(raw, LI_LOG_BLOCK_HASH), i, "blockHash",
+					   hash, LI_HASH_LEN, false);
+}
+
+/*
+ * li_check_log_block -- a log's blockNumber and blockHash, when given,
+ * must be the ledger's (number; hash unless NULL); a log marked "removed"
+ * belongs to an orphaned block.
+ */
+void
+li_check_log_block(const LiRawLog *raw, int i, int64 number, const uint8 *hash)
+{
+	const JsonbValue *v;
 	int64		q;
 	const char *why;
+	uint8		h[LI_HASH_LEN];
 
-	v = vals[LK_BLOCK_NUMBER];
+	if (!raw->is_object)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
+	v = li_raw_log_get(raw, LI_LOG_BLOCK_NUMBER);
 	if (v != NULL && v->type != jbvNull)
 	{
-		if (!parse_quantity(v, &q, &why))
+		if (!parse_quantity((JsonbValue *) v, &q, &why))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid ledger document: field \"%s\" %s",
 							log_field(i, "blockNumber"), why)));
-		if (q != l->number)
+		if (q != number)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid ledger document: field \"%s\" is " INT64_FORMAT ", but the ledger number is " INT64_FORMAT,
-							log_field(i, "blockNumber"), q, l->number)));
+							log_field(i, "blockNumber"), q, number)));
 	}
-	v = vals[LK_BLOCK_HASH];
-	if (v != NULL && v->type != jbvNull)
-	{
-		uint8		h[LI_HASH_LEN];
-
-		(void) fixed_value(v, i, "blockHash", h, LI_HASH_LEN, true);
-		if (memcmp(h, l->hash, LI_HASH_LEN) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid ledger document: field \"%s\" does not match the ledger hash",
-							log_field(i, "blockHash"))));
-	}
-	v = vals[LK_REMOVED];
+	if (li_log_block_hash(raw, i, h) && hash != NULL && memcmp(h, hash, LI_HASH_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: field \"%s\" does not match the ledger hash",
+						log_field(i, "blockHash"))));
+	v = li_raw_log_get(raw, LI_LOG_REMOVED);
 	if (v != NULL && v->type == jbvBool && v->val.boolean)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -557,71 +587,65 @@ check_log_belongs(JsonbValue **vals, int i, const LiLedger *l)
 
 /* A log's "topics": 0 to LI_MAX_TOPICS 32-byte DATA, into e. */
 static void
-parse_topics(JsonbValue *v, int i, LiEvent *e)
+parse_topics(const LiRawLog *raw, int i, LiEvent *e)
 {
-	if (v == NULL || v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+	const JsonbValue *v = li_raw_log_get(raw, LI_LOG_TOPICS);
+
+	if (v == NULL || v->type != jbvArray)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: field \"%s\" must be an array",
 						log_field(i, "topics"))));
+	if (raw->ntopics > LI_MAX_TOPICS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: field \"%s\" has %d topics, at most %d are allowed",
+						log_field(i, "topics"), raw->ntopics, LI_MAX_TOPICS)));
+	e->ntopics = raw->ntopics;
+	for (int t = 0; t < raw->ntopics; t++)
 	{
-		JsonbContainer *tc = v->val.binary.data;
-		int			nt = JsonContainerSize(tc);
+		const JsonbValue *tv = &raw->topics[t];
+		char		name[sizeof("topics[0]")];
 
-		if (nt > LI_MAX_TOPICS)
+		if (tv->type == jbvString &&
+			hex_fixed(tv->val.string.val, tv->val.string.len, e->topics[t], LI_HASH_LEN))
+			continue;
+		snprintf(name, sizeof(name), "topics[%d]", t);
+		if (tv->type != jbvString)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid ledger document: field \"%s\" has %d topics, at most %d are allowed",
-							log_field(i, "topics"), nt, LI_MAX_TOPICS)));
-		e->ntopics = nt;
-		for (int t = 0; t < nt; t++)
-		{
-			JsonbValue *tv = getIthJsonbValueFromContainer(tc, t);
-			char		name[sizeof("topics[0]")];
-
-			if (tv != NULL && tv->type == jbvString &&
-				hex_fixed(tv->val.string.val, tv->val.string.len, e->topics[t], LI_HASH_LEN))
-				continue;
-			snprintf(name, sizeof(name), "topics[%d]", t);
-			if (tv == NULL || tv->type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string",
-								log_field(i, name))));
-			li_hex_to_bytes(log_field(i, name), tv->val.string.val, tv->val.string.len,
-							e->topics[t], LI_HASH_LEN);
-		}
+					 errmsg("invalid ledger document: field \"%s\" must be a 0x-hex string",
+							log_field(i, name))));
+		li_hex_to_bytes(log_field(i, name), tv->val.string.val, tv->val.string.len,
+						e->topics[t], LI_HASH_LEN);
 	}
 }
 
 /*
- * parse_log -- one element of "logs" into *e.  A field's name for
- * messages ("logs[3].data") is only formatted when there is something to
- * report.
+ * li_parse_log -- the event fields of log i into *e: transactionIndex,
+ * logIndex, transactionHash (optional), address, topics, data.  A field's
+ * name for messages ("logs[3].data") is only formatted when there is
+ * something to report.
  */
-static void
-parse_log(JsonbContainer *log, int i, const LiLedger *l, LiEvent *e)
+void
+li_parse_log(const LiRawLog *raw, int i, LiEvent *e)
 {
-	JsonbValue	buf[LK_COUNT];
-	JsonbValue *vals[LK_COUNT];
-	JsonbValue *v;
+	const JsonbValue *v;
 
-	if (!JsonContainerIsObject(log))
+	if (!raw->is_object)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
-	read_log_keys(log, buf, vals);
-
-	check_log_belongs(vals, i, l);
-	e->tx_index = log_int32(vals[LK_TX_INDEX], i, "transactionIndex");
-	e->event_index = log_int32(vals[LK_LOG_INDEX], i, "logIndex");
-	e->has_tx_hash = fixed_value(vals[LK_TX_HASH], i, "transactionHash",
+	e->tx_index = log_int32(li_raw_log_get(raw, LI_LOG_TX_INDEX), i, "transactionIndex");
+	e->event_index = log_int32(li_raw_log_get(raw, LI_LOG_LOG_INDEX), i, "logIndex");
+	e->has_tx_hash = fixed_value(li_raw_log_get(raw, LI_LOG_TX_HASH), i, "transactionHash",
 								 e->tx_hash, LI_HASH_LEN, false);
-	(void) fixed_value(vals[LK_ADDRESS], i, "address", e->address, LI_ADDRESS_LEN, true);
+	(void) fixed_value(li_raw_log_get(raw, LI_LOG_ADDRESS), i, "address",
+					   e->address, LI_ADDRESS_LEN, true);
 
-	parse_topics(vals[LK_TOPICS], i, e);
+	parse_topics(raw, i, e);
 
-	v = vals[LK_DATA];
+	v = li_raw_log_get(raw, LI_LOG_DATA);
 	if (v == NULL || v->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -670,39 +694,15 @@ li_parse_ledger_header(JsonbContainer *doc, LiLedger *out)
 }
 
 /*
- * Parse log i (a JSON value of "logs") into event i of out, growing
- * out->events (capacity *cap) as logs are read rather than sizing it from
- * the array: a short document can hold millions of tiny non-log elements,
- * and each LiEvent is far larger than such an element (found by
- * test/fuzz/ledger_fuzz).
+ * li_ledger_set_events -- events[0..n) as the events of out, sorted by
+ * (tx_index, event_index); logIndex is block-wide: unique, and increasing
+ * with the transaction index.
  */
-static void
-add_log(LiLedger *out, int *cap, int i, JsonbValue *lv)
+void
+li_ledger_set_events(LiLedger *out, LiEvent *events, int n)
 {
-	if (lv == NULL || lv->type != jbvBinary)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: \"logs[%d]\" must be an object", i)));
-	if (i == *cap)
-	{
-		int			newcap = (int) Min((int64) out->nevents, (int64) *cap * 2);
-
-		out->events = repalloc(out->events, sizeof(LiEvent) * newcap);
-		memset(out->events + *cap, 0, sizeof(LiEvent) * (newcap - *cap));
-		*cap = newcap;
-	}
-	parse_log(lv->val.binary.data, i, out, &out->events[i]);
-}
-
-/*
- * Sort the events by (tx_index, event_index); logIndex is block-wide:
- * unique, and increasing with the transaction index.
- */
-static void
-sort_events(LiLedger *out)
-{
-	int			n = out->nevents;
-
+	out->nevents = n;
+	out->events = n > 0 ? events : NULL;
 	if (n < 2)
 		return;
 	qsort(out->events, n, sizeof(LiEvent), event_cmp);
@@ -723,23 +723,6 @@ sort_events(LiLedger *out)
 }
 
 /*
- * li_parse_ledger_logs -- the n logs (JSON objects, as eth_getLogs returns
- * them) as the events of *out, whose header li_parse_ledger_header read:
- * each checked as in a ledger document (it must belong to this ledger).
- */
-void
-li_parse_ledger_logs(JsonbValue **logs, int n, LiLedger *out)
-{
-	int			cap = Min(n, 256);
-
-	out->nevents = n;
-	out->events = n > 0 ? palloc0(sizeof(LiEvent) * cap) : NULL;
-	for (int i = 0; i < n; i++)
-		add_log(out, &cap, i, logs[i]);
-	sort_events(out);
-}
-
-/*
  * li_parse_ledger -- parse and validate one ledger document into *out.
  *
  * Requires "number" (QUANTITY), "hash" (32-byte DATA) and "logs" (array,
@@ -757,6 +740,7 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 	JsonbContainer *lc;
 	int			n;
 	int			cap;
+	LiEvent    *events;
 
 	li_parse_ledger_header(doc, out);
 	v = li_jsonb_get(doc, "logs");
@@ -768,12 +752,32 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 				 errmsg("invalid ledger document: field \"logs\" must be an array")));
 	lc = v->val.binary.data;
 	n = JsonContainerSize(lc);
+
+	/*
+	 * Grow the events as logs are read rather than sizing them from the
+	 * array: a short document can hold millions of tiny non-log elements,
+	 * and each LiEvent is far larger than such an element (found by
+	 * test/fuzz/ledger_fuzz).
+	 */
 	cap = Min(n, 256);
-	out->nevents = n;
-	out->events = n > 0 ? palloc0(sizeof(LiEvent) * cap) : NULL;
+	events = n > 0 ? palloc0(sizeof(LiEvent) * cap) : NULL;
 	for (int i = 0; i < n; i++)
-		add_log(out, &cap, i, getIthJsonbValueFromContainer(lc, i));
-	sort_events(out);
+	{
+		LiRawLog	raw;
+
+		if (i == cap)
+		{
+			int			newcap = (int) Min((int64) n, (int64) cap * 2);
+
+			events = repalloc(events, sizeof(LiEvent) * newcap);
+			memset(events + cap, 0, sizeof(LiEvent) * (newcap - cap));
+			cap = newcap;
+		}
+		li_raw_log_from_jsonb(getIthJsonbValueFromContainer(lc, i), &raw);
+		li_check_log_block(&raw, i, out->number, out->hash);
+		li_parse_log(&raw, i, &events[i]);
+	}
+	li_ledger_set_events(out, events, n);
 }
 
 /*

@@ -61,6 +61,50 @@ typedef struct LiLedger
 } LiLedger;
 
 /*
+ * A log as read from JSON, before its checks: the values of the keys
+ * li_parse_log reads.  The inbox reads it from a document's jsonb
+ * (li_raw_log_from_jsonb), the evm_rpc source straight from the text of an
+ * eth_getLogs response (rpc_stream.c); both then take the same checks.
+ */
+typedef enum LiLogKey
+{
+	LI_LOG_BLOCK_NUMBER,
+	LI_LOG_BLOCK_HASH,
+	LI_LOG_BLOCK_TIMESTAMP,
+	LI_LOG_REMOVED,
+	LI_LOG_TX_INDEX,
+	LI_LOG_LOG_INDEX,
+	LI_LOG_TX_HASH,
+	LI_LOG_ADDRESS,
+	LI_LOG_TOPICS,
+	LI_LOG_DATA,
+	LI_LOG_NKEYS
+} LiLogKey;
+
+typedef struct LiRawLog
+{
+	bool		is_object;		/* false: the element is not a JSON object */
+	bool		present[LI_LOG_NKEYS];	/* key k is there */
+	/*
+	 * Scalars as jsonb values (strings need not be NUL-terminated); an
+	 * object or array has only its type set (jbvObject, jbvArray).
+	 */
+	JsonbValue	vals[LI_LOG_NKEYS];
+	int			ntopics;		/* elements of an array "topics" */
+	JsonbValue	topics[LI_MAX_TOPICS];	/* its first LI_MAX_TOPICS, as vals */
+} LiRawLog;
+
+/* the value of key k of raw, or NULL when absent */
+static inline const JsonbValue *
+li_raw_log_get(const LiRawLog *raw, LiLogKey k)
+{
+	return raw->present[k] ? &raw->vals[k] : NULL;
+}
+
+/* the name of key k in JSON ("blockNumber") */
+extern const char *li_log_key_name(LiLogKey k);
+
+/*
  * ledger.c: documents in the Ethereum JSON-RPC shape (eth_getBlockByNumber
  * header fields plus "logs" as eth_getLogs returns them)
  */
@@ -68,8 +112,19 @@ typedef struct LiLedger
 extern void li_parse_ledger(JsonbContainer *doc, LiLedger *out);
 /* the header fields (number, hash, parentHash, timestamp) of doc into *out, no events */
 extern void li_parse_ledger_header(JsonbContainer *doc, LiLedger *out);
-/* logs[0..n) (eth_getLogs objects) as the events of out, after its header; ERROR 22023 */
-extern void li_parse_ledger_logs(JsonbValue **logs, int n, LiLedger *out);
+/* an element of "logs" (any JSON value, as jsonb) as a raw log */
+extern void li_raw_log_from_jsonb(const JsonbValue *v, LiRawLog *out);
+/*
+ * does log i (of its ledger, for messages) belong to ledger number (and to
+ * hash, unless NULL)?  ERROR 22023 if not, or if it is marked removed
+ */
+extern void li_check_log_block(const LiRawLog *raw, int i, int64 number, const uint8 *hash);
+/* log i's blockHash into hash; false when it has none; ERROR 22023 if invalid */
+extern bool li_log_block_hash(const LiRawLog *raw, int i, uint8 *hash);
+/* the event fields of log i into *e (not its block: li_check_log_block); ERROR 22023 */
+extern void li_parse_log(const LiRawLog *raw, int i, LiEvent *e);
+/* events[0..n) as the events of out, sorted; ERROR 22023 on a duplicate logIndex */
+extern void li_ledger_set_events(LiLedger *out, LiEvent *events, int n);
 /* a JSON-RPC QUANTITY ("0x" hex, or a JSON number) as int64; false if not one */
 extern bool li_quantity_from_jsonb(JsonbValue *v, int64 *out);
 /* a numeric with an integral value in the int64 range; false otherwise */

@@ -353,19 +353,14 @@ send_with_failover(const char *method, const char *body, LiRpcError *err)
 }
 
 /*
- * The response in rpc.resp_data as jsonb.  ERROR (22P02), naming the call,
- * for an empty body, one that is not JSON (an HTML error page, say) or
- * invalid JSON.
+ * ERROR (22P02), naming the call, for an empty body or one that does not
+ * start as JSON does (an HTML error page, say).
  */
-static Jsonb *
-parse_response(const char *method)
+static void
+check_body(const char *method)
 {
-	Jsonb	   *doc;
-	ErrorContextCallback errcb;
 	const char *p;
-	MemoryContext cxt;
 
-	/* an HTML error page or other non-JSON body: say so plainly */
 	for (p = rpc.resp_data; p && *p && isspace((unsigned char) *p); p++)
 		;
 	if (rpc.resp_len == 0 || p == NULL || *p == '\0')
@@ -378,7 +373,30 @@ parse_response(const char *method)
 				 errmsg("JSON-RPC %s%s: the response is not JSON (it starts with \"%s\")",
 						method, li_rpc_endpoint_label(),
 						clip(p, strnlen(p, 40), 40))));
+}
 
+static void
+bad_id(const char *method, int64 id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("JSON-RPC %s%s: the response id does not match the request id " INT64_FORMAT,
+					method, li_rpc_endpoint_label(), id)));
+}
+
+/*
+ * The response in rpc.resp_data as jsonb.  ERROR (22P02), naming the call,
+ * for an empty body, one that is not JSON (an HTML error page, say) or
+ * invalid JSON.
+ */
+static Jsonb *
+parse_response(const char *method)
+{
+	Jsonb	   *doc;
+	ErrorContextCallback errcb;
+	MemoryContext cxt;
+
+	check_body(method);
 	errcb.callback = rpc_error_callback;
 	errcb.arg = (void *) method;
 	errcb.previous = error_context_stack;
@@ -423,13 +441,10 @@ parse_response(const char *method)
  * returned with the error's code and message in *err.  Must not be called
  * inside a transaction.
  */
-JsonbValue *
-li_rpc_call_ex(const char *method, const char *params, LiRpcError *err)
+static bool
+send_call(const char *method, const char *params, LiRpcError *err, int64 *id)
 {
 	char	   *body;
-	Jsonb	   *doc;
-	JsonbValue *v;
-	int64		id;
 
 	if (IsTransactionState())
 		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
@@ -439,12 +454,31 @@ li_rpc_call_ex(const char *method, const char *params, LiRpcError *err)
 		rpc_failover();
 	rpc.call_open = true;
 
-	id = ++rpc.id;
+	*id = ++rpc.id;
 	body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
-					id, method, params);
-	if (!send_with_failover(method, body, err))
-		return NULL;
-	doc = parse_response(method);
+					*id, method, params);
+	return send_with_failover(method, body, err);
+}
+
+/* the call is answered: the endpoint works, an earlier Retry-After is over */
+static void
+call_answered(void)
+{
+	rpc.call_open = false;
+	rpc.retry_after_ms = 0;
+}
+
+/*
+ * The "result" of the response in rpc.resp_data to request id (see
+ * li_rpc_call_ex), or NULL with *err for a JSON-RPC error object when err
+ * is given.
+ */
+static JsonbValue *
+response_result(const char *method, int64 id, LiRpcError *err)
+{
+	Jsonb	   *doc = parse_response(method);
+	JsonbValue *v;
+
 	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -454,10 +488,7 @@ li_rpc_call_ex(const char *method, const char *params, LiRpcError *err)
 		int64		got;
 
 		if (v == NULL || !li_quantity_from_jsonb(v, &got) || got != id)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("JSON-RPC %s%s: the response id does not match the request id " INT64_FORMAT,
-							method, li_rpc_endpoint_label(), id)));
+			bad_id(method, id);
 	}
 	v = li_jsonb_get(&doc->root, "error");
 	if (v != NULL && v->type != jbvNull)
@@ -496,10 +527,92 @@ li_rpc_call_ex(const char *method, const char *params, LiRpcError *err)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC %s%s: the response has neither \"result\" nor \"error\"",
 						method, li_rpc_endpoint_label())));
-	rpc.call_open = false;
-	/* an endpoint answered: an earlier Retry-After no longer applies */
-	rpc.retry_after_ms = 0;
+	call_answered();
 	return v;
+}
+
+/*
+ * li_rpc_call_ex -- one JSON-RPC 2.0 request; returns its "result" (never
+ * NULL on success; a JSON null result comes back as a jbvNull value).
+ *
+ * Transport errors and HTTP statuses other than 200 fail over to the next
+ * endpoint at once (each endpoint is tried once per call); when all fail,
+ * ERRCODE_CONNECTION_FAILURE is raised.  A response that is not a JSON-RPC
+ * response raises ERRCODE_INVALID_TEXT_REPRESENTATION, and the next call
+ * starts at the next endpoint.  A JSON-RPC error object raises
+ * ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, unless "err" is given: then NULL is
+ * returned with the error's code and message in *err.  Must not be called
+ * inside a transaction.
+ */
+JsonbValue *
+li_rpc_call_ex(const char *method, const char *params, LiRpcError *err)
+{
+	int64		id;
+
+	if (!send_call(method, params, err, &id))
+		return NULL;
+	return response_result(method, id, err);
+}
+
+/*
+ * li_rpc_call_logs -- li_rpc_call_ex for a call whose result is an array
+ * of logs (eth_getLogs): each element goes to cb(arg, log, i) as
+ * rpc_stream.c reads it from the response text.  A response that reader
+ * leaves to the general path (an error object, a result that is not an
+ * array, invalid JSON before the result) takes li_rpc_call_ex's checks and
+ * messages.  Returns true when the whole result was read; false with *err
+ * as li_rpc_call_ex.  Each check of the general path holds here too: a
+ * response whose JSON breaks after some logs, whose id is another, or
+ * that has both "result" and "error", raises 22P02 (what cb did is
+ * discarded with the caller's fetch).
+ */
+bool
+li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
+				 LiLogCallback cb, void *arg)
+{
+	int64		id;
+	JsonbValue *v;
+
+	if (!send_call(method, params, err, &id))
+		return false;
+	check_body(method);
+	switch (li_stream_logs_response(rpc.resp_data, rpc.resp_len, id, cb, arg))
+	{
+		case LI_STREAM_DONE:
+			call_answered();
+			return true;
+		case LI_STREAM_INVALID:
+			(void) parse_response(method);	/* raises jsonb's message */
+			elog(ERROR, "JSON-RPC %s: the response is not valid JSON", method);
+			break;
+		case LI_STREAM_BAD_ID:
+			bad_id(method, id);
+			break;
+		case LI_STREAM_BAD_SHAPE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC %s%s: the response has \"result\" twice, or both \"result\" and \"error\"",
+							method, li_rpc_endpoint_label())));
+			break;
+		case LI_STREAM_ELSEWHERE:
+			break;
+	}
+	v = response_result(method, id, err);
+	if (v == NULL)
+		return false;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC %s%s: the result is not an array", method, li_rpc_endpoint_label())));
+	for (int i = 0; i < (int) JsonContainerSize(v->val.binary.data); i++)
+	{
+		LiRawLog	raw;
+
+		CHECK_FOR_INTERRUPTS();
+		li_raw_log_from_jsonb(getIthJsonbValueFromContainer(v->val.binary.data, i), &raw);
+		cb(arg, &raw, i);
+	}
+	return true;
 }
 
 /* li_rpc_call_ex that raises every JSON-RPC error object */

@@ -11,6 +11,7 @@
 
 #include "utils/jsonb.h"
 
+#include "ledger.h"
 #include "options.h"
 
 typedef struct LiRpcError
@@ -29,6 +30,16 @@ extern void li_rpc_client_configure(const LiOptions *opts);
  * on a JSON-RPC error object (38000); with err, NULL and *err instead
  */
 extern JsonbValue *li_rpc_call_ex(const char *method, const char *params, LiRpcError *err);
+/* a log of a result array, in order (i from 0); it lives only during the call */
+typedef void (*LiLogCallback) (void *arg, const LiRawLog *log, int i);
+/*
+ * li_rpc_call_ex for a call whose result is an array of logs (eth_getLogs):
+ * each element goes to cb as it is read from the response text, never
+ * built as jsonb; true when the whole result was read, false with *err as
+ * li_rpc_call_ex; ERROR (22P02) when the result is not an array
+ */
+extern bool li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
+							 LiLogCallback cb, void *arg);
 /* li_rpc_call_ex with err NULL */
 extern JsonbValue *li_rpc_call(const char *method, const char *params);
 /* " (endpoint i of n)" with several endpoints, else "": never the URL */
@@ -37,5 +48,18 @@ extern char *li_rpc_endpoint_label(void);
 extern int64 li_rpc_take_retry_after_ms(void);
 /* release the libcurl handle (at process exit) */
 extern void li_rpc_cleanup(void);
+
+/* rpc_stream.c: reading an eth_getLogs response without jsonb */
+typedef enum LiStreamResult
+{
+	LI_STREAM_DONE,				/* every element went to the callback */
+	LI_STREAM_ELSEWHERE,		/* none did: for the general path */
+	LI_STREAM_INVALID,			/* some did, then the JSON proved invalid */
+	LI_STREAM_BAD_ID,			/* the id is missing or another */
+	LI_STREAM_BAD_SHAPE			/* "result" twice, or with "error" */
+} LiStreamResult;
+/* read response text[0..len) for request id, each result element to cb */
+extern LiStreamResult li_stream_logs_response(const char *text, size_t len, int64 id,
+											  LiLogCallback cb, void *arg);
 
 #endif							/* LI_RPC_CLIENT_H */

@@ -53,6 +53,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/formatting.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -76,6 +77,7 @@ static int	logs_successes = 0; /* in a row, since the range last changed */
 static int64 logs_refused = 0;
 
 static int64 final_floor(LiPipeline *p);
+static void add_log(void *arg, const LiRawLog *raw, int i);
 
 /* highest head seen, to notice a node whose head goes back */
 static int64 last_head = -1;
@@ -124,25 +126,30 @@ result_quantity(JsonbValue *v, const char *method)
 	return n;
 }
 
-/* text of a JSON value inside a response */
-static char *
-json_text(JsonbValue *v)
-{
-	if (v->type == jbvBinary)
-		return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
-	return JsonbToCString(NULL, &JsonbValueToJsonb(v)->root, 0);
-}
-
+/* The logs of one block in an eth_getLogs answer, parsed. */
 typedef struct BlockLogs
 {
 	int64		number;
-	JsonbValue **logs;			/* its logs, in the eth_getLogs result */
+	LiEvent    *events;			/* its logs, in the order of the answer */
 	int			nlogs;
 	int			cap;
-	char	   *hash;			/* its first log's blockHash (JSON), or NULL */
-	char	   *time;			/* its first log's blockTimestamp (JSON), or NULL */
+	bool		has_hash;		/* some log has a blockHash: */
+	uint8		hash[LI_HASH_LEN];	/* that of log hash_log (all agree) */
+	int			hash_log;
+	char	   *time;			/* its first log's blockTimestamp (string), or NULL */
 	bool		all_timed;		/* every log of it has a blockTimestamp */
 } BlockLogs;
+
+/* An eth_getLogs answer over [next, end], grouped by block as it is read. */
+typedef struct RangeLogs
+{
+	int64		next;
+	int64		end;
+	BlockLogs  *blocks;			/* in the order their blocks first appear */
+	int			nblocks;
+	int			cap;
+	int			nlogs;
+} RangeLogs;
 
 static int
 int64_cmp(const void *a, const void *b)
@@ -154,11 +161,12 @@ int64_cmp(const void *a, const void *b)
 }
 
 /*
- * Fetch block n's header and build its ledger from it and "logs" (a JSON
- * array text).  A node without block n (a null result) is an error.
+ * Fetch block n's header and build its ledger from it and the block's
+ * logs b (NULL: none).  A node without block n (a null result) is an
+ * error; so are logs whose blockHash is not the header's.
  */
 static void
-fetch_ledger(int64 n, JsonbValue **logs, int nlogs, LiLedger *out)
+fetch_ledger(int64 n, BlockLogs *b, LiLedger *out)
 {
 	JsonbValue *r = li_rpc_call("eth_getBlockByNumber", psprintf("[%s,false]", hexq(n)));
 
@@ -172,12 +180,19 @@ fetch_ledger(int64 n, JsonbValue **logs, int nlogs, LiLedger *out)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC eth_getBlockByNumber: the result for block " INT64_FORMAT " is not an object", n)));
 	li_parse_ledger_header(r->val.binary.data, out);
-	li_parse_ledger_logs(logs, nlogs, out);
 	if (out->number != n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC eth_getBlockByNumber: asked for block " INT64_FORMAT ", got block " INT64_FORMAT,
 						n, out->number)));
+	if (b == NULL)
+		return;
+	if (b->has_hash && memcmp(b->hash, out->hash, LI_HASH_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: field \"logs[%d].blockHash\" does not match the ledger hash",
+						b->hash_log)));
+	li_ledger_set_events(out, b->events, b->nlogs);
 }
 
 /*
@@ -271,13 +286,11 @@ logs_error_suggestion(const char *message, int64 *from, int64 *to)
  * their blocks with logs are fetched one by one anyway.
  */
 static void
-grow_sparse_range(LiPipeline *p, int64 to, int64 span, JsonbValue *r)
+grow_sparse_range(LiPipeline *p, int64 to, int64 span, int nlogs)
 {
 	int64		grown;
 
-	if (to > final_floor(p) || span < logs_range ||
-		r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data) ||
-		JsonContainerSize(r->val.binary.data) >= LOGS_SPARSE)
+	if (to > final_floor(p) || span < logs_range || nlogs >= LOGS_SPARSE)
 		return;
 	grown = Min((int64) logs_range * 2, (int64) p->opts.block_range * LOGS_RANGE_GROWTH);
 	if (logs_refused > 0)
@@ -287,21 +300,23 @@ grow_sparse_range(LiPipeline *p, int64 to, int64 span, JsonbValue *r)
 }
 
 /*
- * fetch_logs -- eth_getLogs over [from, to] with the pipeline's filters.
- * Returns the result, or NULL after shrinking logs_range when the node
- * says the query is too large (the caller retries with the new range): to
+ * fetch_logs -- eth_getLogs over [range->next, range->end] with the
+ * pipeline's filters, its logs grouped into range (add_log).  Returns
+ * true, or false after shrinking logs_range when the node says the query
+ * is too large (the caller retries with the new range): to
  * the range the message suggests, else by half.  After LOGS_GROW_AFTER
  * successes in a row the range grows back by a quarter, up to block_range;
  * a sparse final range grows beyond it (grow_sparse_range).
  * Any other JSON-RPC error is raised; so is a range error for a single
  * block.
  */
-static JsonbValue *
-fetch_logs(LiPipeline *p, int64 from, int64 to)
+static bool
+fetch_logs(LiPipeline *p, RangeLogs *range)
 {
+	int64		from = range->next;
+	int64		to = range->end;
 	StringInfoData filter;
 	LiRpcError err;
-	JsonbValue *r;
 	int64		sfrom;
 	int64		sto;
 	int64		span = to - from + 1;
@@ -316,16 +331,16 @@ fetch_logs(LiPipeline *p, int64 from, int64 to)
 		appendStringInfo(&filter, ",\"topics\":%s",
 						 JsonbToCString(NULL, &p->opts.topics->root, VARSIZE(p->opts.topics)));
 	appendStringInfoString(&filter, "}]");
-	r = li_rpc_call_ex("eth_getLogs", filter.data, &err);
-	if (r != NULL)
+	range->nblocks = range->nlogs = 0;
+	if (li_rpc_call_logs("eth_getLogs", filter.data, &err, add_log, range))
 	{
 		if (logs_range < logs_range_max && ++logs_successes >= LOGS_GROW_AFTER)
 		{
 			logs_range = (int) Min((int64) logs_range_max, (int64) logs_range + Max(1, logs_range / 4));
 			logs_successes = 0;
 		}
-		grow_sparse_range(p, to, span, r);
-		return r;
+		grow_sparse_range(p, to, span, range->nlogs);
+		return true;
 	}
 	logs_successes = 0;
 	logs_refused = logs_refused == 0 ? span : Min(logs_refused, span);
@@ -344,7 +359,7 @@ fetch_logs(LiPipeline *p, int64 from, int64 to)
 			(errmsg("ledger_ingest pipeline \"%s\": eth_getLogs over %lld blocks is too large for the node; trying %d",
 					p->name, (long long) span, logs_range),
 			 errdetail("The node answered error " INT64_FORMAT ": %s", err.code, err.message)));
-	return NULL;
+	return false;
 }
 
 /*
@@ -434,7 +449,7 @@ check_cursor_canonical(LiPipeline *p, int64 head, LiBatch *batch)
 	{
 		LiLedger	l;
 
-		fetch_ledger(p->cursor.ledger, NULL, 0, &l);
+		fetch_ledger(p->cursor.ledger, NULL, &l);
 		if (memcmp(l.hash, p->cursor_hash, LI_HASH_LEN) != 0)
 		{
 			batch->reorg = true;
@@ -446,105 +461,98 @@ check_cursor_canonical(LiPipeline *p, int64 head, LiBatch *batch)
 }
 
 /*
- * The logs of an eth_getLogs result grouped by block, in the order their
- * blocks first appear; *nblocks of them.  ERROR for a log without a valid
- * blockNumber or outside [next, end].
+ * add_log -- log i of an eth_getLogs answer (an LiLogCallback), into its
+ * block's logs in range, parsed and checked as in a ledger document: a
+ * log's index in messages is its index among its block's logs, as in
+ * that block's document.  ERROR for a log without a valid blockNumber or
+ * outside [next, end].
  */
-static BlockLogs *
-group_logs(JsonbContainer *logs, int64 next, int64 end, int *nblocks_out)
+static void
+add_log(void *arg, const LiRawLog *raw, int i)
 {
-	int			nlogs = JsonContainerSize(logs);
-	BlockLogs  *blocks;
-	int			nblocks = 0;
+	RangeLogs  *range = arg;
+	const JsonbValue *tv = li_raw_log_get(raw, LI_LOG_BLOCK_TIMESTAMP);
+	bool		timed = tv != NULL && tv->type == jbvString;
+	int64		bn;
+	BlockLogs  *b = NULL;
+	int			k;
 
-	blocks = palloc0(sizeof(BlockLogs) * (nlogs + 2));
-	for (int i = 0; i < nlogs; i++)
+	if (!raw->is_object ||
+		!li_quantity_from_jsonb((JsonbValue *) li_raw_log_get(raw, LI_LOG_BLOCK_NUMBER), &bn))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC eth_getLogs: log %d has no valid blockNumber", i)));
+	if (bn < range->next || bn > range->end)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC eth_getLogs: log %d is from block " INT64_FORMAT ", outside the requested range " INT64_FORMAT "-" INT64_FORMAT,
+						i, bn, range->next, range->end)));
+	/* nodes answer in block order: the block is nearly always the last */
+	for (int j = range->nblocks - 1; j >= 0 && b == NULL; j--)
+		if (range->blocks[j].number == bn)
+			b = &range->blocks[j];
+	if (b == NULL)
 	{
-		JsonbValue *lv = getIthJsonbValueFromContainer(logs, i);
-		int64		bn;
-		BlockLogs  *b = NULL;
-
-		if (lv->type != jbvBinary ||
-			!li_quantity_from_jsonb(li_jsonb_get(lv->val.binary.data, "blockNumber"), &bn))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("JSON-RPC eth_getLogs: log %d has no valid blockNumber", i)));
-		if (bn < next || bn > end)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("JSON-RPC eth_getLogs: log %d is from block " INT64_FORMAT ", outside the requested range " INT64_FORMAT "-" INT64_FORMAT,
-							i, bn, next, end)));
-		if (nblocks > 0 && blocks[nblocks - 1].number == bn)
-			b = &blocks[nblocks - 1];
-		else
+		if (range->nblocks == range->cap)
 		{
-			for (int j = 0; j < nblocks; j++)
-				if (blocks[j].number == bn)
-					b = &blocks[j];
+			range->cap = Max(range->cap * 2, 16);
+			range->blocks = range->blocks == NULL ? palloc(sizeof(BlockLogs) * range->cap) :
+				repalloc(range->blocks, sizeof(BlockLogs) * range->cap);
 		}
-		if (b == NULL)
-		{
-			JsonbValue *hv = li_jsonb_get(lv->val.binary.data, "blockHash");
-			JsonbValue *tv = li_jsonb_get(lv->val.binary.data, "blockTimestamp");
-
-			b = &blocks[nblocks++];
-			b->number = bn;
-			b->hash = hv != NULL && hv->type == jbvString ? json_text(hv) : NULL;
-			b->time = tv != NULL && tv->type == jbvString ? json_text(tv) : NULL;
-			b->all_timed = b->time != NULL;
-		}
-		else if (b->all_timed)
-		{
-			JsonbValue *tv = li_jsonb_get(lv->val.binary.data, "blockTimestamp");
-
-			b->all_timed = tv != NULL && tv->type == jbvString;
-		}
-		if (b->nlogs == b->cap)
-		{
-			b->cap = Max(b->cap * 2, 16);
-			b->logs = b->logs == NULL ? palloc(sizeof(JsonbValue *) * b->cap) :
-				repalloc(b->logs, sizeof(JsonbValue *) * b->cap);
-		}
-		b->logs[b->nlogs++] = lv;
+		b = &range->blocks[range->nblocks++];
+		memset(b, 0, sizeof(BlockLogs));
+		b->number = bn;
+		b->time = timed ? pnstrdup(tv->val.string.val, tv->val.string.len) : NULL;
+		b->all_timed = timed;
 	}
-	*nblocks_out = nblocks;
-	return blocks;
+	b->all_timed &= timed;
+	k = b->nlogs;
+	if (!b->has_hash)
+	{
+		b->has_hash = li_log_block_hash(raw, k, b->hash);
+		b->hash_log = k;
+	}
+	li_check_log_block(raw, k, bn, b->has_hash ? b->hash : NULL);
+	if (k == b->cap)
+	{
+		b->cap = Max(b->cap * 2, 16);
+		b->events = b->events == NULL ? palloc(sizeof(LiEvent) * b->cap) :
+			repalloc(b->events, sizeof(LiEvent) * b->cap);
+	}
+	memset(&b->events[k], 0, sizeof(LiEvent));
+	li_parse_log(raw, k, &b->events[k]);
+	b->nlogs++;
+	range->nlogs++;
 }
 
 /*
  * eth_getLogs over [next, end], end = min(next + logs_range - 1, safe),
  * with the range shrunk while the node says it is too large (see
- * fetch_logs).  Before it, the hash of the range's last block, in
- * end_hash: if it differs afterwards, the chain moved between the calls (a
- * block without matching logs in our eth_getLogs answer may have been
- * replaced by one with some), and the range is fetched again.  Returns the
- * logs array; *end is where the range ended.
+ * fetch_logs), its logs grouped into *range.  Before it, the hash of the
+ * range's last block, in end_hash: if it differs afterwards, the chain
+ * moved between the calls (a block without matching logs in our
+ * eth_getLogs answer may have been replaced by one with some), and the
+ * range is fetched again.
  */
-static JsonbContainer *
-fetch_range_logs(LiPipeline *p, int64 next, int64 safe, int64 *end, uint8 *end_hash)
+static void
+fetch_range_logs(LiPipeline *p, int64 next, int64 safe, RangeLogs *range, uint8 *end_hash)
 {
-	JsonbValue *r;
-
+	memset(range, 0, sizeof(RangeLogs));
+	range->next = next;
 	for (;;)
 	{
 		LiLedger	endl;
 
 		CHECK_FOR_INTERRUPTS();
-		*end = Min(next + logs_range - 1, safe);
-		fetch_ledger(*end, NULL, 0, &endl);
+		range->end = Min(next + logs_range - 1, safe);
+		fetch_ledger(range->end, NULL, &endl);
 		memcpy(end_hash, endl.hash, LI_HASH_LEN);
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
-										p->name, next, *end));
-		r = fetch_logs(p, next, *end);
-		if (r != NULL)
+										p->name, next, range->end));
+		if (fetch_logs(p, range))
 			break;
 	}
-	if (r->type != jbvBinary || !JsonContainerIsArray(r->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("JSON-RPC eth_getLogs%s: the result is not an array", li_rpc_endpoint_label())));
-	return r->val.binary.data;
 }
 
 /*
@@ -552,17 +560,19 @@ fetch_range_logs(LiPipeline *p, int64 next, int64 safe, int64 *end, uint8 *end_h
  * and every block with logs.  Returns how many.
  */
 static int
-blocks_to_fetch(int64 next, int64 end, const BlockLogs *blocks, int nblocks, int64 **numbers_out)
+blocks_to_fetch(const RangeLogs *range, int64 **numbers_out)
 {
-	int64	   *numbers = palloc(sizeof(int64) * (nblocks + 2));
+	int64	   *numbers = palloc(sizeof(int64) * (range->nblocks + 2));
+	int64		next = range->next;
+	int64		end = range->end;
 	int			n = 0;
 
 	numbers[n++] = next;
 	if (end != next)
 		numbers[n++] = end;
-	for (int j = 0; j < nblocks; j++)
-		if (blocks[j].number != next && blocks[j].number != end)
-			numbers[n++] = blocks[j].number;
+	for (int j = 0; j < range->nblocks; j++)
+		if (range->blocks[j].number != next && range->blocks[j].number != end)
+			numbers[n++] = range->blocks[j].number;
 	qsort(numbers, n, sizeof(int64), int64_cmp);
 	*numbers_out = numbers;
 	return n;
@@ -591,15 +601,19 @@ final_floor(LiPipeline *p)
  * ledger document (a log with another blockHash fails it).
  */
 static void
-ledger_from_logs(const BlockLogs *b, LiLedger *out)
+ledger_from_logs(BlockLogs *b, LiLedger *out)
 {
 	Jsonb	   *header;
+	StringInfoData text;
 
-	header = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-												CStringGetDatum(psprintf("{\"number\":%s,\"hash\":%s,\"timestamp\":%s}",
-																		 hexq(b->number), b->hash, b->time))));
+	initStringInfo(&text);
+	appendStringInfo(&text, "{\"number\":%s,\"hash\":\"%s\",\"timestamp\":",
+					 hexq(b->number), li_bytes_to_hex(b->hash, LI_HASH_LEN));
+	escape_json(&text, b->time);
+	appendStringInfoChar(&text, '}');
+	header = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text.data)));
 	li_parse_ledger_header(&header->root, out);
-	li_parse_ledger_logs(b->logs, b->nlogs, out);
+	li_ledger_set_events(out, b->events, b->nlogs);
 }
 
 /*
@@ -614,31 +628,31 @@ ledger_from_logs(const BlockLogs *b, LiLedger *out)
  * fetch (the consistent prefix is kept; the next cycle looks again).
  */
 static bool
-add_block(LiPipeline *p, LiBatch *batch, int64 number, const BlockLogs *blocks, int nblocks,
-		  int64 next, int64 end, const uint8 *end_hash)
+add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range, const uint8 *end_hash)
 {
-	const BlockLogs *b = NULL;
+	BlockLogs  *b = NULL;
 	LiLedger	l;
 	LiLedger   *prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
 	char	   *reorg_error = NULL;
 
-	for (int j = 0; j < nblocks; j++)
-		if (blocks[j].number == number)
-			b = &blocks[j];
-	if (b != NULL && b->hash != NULL && b->all_timed && number != end &&
-		number != next && number <= final_floor(p))
+	for (int j = 0; j < range->nblocks; j++)
+		if (range->blocks[j].number == number)
+			b = &range->blocks[j];
+	if (b != NULL && b->has_hash && b->all_timed && number != range->end &&
+		number != range->next && number <= final_floor(p))
 		ledger_from_logs(b, &l);
 	else
 	{
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
 										p->name, number));
-		fetch_ledger(number, b != NULL ? b->logs : NULL, b != NULL ? b->nlogs : 0, &l);
+		fetch_ledger(number, b, &l);
 	}
-	if (number == end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
+	if (number == range->end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("block " INT64_FORMAT " changed while its range was fetched; fetching it again", end)));
+				 errmsg("block " INT64_FORMAT " changed while its range was fetched; fetching it again",
+						range->end)));
 	if (!li_check_continuity(p, prev, &l, &reorg_error))
 	{
 		if (prev == NULL)
@@ -663,10 +677,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	int64		head;
 	int64		safe;
 	int64		next;
-	int64		end;
-	JsonbContainer *logs;
-	BlockLogs  *blocks;
-	int			nblocks = 0;
+	RangeLogs	range;
 	int64	   *numbers;
 	int			nnumbers;
 	uint8		end_hash[LI_HASH_LEN];
@@ -685,13 +696,12 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return;
 	}
-	logs = fetch_range_logs(p, next, safe, &end, end_hash);
-	blocks = group_logs(logs, next, end, &nblocks);
-	nnumbers = blocks_to_fetch(next, end, blocks, nblocks, &numbers);
+	fetch_range_logs(p, next, safe, &range, end_hash);
+	nnumbers = blocks_to_fetch(&range, &numbers);
 	for (int k = 0; k < nnumbers; k++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (!add_block(p, batch, numbers[k], blocks, nblocks, next, end, end_hash))
+		if (!add_block(p, batch, numbers[k], &range, end_hash))
 			break;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -745,7 +755,7 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: looking for the fork point at block " INT64_FORMAT,
 										p->name, numbers[i]));
-		fetch_ledger(numbers[i], NULL, 0, &l);
+		fetch_ledger(numbers[i], NULL, &l);
 		if (memcmp(l.hash, hashes[i], LI_HASH_LEN) == 0)
 		{
 			pgstat_report_activity(STATE_IDLE, NULL);

@@ -77,6 +77,9 @@
  *   wrong_id      forward; the response's id becomes the request id + 1000.
  *   null_result   forward; the response's result becomes null (an error
  *                 member, if any, is dropped).
+ *   result_and_error forward; the response keeps its result and gets an
+ *                 error member after it ({"code":-32000,"message":
+ *                 "internal error"}), which JSON-RPC 2.0 forbids.
  *   logs_mismatch forward; every log in the result array gets a different
  *                 blockHash (last hex digit flipped), or, with param
  *                 field: "blockNumber", a blockNumber one higher.
@@ -107,7 +110,7 @@
  *                 count as faulted and use up the count.
  *   delay         wait `ms` (default 1000) milliseconds, then forward.
  *
- * Post-processing modes (stall, truncated, wrong_id, null_result,
+ * Post-processing modes (stall, truncated, wrong_id, null_result, result_and_error,
  * logs_mismatch, logs_without, head_back, oversize) return the upstream answer unchanged
  * when it is not a JSON object that the mode can rewrite.
  *
@@ -304,7 +307,7 @@ async function upstreamHead() {
 /* ------------------------------------------------------------------ */
 
 const MODES = new Set(['refuse', 'hang', 'stall', 'http_status', 'html',
-	'truncated', 'malformed', 'rpc_error', 'wrong_id', 'null_result',
+	'truncated', 'malformed', 'rpc_error', 'wrong_id', 'null_result', 'result_and_error',
 	'logs_mismatch', 'logs_without', 'wrong_block', 'head_back', 'oversize', 'range_limit',
 	'delay']);
 
@@ -508,6 +511,8 @@ function rewrite(mode, p, rpc, doc) {
 		delete out.error;
 		return out;
 	}
+	case 'result_and_error':
+		return { ...doc, error: { code: -32000, message: 'internal error' } };
 	case 'logs_without':
 		if (!Array.isArray(doc.result))
 			return null;

@@ -6,7 +6,9 @@
 # evm/mainnet-headers-0-8191.ndjson (8,192 header-only ledgers); and each of
 # the 60 blocks once more with its quantities (number, timestamp, and the
 # logs' blockNumber, transactionIndex, logIndex) as JSON integers, the other
-# encoding the parser accepts, which mutations of the hex seeds rarely reach.
+# encoding the parser accepts, which mutations of the hex seeds rarely reach;
+# and each block's logs as the eth_getLogs response to request 1 that
+# carries them (for the evm_rpc source's response reader, rpc_stream.c).
 # The data never goes into the repository: DIR should be a temporary
 # directory.
 #
@@ -59,6 +61,8 @@ while (my $line = <$fh>)
 	{
 		int_q($log, $_) for qw(blockNumber transactionIndex logIndex);
 	}
+	out(sprintf("%s/%s-response-%05d", $dir, $name, $i),
+		JSON::PP->new->canonical->encode({ jsonrpc => "2.0", id => 1, result => $doc->{logs} || [] }));
 	out(sprintf("%s/%s-intq-%05d", $dir, $name, $i), JSON::PP->new->canonical->encode($doc));
 }
 print "$n\n";

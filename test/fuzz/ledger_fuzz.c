@@ -39,7 +39,9 @@
  *	   data varlenas (every byte read), "hash"/"parentHash" decoding back to
  *	   the document's hex, doc_ledger() agreeing on the number, and the
  *	   packed form (src/packed.c, the inbox's generated column the worker
- *	   reads) reading back as the same ledger, and refused when truncated.
+ *	   reads) reading back as the same ledger, and refused when truncated;
+ *	6. the same text read as an eth_getLogs response by the evm_rpc
+ *	   source's reader (src/rpc_stream.c), against jsonb_in (check_stream).
  * A finding is reported with abort(), which libFuzzer turns into a crash
  * report with the input saved (crash-<sha1>).
  *
@@ -96,6 +98,7 @@
 #include "utils/timeout.h"
 
 #include "ledger.h"
+#include "rpc_client.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -326,6 +329,8 @@ static uint64 n_rejected = 0;
 static uint64 n_accepted = 0;
 static uint64 n_packed = 0;
 static uint64 n_events = 0;
+static uint64 n_streamed = 0;
+static uint64 n_stream_logs = 0;
 
 static void finding(const char *what, ErrorData *edata) pg_attribute_noreturn();
 
@@ -528,6 +533,171 @@ check_ledger(Jsonb *jb, const LiLedger *l)
 	check_packed(l);
 }
 
+/* ----------------------------------------------------------------
+ * The eth_getLogs response reader (src/rpc_stream.c), against jsonb_in
+ *
+ * Every input is also read as a JSON-RPC response to request id 1 by
+ * li_stream_logs_response(), and what it says is checked against jsonb_in
+ * and li_raw_log_from_jsonb() on the same text (the general path it
+ * stands in for): DONE only for valid JSON with id 1, no "error" and an
+ * array "result", each element read as li_raw_log_from_jsonb() reads it;
+ * a response that jsonb finds so must be DONE (or BAD_SHAPE: "result"
+ * given twice, which jsonb cannot show); ELSEWHERE without an element
+ * passed on; INVALID only for text jsonb_in rejects.
+ * ----------------------------------------------------------------
+ */
+typedef struct Collected
+{
+	LiRawLog   *logs;
+	int			n;
+	int			cap;
+} Collected;
+
+static void
+collect_log(void *arg, const LiRawLog *log, int i)
+{
+	Collected  *c = arg;
+
+	if (i != c->n)
+		finding("the reader numbered the logs out of order", NULL);
+	if (c->n == c->cap)
+	{
+		c->cap = Max(16, c->cap * 2);
+		c->logs = c->logs ? repalloc(c->logs, sizeof(LiRawLog) * c->cap) :
+			palloc(sizeof(LiRawLog) * c->cap);
+	}
+	c->logs[c->n++] = *log;
+}
+
+static bool
+same_value(const JsonbValue *a, const JsonbValue *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type)
+	{
+		case jbvString:
+			return a->val.string.len == b->val.string.len &&
+				memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
+		case jbvNumeric:
+			return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+													 NumericGetDatum(a->val.numeric),
+													 NumericGetDatum(b->val.numeric))) == 0;
+		case jbvBool:
+			return a->val.boolean == b->val.boolean;
+		default:
+			return true;		/* null, or a container's kind */
+	}
+}
+
+static bool
+same_raw_log(const LiRawLog *a, const LiRawLog *b)
+{
+	if (a->is_object != b->is_object)
+		return false;
+	if (!a->is_object)
+		return true;
+	for (int k = 0; k < LI_LOG_NKEYS; k++)
+		if (a->present[k] != b->present[k] ||
+			(a->present[k] && !same_value(&a->vals[k], &b->vals[k])))
+			return false;
+	if (a->present[LI_LOG_TOPICS] && a->vals[LI_LOG_TOPICS].type == jbvArray)
+	{
+		if (a->ntopics != b->ntopics)
+			return false;
+		for (int t = 0; t < Min(a->ntopics, LI_MAX_TOPICS); t++)
+			if (!same_value(&a->topics[t], &b->topics[t]))
+				return false;
+	}
+	return true;
+}
+
+/* does jsonb see a response to id 1 with an array result and no error? */
+static JsonbContainer *
+clean_result(Jsonb *jb)
+{
+	JsonbValue *v;
+	int64		id;
+
+	if (jb == NULL || !JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		return NULL;
+	v = li_jsonb_get(&jb->root, "id");
+	if (v == NULL || !li_quantity_from_jsonb(v, &id) || id != 1)
+		return NULL;
+	v = li_jsonb_get(&jb->root, "error");
+	if (v != NULL && v->type != jbvNull)
+		return NULL;
+	v = li_jsonb_get(&jb->root, "result");
+	if (v == NULL || v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		return NULL;
+	return v->val.binary.data;
+}
+
+static void
+check_stream(const char *text, size_t size, Jsonb *jb)
+{
+	Collected	c = {0};
+	volatile LiStreamResult r = LI_STREAM_ELSEWHERE;
+	volatile bool raised = false;
+	JsonbContainer *result = clean_result(jb);
+
+	PG_TRY();
+	{
+		r = li_stream_logs_response(text, size, 1, collect_log, &c);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(input_cxt);
+		FlushErrorState();
+		raised = true;
+	}
+	PG_END_TRY();
+	if (raised)
+	{
+		/* a number numeric_in refuses, nesting too deep: jsonb_in fails too */
+		if (jb != NULL)
+			finding("the logs reader raised on text jsonb_in accepts", NULL);
+		return;
+	}
+	switch (r)
+	{
+		case LI_STREAM_DONE:
+			if (result == NULL)
+				finding("the logs reader took a response jsonb does not see as an array result to id 1", NULL);
+			if ((int) JsonContainerSize(result) != c.n)
+				finding("the logs reader passed on another number of elements than jsonb has", NULL);
+			for (int i = 0; i < c.n; i++)
+			{
+				LiRawLog	expected;
+
+				li_raw_log_from_jsonb(getIthJsonbValueFromContainer(result, i), &expected);
+				if (!same_raw_log(&c.logs[i], &expected))
+					finding("the logs reader read a log differently from li_raw_log_from_jsonb", NULL);
+			}
+			n_streamed++;
+			n_stream_logs += c.n;
+			return;
+		case LI_STREAM_ELSEWHERE:
+			if (c.n != 0)
+				finding("the logs reader passed logs on, then left the response to the general path", NULL);
+			break;
+		case LI_STREAM_INVALID:
+			if (jb != NULL)
+				finding("the logs reader found invalid JSON that jsonb_in accepts", NULL);
+			break;
+		case LI_STREAM_BAD_ID:
+			if (jb == NULL)
+				finding("the logs reader checked the id of invalid JSON", NULL);
+			break;
+		case LI_STREAM_BAD_SHAPE:
+			if (jb == NULL)
+				finding("the logs reader checked the members of invalid JSON", NULL);
+			return;				/* jsonb cannot show a duplicate "result" */
+	}
+	if (result != NULL)
+		finding("the logs reader did not take a response jsonb sees as an array result to id 1", NULL);
+}
+
 static int
 ledger_fuzz_one(const uint8_t *data, size_t size)
 {
@@ -567,6 +737,7 @@ ledger_fuzz_one(const uint8_t *data, size_t size)
 		else
 			n_rejected++;
 	}
+	check_stream(text, size, jb);
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(input_cxt);
@@ -843,8 +1014,10 @@ report_counts(int code, Datum arg)
 	fprintf(stderr,
 			"ledger_fuzz: " UINT64_FORMAT " inputs: " UINT64_FORMAT " skipped (NUL or invalid UTF-8), "
 			UINT64_FORMAT " rejected by jsonb_in, " UINT64_FORMAT " rejected by li_parse_ledger, "
-			UINT64_FORMAT " accepted (" UINT64_FORMAT " events), " UINT64_FORMAT " packed and read back\n",
-			n_inputs, n_skipped, n_bad_json, n_rejected, n_accepted, n_events, n_packed);
+			UINT64_FORMAT " accepted (" UINT64_FORMAT " events), " UINT64_FORMAT " packed and read back; "
+			UINT64_FORMAT " read as eth_getLogs responses (" UINT64_FORMAT " logs) as jsonb reads them\n",
+			n_inputs, n_skipped, n_bad_json, n_rejected, n_accepted, n_events, n_packed,
+			n_streamed, n_stream_logs);
 }
 
 /*

@@ -4,9 +4,11 @@
 # UndefinedBehaviorSanitizer for SECONDS (default 60), starting from the real
 # mainnet ledgers written by ledger_corpus.sh.  See ledger_fuzz.c for the
 # design: the parser needs the backend, so the target is a test-only module
-# (ledger_fuzz.c + src/ledger.c + src/packed.c + libFuzzer without main),
-# which also checks that every accepted ledger packs and reads back the
-# same (the inbox's packed column), and whose SQL function
+# (ledger_fuzz.c + src/ledger.c + src/packed.c + src/rpc_stream.c +
+# libFuzzer without main), which also checks that every accepted ledger
+# packs and reads back the same (the inbox's packed column) and that the
+# evm_rpc source's eth_getLogs reader (rpc_stream.c) reads every input as
+# jsonb_in does, and whose SQL function
 # runs libFuzzer inside a single-user backend of a throwaway cluster.
 #
 # Builds and works in a fresh directory under /tmp, kept (with the log and
@@ -64,7 +66,8 @@ cflags=(-g -O1 -fno-omit-frame-pointer -fPIC -fno-strict-aliasing
 if ! { "$CLANG" "${cflags[@]}" -c "$root/test/fuzz/ledger_fuzz.c" -o ledger_fuzz.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/ledger.c" -o ledger.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/packed.c" -o packed.o &&
-	"$CLANG" -shared -Wl,-Bsymbolic -o ledger_fuzz.so ledger_fuzz.o ledger.o packed.o \
+	"$CLANG" "${cflags[@]}" -c "$root/src/rpc_stream.c" -o rpc_stream.o &&
+	"$CLANG" -shared -Wl,-Bsymbolic -o ledger_fuzz.so ledger_fuzz.o ledger.o packed.o rpc_stream.o \
 		"$fuzzer_rt" -lstdc++ -lm -lpthread; } > build.log 2>&1; then
 	cat build.log >&2
 	fail "build"

@@ -96,6 +96,11 @@ my @faults = (
 	[ 'HTML instead of JSON', { mode => 'html', count => 2 }, qr/the response is not JSON \(it starts with "</ ],
 	[ 'truncated JSON', { mode => 'truncated', count => 1, method => 'eth_getBlockByNumber' }, qr/eth_getBlockByNumber: the response is not valid JSON/ ],
 	[ 'malformed JSON', { mode => 'malformed', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs: the response is not valid JSON/ ],
+	# eth_getLogs answers are read log by log (rpc_stream.c): broken after
+	# some logs were read, or found wrong only at their end
+	[ 'eth_getLogs answer cut after some logs', { mode => 'truncated', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs: the response is not valid JSON/ ],
+	[ 'eth_getLogs answer to another id', { mode => 'wrong_id', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs: the response id does not match the request id/ ],
+	[ 'eth_getLogs answer with a result and an error', { mode => 'result_and_error', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs: the response has "result" twice, or both "result" and "error"/ ],
 	[ 'JSON-RPC error object', { mode => 'rpc_error', code => -32000, message => 'internal error', count => 1, method => 'eth_getLogs' }, qr/eth_getLogs returned error -32000: internal error/ ],
 	[ 'wrong id', { mode => 'wrong_id', count => 1 }, qr/the response id does not match the request id/ ],
 	[ 'null eth_blockNumber', { mode => 'null_result', count => 1, method => 'eth_blockNumber' }, qr/eth_blockNumber: the result is not a quantity/ ],
