@@ -19,6 +19,7 @@ OBJS = \
 	src/rpc_client.o \
 	src/rpc_stream.o \
 	src/source_evm_rpc.o \
+	src/prefetch.o \
 	src/batch.o \
 	src/apply.o \
 	src/handlers.o \
@@ -34,7 +35,7 @@ OBJS = \
 	src/abi.o
 
 EXTENSION = ledger_ingest
-DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql
+DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 # The suites, on PGXS's conventions: "make installcheck" runs pg_regress

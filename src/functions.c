@@ -33,6 +33,7 @@ PG_FUNCTION_INFO_V1(ledger_ingest_wake_launcher);
 PG_FUNCTION_INFO_V1(ledger_ingest_inbox_written);
 PG_FUNCTION_INFO_V1(ledger_ingest_publish_cursor);
 PG_FUNCTION_INFO_V1(ledger_ingest_shmem_status);
+PG_FUNCTION_INFO_V1(ledger_ingest_shmem_fetched);
 PG_FUNCTION_INFO_V1(ledger_ingest_notify);
 PG_FUNCTION_INFO_V1(ledger_ingest_register_database);
 
@@ -409,4 +410,33 @@ ledger_ingest_shmem_status(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(li_shared->lock);
 	return (Datum) 0;
+}
+
+/*
+ * ledger_ingest._shmem_fetched(pipeline text) RETURNS bigint
+ *
+ * The newest ledger the pipeline's fetcher process (prefetch.c) has fetched
+ * ahead of its cursor, from shared memory; NULL when it has none, or when
+ * the caller may not see the pipeline (row-level security).
+ */
+Datum
+ledger_ingest_shmem_fetched(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	LiSlot	   *s;
+	int64		fetched = -1;
+
+	li_attach_shmem();
+	if (!li_catalog_pipeline_visible(name))
+		PG_RETURN_NULL();
+	s = li_find_slot(MyDatabaseId, name, false);
+	if (s != NULL)
+	{
+		SpinLockAcquire(&s->mutex);
+		fetched = s->fetched;
+		SpinLockRelease(&s->mutex);
+	}
+	if (fetched < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(fetched);
 }

@@ -42,5 +42,6 @@ extern double li_notify_queue_limit;	/* ledger_ingest.notify_queue_limit: 0..1 *
 PGDLLEXPORT void ledger_ingest_supervisor_main(Datum arg);
 PGDLLEXPORT void ledger_ingest_launcher_main(Datum arg);
 PGDLLEXPORT void ledger_ingest_worker_main(Datum arg);
+PGDLLEXPORT void ledger_ingest_fetcher_main(Datum arg);
 
 #endif							/* LEDGER_INGEST_H */

@@ -132,6 +132,7 @@ li_find_slot(Oid dboid, const char *name, bool create)
 		result->latch = NULL;
 		result->wstate = LI_WS_NONE;
 		result->head = -1;
+		result->fetched = -1;
 		result->cursor_known = false;
 		result->notifies_dropped = 0;
 		result->error[0] = '\0';

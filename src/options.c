@@ -84,6 +84,8 @@ static const OptDef opt_defs[] = {
 	INT_OPT("max_requests_per_second", true, max_requests_per_second, 0, 100000),
 	INT64_OPT("max_response_bytes", true, max_response_bytes, 1024, LI_RPC_MAX_RESPONSE),
 	INT_OPT("max_redirects", true, max_redirects, 0, 20),
+	INT_OPT("fetch_ahead_ledgers", true, fetch_ahead_ledgers, 0, 100000000),
+	INT64_OPT("fetch_ahead_bytes", true, fetch_ahead_bytes, 1024 * 1024, INT64CONST(1) << 30),
 	INT_OPT("reorg_window", false, reorg_window, 0, 100000),
 	CHOICE_OPT("finality", true, finality, finality_choices, STORE_STRING),
 	CHOICE_OPT("on_decode_error", false, decode_error_fails, decode_error_choices, STORE_FLAG),
@@ -121,6 +123,8 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->max_requests_per_second = 0;
 	o->max_response_bytes = LI_RPC_MAX_RESPONSE;
 	o->max_redirects = 3;
+	o->fetch_ahead_ledgers = 10000;
+	o->fetch_ahead_bytes = 16 * 1024 * 1024;
 	o->reorg_window = 128;
 	o->finality = "latest";
 	o->decode_error_fails = false;
@@ -408,4 +412,80 @@ ledger_ingest_validate_options(PG_FUNCTION_ARGS)
 
 	li_parse_options(source, options, &o);
 	PG_RETURN_JSONB_P(options);
+}
+
+/* append len bytes of p to buf, after their length */
+static void
+flat_append(StringInfo buf, const void *p, int len)
+{
+	appendBinaryStringInfo(buf, (const char *) &len, sizeof(int));
+	if (len > 0)
+		appendBinaryStringInfo(buf, p, len);
+}
+
+static const char *
+flat_read(const char **p, int *len)
+{
+	const char *r;
+
+	memcpy(len, *p, sizeof(int));
+	r = *p + sizeof(int);
+	*p = r + Max(*len, 0);
+	return *len >= 0 ? r : NULL;
+}
+
+/*
+ * li_options_flatten -- o as one buffer: the struct with its pointers
+ * cleared, then each URL, the address and topic filters (jsonb, -1 when
+ * absent) and finality, each after its length.
+ */
+char *
+li_options_flatten(const LiOptions *o, Size *len)
+{
+	StringInfoData buf;
+	LiOptions	copy;
+
+	memcpy(&copy, o, sizeof(LiOptions));
+	copy.urls = NULL;
+	copy.addresses = NULL;
+	copy.topics = NULL;
+	copy.finality = NULL;
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, (const char *) &copy, sizeof(LiOptions));
+	for (int i = 0; i < o->nurls; i++)
+		flat_append(&buf, o->urls[i], strlen(o->urls[i]));
+	if (o->addresses)
+		flat_append(&buf, o->addresses, VARSIZE(o->addresses));
+	else
+		flat_append(&buf, NULL, -1);
+	if (o->topics)
+		flat_append(&buf, o->topics, VARSIZE(o->topics));
+	else
+		flat_append(&buf, NULL, -1);
+	flat_append(&buf, o->finality, strlen(o->finality));
+	*len = buf.len;
+	return buf.data;
+}
+
+/* li_options_unflatten -- the options li_options_flatten wrote to buf */
+void
+li_options_unflatten(const char *buf, LiOptions *out)
+{
+	const char *p = buf + sizeof(LiOptions);
+	const char *v;
+	int			len;
+
+	memcpy(out, buf, sizeof(LiOptions));
+	out->urls = palloc(sizeof(char *) * Max(out->nurls, 1));
+	for (int i = 0; i < out->nurls; i++)
+	{
+		v = flat_read(&p, &len);
+		out->urls[i] = pnstrdup(v, len);
+	}
+	v = flat_read(&p, &len);
+	out->addresses = v ? memcpy(palloc(len), v, len) : NULL;
+	v = flat_read(&p, &len);
+	out->topics = v ? memcpy(palloc(len), v, len) : NULL;
+	v = flat_read(&p, &len);
+	out->finality = pnstrdup(v, len);
 }

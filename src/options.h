@@ -44,6 +44,9 @@ typedef struct LiOptions
 	int			max_requests_per_second;	/* 0: no limit */
 	int64		max_response_bytes;
 	int			max_redirects;
+	/* ledgers a fetcher process may fetch beyond the cursor; 0: no fetcher */
+	int			fetch_ahead_ledgers;
+	int64		fetch_ahead_bytes;	/* its queue to the worker */
 	/* reorgs */
 	int			reorg_window;	/* ledgers kept revertible; 0: none */
 	char	   *finality;		/* evm_rpc: "latest", "safe" or "finalized" */
@@ -58,5 +61,13 @@ typedef struct LiOptions
  * "evm_rpc" and fill *out, defaults first; ERROR 22023 naming the key
  */
 extern void li_parse_options(const char *source, Jsonb *options, LiOptions *out);
+/*
+ * the evm_rpc options as one flat buffer (a fetcher process reads them from
+ * dynamic shared memory), palloc'd, its length in *len; the same options
+ * give the same bytes
+ */
+extern char *li_options_flatten(const LiOptions *o, Size *len);
+/* the options of a flat buffer, palloc'd in the current context */
+extern void li_options_unflatten(const char *buf, LiOptions *out);
 
 #endif							/* LI_OPTIONS_H */

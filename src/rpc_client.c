@@ -200,6 +200,16 @@ li_rpc_take_retry_after_ms(void)
 	return ms;
 }
 
+/*
+ * li_rpc_set_retry_after_ms -- the wait the node asked another process's
+ * client for (a fetcher's, prefetch.c), for li_rpc_take_retry_after_ms.
+ */
+void
+li_rpc_set_retry_after_ms(int64 ms)
+{
+	rpc.retry_after_ms = Max(ms, 0);
+}
+
 /* Move to the next endpoint of a pipeline with several URLs. */
 static void
 rpc_failover(void)

@@ -46,6 +46,8 @@ extern JsonbValue *li_rpc_call(const char *method, const char *params);
 extern char *li_rpc_endpoint_label(void);
 /* the node's Retry-After in ms (0 if none), forgotten once taken */
 extern int64 li_rpc_take_retry_after_ms(void);
+/* a Retry-After another process's client was given (prefetch.c) */
+extern void li_rpc_set_retry_after_ms(int64 ms);
 /* release the libcurl handle (at process exit) */
 extern void li_rpc_cleanup(void);
 

@@ -40,6 +40,7 @@ typedef struct LiSlot
 	Latch	   *latch;			/* worker latch, NULL if none */
 	LiWorkerState wstate;
 	int64		head;			/* newest ledger the source reported, -1 */
+	int64		fetched;		/* newest ledger fetched ahead, -1: none (prefetch.c) */
 	bool		cursor_known;	/* committed cursor published? */
 	LiPosition	committed;		/* committed cursor */
 	int64		notifies_dropped;	/* NOTIFYs not queued: queue too full */

@@ -32,6 +32,8 @@ extern void li_rpc_init(LiPipeline *p);
  * block_range blocks; ERROR on a node or transport failure (retried)
  */
 extern void li_rpc_fetch(LiPipeline *p, LiBatch *batch);
+/* reuse the head for a few seconds while ranges end below it (a fetcher) */
+extern void li_rpc_reuse_head(void);
 
 typedef enum LiForkResult
 {

@@ -5,7 +5,8 @@
  *
  * Each fetch, with no transaction open:
  *	1. eth_blockNumber: the head (published to status.head); the pipeline
- *	   applies up to head - confirmations (and to_block);
+ *	   applies up to head - confirmations (and to_block); a fetcher reuses
+ *	   it for a few seconds while its ranges end below that point;
  *	2. eth_getLogs over [next, end], at most block_range blocks (more over
  *	   sparse final blocks: grow_sparse_range; fewer when the node says
  *	   the range is too large: fetch_logs), with the pipeline's address
@@ -14,7 +15,11 @@
  *	   range and for every block with matching logs above the final floor
  *	   (final_floor: head - reorg_window, or the finality tag's block); a
  *	   final block with logs is built from its logs alone (their blockHash
- *	   and blockTimestamp), unless a log lacks blockTimestamp;
+ *	   and blockTimestamp), unless a log lacks blockTimestamp; a range that
+ *	   is all final needs only the header of its last block, when that
+ *	   block has no logs (nothing below the floor can change, so there is
+ *	   no continuity to check: the range's first block and the end's header
+ *	   before eth_getLogs are skipped);
  *	4. each of those blocks becomes a ledger document (header fields plus
  *	   its logs) and goes through the same parser and checks as an inbox
  *	   document: a log whose blockHash disagrees with the block means the
@@ -83,6 +88,18 @@ static void add_log(void *arg, const LiRawLog *raw, int i);
 static int64 last_head = -1;
 
 /*
+ * A fetcher (prefetch.c: options fixed for its life) reuses the safe ledger
+ * and final floor of its last eth_blockNumber for up to HEAD_REUSE_MS
+ * while its ranges end below that safe ledger: a backfill asks for the
+ * head every few seconds, not for every range.
+ */
+#define HEAD_REUSE_MS 5000
+static bool reuse_head = false;
+static int64 known_safe = -1;
+static int64 known_floor = -1;
+static TimestampTz head_read_at = 0;
+
+/*
  * Apply the pipeline's current options to the client, and reset the
  * eth_getLogs range when block_range changed.
  */
@@ -106,6 +123,17 @@ li_rpc_init(LiPipeline *p)
 {
 	li_rpc_client_init();
 	rpc_configure(p);
+}
+
+/*
+ * li_rpc_reuse_head -- let li_rpc_fetch reuse the head it read for up to
+ * HEAD_REUSE_MS while its ranges end below the safe ledger of that head;
+ * only for a process whose pipeline options cannot change (a fetcher).
+ */
+void
+li_rpc_reuse_head(void)
+{
+	reuse_head = true;
 }
 
 static char *
@@ -145,6 +173,7 @@ typedef struct RangeLogs
 {
 	int64		next;
 	int64		end;
+	bool		final;			/* end is at or below the final floor */
 	BlockLogs  *blocks;			/* in the order their blocks first appear */
 	int			nblocks;
 	int			cap;
@@ -528,11 +557,12 @@ add_log(void *arg, const LiRawLog *raw, int i)
 /*
  * eth_getLogs over [next, end], end = min(next + logs_range - 1, safe),
  * with the range shrunk while the node says it is too large (see
- * fetch_logs), its logs grouped into *range.  Before it, the hash of the
- * range's last block, in end_hash: if it differs afterwards, the chain
- * moved between the calls (a block without matching logs in our
- * eth_getLogs answer may have been replaced by one with some), and the
- * range is fetched again.
+ * fetch_logs), its logs grouped into *range.  Before it, unless the range
+ * is final (no block of it can change any more), the hash of the range's
+ * last block, in end_hash: if it differs afterwards, the chain moved
+ * between the calls (a block without matching logs in our eth_getLogs
+ * answer may have been replaced by one with some), and the range is
+ * fetched again.
  */
 static void
 fetch_range_logs(LiPipeline *p, int64 next, int64 safe, RangeLogs *range, uint8 *end_hash)
@@ -541,12 +571,16 @@ fetch_range_logs(LiPipeline *p, int64 next, int64 safe, RangeLogs *range, uint8 
 	range->next = next;
 	for (;;)
 	{
-		LiLedger	endl;
-
 		CHECK_FOR_INTERRUPTS();
 		range->end = Min(next + logs_range - 1, safe);
-		fetch_ledger(range->end, NULL, &endl);
-		memcpy(end_hash, endl.hash, LI_HASH_LEN);
+		range->final = range->end <= final_floor(p);
+		if (!range->final)
+		{
+			LiLedger	endl;
+
+			fetch_ledger(range->end, NULL, &endl);
+			memcpy(end_hash, endl.hash, LI_HASH_LEN);
+		}
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT,
 										p->name, next, range->end));
@@ -556,8 +590,10 @@ fetch_range_logs(LiPipeline *p, int64 next, int64 safe, RangeLogs *range, uint8 
 }
 
 /*
- * The blocks to fetch of range [next, end], sorted: the first, the last
- * and every block with logs.  Returns how many.
+ * The blocks to fetch of range [next, end], sorted: the last, every block
+ * with logs, and the first unless the range is final (its parentHash ties
+ * the range to the cursor; below the final floor there is nothing to tie).
+ * Returns how many.
  */
 static int
 blocks_to_fetch(const RangeLogs *range, int64 **numbers_out)
@@ -567,11 +603,12 @@ blocks_to_fetch(const RangeLogs *range, int64 **numbers_out)
 	int64		end = range->end;
 	int			n = 0;
 
-	numbers[n++] = next;
-	if (end != next)
-		numbers[n++] = end;
+	numbers[n++] = end;
+	if (next != end && !range->final)
+		numbers[n++] = next;
 	for (int j = 0; j < range->nblocks; j++)
-		if (range->blocks[j].number != next && range->blocks[j].number != end)
+		if (range->blocks[j].number != end &&
+			(range->final || range->blocks[j].number != next))
 			numbers[n++] = range->blocks[j].number;
 	qsort(numbers, n, sizeof(int64), int64_cmp);
 	*numbers_out = numbers;
@@ -619,9 +656,10 @@ ledger_from_logs(BlockLogs *b, LiLedger *out)
 /*
  * Block "number" of range [next, end] with its logs (from blocks) into the
  * batch if it attaches to the batch's last ledger (or to the cursor).  A
- * final block inside the range is built from its logs (ledger_from_logs);
- * the range's ends, the blocks above the final floor and those whose logs
- * lack blockTimestamp are fetched with their headers
+ * final block with logs is built from them (ledger_from_logs), unless it
+ * is an end of a range that is not all final; the other range ends, the
+ * blocks above the final floor and those whose logs lack blockTimestamp
+ * are fetched with their headers
  * (eth_getBlockByNumber), whose parentHash is checked.  Returns false,
  * ending the batch, when it does not: at the cursor a reorg (for the
  * fork-point walk); between two fetched blocks the chain moved during the
@@ -638,8 +676,9 @@ add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range, const u
 	for (int j = 0; j < range->nblocks; j++)
 		if (range->blocks[j].number == number)
 			b = &range->blocks[j];
-	if (b != NULL && b->has_hash && b->all_timed && number != range->end &&
-		number != range->next && number <= final_floor(p))
+	if (b != NULL && b->has_hash && b->all_timed &&
+		(range->final || (number != range->end && number != range->next &&
+						  number <= final_floor(p))))
 		ledger_from_logs(b, &l);
 	else
 	{
@@ -648,7 +687,7 @@ add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range, const u
 										p->name, number));
 		fetch_ledger(number, b, &l);
 	}
-	if (number == range->end && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
+	if (number == range->end && !range->final && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("block " INT64_FORMAT " changed while its range was fetched; fetching it again",
@@ -683,12 +722,24 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	uint8		end_hash[LI_HASH_LEN];
 
 	rpc_configure(p);
-	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: eth_blockNumber", p->name));
-	head = read_head(p);
-
-	safe = safe_ledger(p, head);
 	next = p->cursor.complete ? p->cursor.ledger + 1 : p->cursor.ledger;
 	next = Max(next, p->opts.from_block);
+	if (reuse_head && known_safe >= 0 && next + logs_range - 1 <= known_safe &&
+		!TimestampDifferenceExceeds(head_read_at, GetCurrentTimestamp(), HEAD_REUSE_MS))
+	{
+		head = last_head;
+		safe = known_safe;
+		p->journal_floor = known_floor;
+	}
+	else
+	{
+		pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: eth_blockNumber", p->name));
+		head = read_head(p);
+		safe = safe_ledger(p, head);
+		known_safe = safe;
+		known_floor = p->journal_floor;
+		head_read_at = GetCurrentTimestamp();
+	}
 	if (next > safe)
 	{
 		/* at the head: a reorg that keeps the height is seen here */

@@ -59,6 +59,7 @@
 #include "apply.h"
 #include "catalog.h"
 #include "ledger_ingest.h"
+#include "prefetch.h"
 #include "publish.h"
 #include "rpc_client.h"
 #include "source.h"
@@ -299,6 +300,26 @@ worker_sleep(long ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/*
+ * Sleep the whole of a backoff: unlike worker_sleep, a set latch (an inbox
+ * write, the fetcher's exit) does not end it, so that a node's Retry-After
+ * and the backoff hold; interrupts (stop(), shutdown) do.
+ */
+static void
+worker_backoff(long ms)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+
+		if (left <= 0)
+			break;
+		worker_sleep(left);
+	}
+}
+
 /* Fetch the next batch from the pipeline's source, no transaction open. */
 static void
 fetch_batch(MemoryContext batch_cxt, LiBatch *batch)
@@ -309,7 +330,7 @@ fetch_batch(MemoryContext batch_cxt, LiBatch *batch)
 	li_set_wstate(pipeline.slot, LI_WS_FETCHING);
 	old = MemoryContextSwitchTo(batch_cxt);
 	if (pipeline.is_rpc)
-		li_rpc_fetch(&pipeline, batch);
+		li_prefetch_fetch(&pipeline, batch);
 	else
 		li_inbox_fetch(&pipeline, batch);
 	MemoryContextSwitchTo(old);
@@ -607,7 +628,7 @@ retry_after_failure(char *msg, WorkerPhase failed_phase, bool transient)
 	record_error(msg);
 	li_set_wstate(pipeline.slot, LI_WS_RETRYING);
 	pfree(msg);
-	worker_sleep(retry_delay_ms(failures));
+	worker_backoff(retry_delay_ms(failures));
 }
 
 /*

@@ -181,6 +181,11 @@ for my $run (1 .. $runs)
 		my $secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last}));
 		push @{ $r{"rpc_$d"} }, $events / $secs;
 		push @{ $r{"requests_$d"} }, $control->('__stats')->{requests};
+		# the other design: fetching in the worker, between its transactions
+		$control->('__reset_stats');
+		$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "fetch_ahead_ledgers": 0}));
+		push @{ $r{"inline_$d"} }, $events / $secs;
+		push @{ $r{"inline_requests_$d"} }, $control->('__stats')->{requests};
 		$control->('__reset_stats');
 		$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $sparse_first, "to_block": $sparse_last}),
 			$sparse_last, $sparse_events);
@@ -190,9 +195,9 @@ for my $run (1 .. $runs)
 }
 
 my %m = map { $_ => median(@{ $r{$_} }) } keys %r;
-my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests | vs inbox path |\n|---|---|---|---|---|\n";
-$md .= sprintf "| %d ms | %d | %d | %d | %.2f |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"},
-  $m{"rpc_$_"} / $m{inbox} for @delays;
+my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests | vs inbox path | fetching in the worker (fetch_ahead_ledgers 0): events/s | HTTP requests |\n|---|---|---|---|---|---|---|\n";
+$md .= sprintf "| %d ms | %d | %d | %d | %.2f | %d | %d |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"},
+  $m{"rpc_$_"} / $m{inbox}, $m{"inline_$_"}, $m{"inline_requests_$_"} for @delays;
 $md .= sprintf "\ninbox path, the same %d blocks as documents: %d events/s\n", $blocks, $m{inbox};
 $md .= sprintf "\n| sparse: %d blocks, a log in every 20th | blocks/s | HTTP requests |\n|---|---|---|\n", $sparse_blocks;
 $md .= sprintf "| %d ms | %d | %d |\n", $_, $m{"sparse_$_"}, $m{"sparse_requests_$_"} for @delays;

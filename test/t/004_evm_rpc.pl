@@ -130,25 +130,77 @@ $node->safe_psql('postgres', qq{
 	SELECT ledger_ingest.create_pipeline('hang', 'evm_rpc', '{"url":"http://127.0.0.1:$hport","timeout_ms":600000}');
 	SELECT ledger_ingest.start('hang');
 });
+# fetching ahead (prefetch.c): a fetcher process runs ahead of the worker
+# by at most fetch_ahead_ledgers ledgers past the committed cursor, plus
+# the range it is in (block_range 2, and reorg_window 0 so that ranges do
+# not grow); status.fetched shows its frontier.  A slow handler holds the
+# worker back while the fetcher fills the queue; the worker is killed
+# (kill -9) with fetched ledgers waiting, and the pipeline resumes from its
+# cursor: every event is applied exactly once, the same as with every
+# header fetched in the worker ('headers' above).
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION seen_slowly(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS
+		$$ BEGIN PERFORM pg_sleep(0.03); PERFORM seen(e); END $$;
+});
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('ahead', 'evm_rpc',
+		'{"url":"$rpc","addresses":["$token"],"block_range":2,"reorg_window":0,"poll_ms":200,
+		  "fetch_ahead_ledgers":4,"batch_max_ledgers":1,"commit":"ledger","to_block":$head3}');
+	SELECT ledger_ingest.add_handler('ahead', 'seen_slowly(ledger_ingest.event)');
+	SELECT ledger_ingest.start('ahead');
+});
+my ($ahead_seen, $ahead_max, $killed) = (0, 0, 0);
+for (1 .. 600)
+{
+	# the server restarts after the kill: a failed query is tried again
+	my ($rc, $row) = $node->psql('postgres',
+		q{SELECT coalesce(fetched, -1) || '|' || ledger FROM ledger_ingest.status WHERE pipeline = 'ahead'});
+	my ($fetched, $ledger) = $rc == 0 ? split(/\|/, $row) : ();
+	last if defined $ledger && $ledger >= $head3;
+	if (defined $fetched && $fetched > $ledger && $ledger >= 0)
+	{
+		$ahead_seen++;
+		$ahead_max = $fetched - $ledger if $fetched - $ledger > $ahead_max;
+		if (!$killed && $ahead_seen >= 5)
+		{
+			my $wpid = li_worker_pid($node, 'ahead');
+			kill 'KILL', $wpid if $wpid > 0;
+			$killed = $wpid;
+		}
+	}
+	usleep(50_000);
+}
+ok($ahead_seen > 0 && $ahead_max <= 4 + 2 + 2,
+	"fetch ahead: status.fetched ran ahead of the cursor ($ahead_seen samples), at most $ahead_max ledgers (fetch_ahead_ledgers 4, block_range 2)");
+$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+ok($killed && li_wait($node, 'ahead', $head3, 90), "fetch ahead: the worker killed with fetched ledgers waiting (pid $killed), then caught up to $head3");
+is($digest->('ahead'), $dh, 'fetch ahead: every event applied exactly once, as with every header fetched in the worker');
+
+# the fetcher process waits on the network; neither it nor the worker
+# holds a transaction
 my $row = '';
 for (1 .. 100)
 {
-	$row = li_scalar($node, q{SELECT query || '|' || coalesce(xact_start::text, 'none') || '|' || coalesce(backend_xid::text, 'none')
-		FROM pg_stat_activity WHERE application_name = 'ledger_ingest hang'});
+	$row = li_scalar($node, q{SELECT backend_type || '|' || query || '|' || coalesce(xact_start::text, 'none') || '|' || coalesce(backend_xid::text, 'none')
+		FROM pg_stat_activity WHERE application_name = 'ledger_ingest fetcher hang'});
 	last if $row =~ /eth_blockNumber/;
 	usleep(100_000);
 }
-like($row, qr/eth_blockNumber\|none\|none$/, 'waiting on the network with no transaction open');
+like($row, qr/^ledger_ingest fetcher\|.*eth_blockNumber\|none\|none$/, 'waiting on the network with no transaction open (the fetcher)');
+is( li_scalar($node, q{SELECT coalesce(xact_start::text, 'none') || '|' || coalesce(backend_xid::text, 'none')
+		FROM pg_stat_activity WHERE application_name = 'ledger_ingest hang'}),
+	'none|none', 'the worker, waiting for its fetcher, holds no transaction');
 my $hpid = li_worker_pid($node, 'hang');
-ok($hpid > 0, 'the hanging pipeline has a worker');
+my $fpid = li_scalar($node, q{SELECT pid FROM pg_stat_activity WHERE application_name = 'ledger_ingest fetcher hang'});
+ok($hpid > 0 && $fpid > 0, 'the hanging pipeline has a worker and a fetcher');
 $node->safe_psql('postgres', q{SELECT ledger_ingest.stop('hang')});
 my $gone = 0;
 for (1 .. 50)
 {
-	if (li_scalar($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $hpid") eq '0') { $gone = 1; last; }
+	if (li_scalar($node, "SELECT count(*) FROM pg_stat_activity WHERE pid IN ($hpid, $fpid)") eq '0') { $gone = 1; last; }
 	usleep(100_000);
 }
-ok($gone, 'stop() ends a worker blocked in an HTTP request within 5 s');
+ok($gone, 'stop() ends a worker and its fetcher blocked in an HTTP request within 5 s');
 is(li_scalar($node, q{SELECT state FROM ledger_ingest.status WHERE pipeline = 'hang'}),
 	'stopped', 'the hanging pipeline is stopped');
 

@@ -137,6 +137,8 @@ for my $c (@faults)
 	my @log = @{ stats()->{log} };
 	my ($i) = grep { ($log[$_]{mode} // '') eq 'http_status' } 0 .. $#log;
 	my $gap = defined $i && $i < $#log ? $log[ $i + 1 ]{t} - $log[$i]{t} : 0;
+	diag('proxy: ' . join("\n", map { encode_json($_) } @log[ $i .. ($i + 3 > $#log ? $#log : $i + 3) ]))
+	  if defined $i && $gap < 1900;
 	li_case('faults injected', "HTTP 429 with Retry-After: 2 honoured (next request after ${gap} ms)",
 		$seen && $gap >= 1900 && consistent('f'));
 }

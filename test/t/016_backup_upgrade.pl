@@ -12,8 +12,8 @@
 #   keeps pipelines and cursors and gives the same objects as a fresh install
 #   (pg_dump --schema-only --binary-upgrade, which lists every member of
 #   the extension, with OIDs taken out): the update scripts and the
-#   current version's full install script (ledger_ingest--0.3.sql, which
-#   CREATE EXTENSION uses) must agree.
+#   full install script CREATE EXTENSION uses (ledger_ingest--0.3.sql, then
+#   the update to 0.4) must agree.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -156,8 +156,8 @@ sub exact
 	ok(li_wait($node, 'mainnet', $half, 120), 'the 0.1 pipeline applied the first half');
 	my $before = li_scalar($node, q{SELECT ledger, events_applied FROM ledger_ingest.cursor});
 	$node->safe_psql('postgres', q{ALTER EXTENSION ledger_ingest UPDATE});
-	li_case($F, 'ALTER EXTENSION UPDATE 0.1 to 0.3 keeps the pipeline, its cursor and its handler',
-		li_scalar($node, q{SELECT extversion FROM pg_extension WHERE extname = 'ledger_ingest'}) eq '0.3'
+	li_case($F, 'ALTER EXTENSION UPDATE 0.1 to 0.4 keeps the pipeline, its cursor and its handler',
+		li_scalar($node, q{SELECT extversion FROM pg_extension WHERE extname = 'ledger_ingest'}) eq '0.4'
 		  && li_scalar($node, q{SELECT ledger, events_applied FROM ledger_ingest.cursor}) eq $before
 		  && li_scalar($node, q{SELECT handler FROM ledger_ingest.handler}) eq 'public.erc20_on_transfer(ledger_ingest.event)');
 	$node->safe_psql('postgres', qq{
