@@ -19,8 +19,13 @@
 # requests the pipeline made, the median of RUNS runs; next to the inbox
 # path applying the same blocks as documents (fetched once from the node),
 # timed the same way, and the time of one eth_getLogs over the dense blocks
-# made by this script, to the last byte of the answer (the node's share).  Each run is checked: BLOCKS * PER
-# rows.
+# made by this script, to the last byte of the answer (the node's share).
+# Two designs of fetching side by side: the fetcher process (the default)
+# and fetching in the worker between its transactions
+# (fetch_ahead_ledgers 0); each with the default block_range (1,000: the
+# dense blocks in one eth_getLogs, so nothing is left to fetch while
+# applying) and with RPC_CAPPED_RANGE blocks (100: 10,000 logs per request,
+# the cap of hosted providers).  Each run is checked: BLOCKS * PER rows.
 # Prints a markdown table and writes the raw numbers as JSON to $BENCH_OUT.
 use strict;
 use warnings;
@@ -37,6 +42,7 @@ my $blocks = $ENV{RPC_BLOCKS} // 1000;
 my $per = $ENV{RPC_EVENTS_PER_BLOCK} // 100;
 my @delays = split /,/, ($ENV{RPC_DELAYS} // '0,20,100');
 my $sparse_blocks = $ENV{RPC_SPARSE_BLOCKS} // 10000;
+my $capped = $ENV{RPC_CAPPED_RANGE} // 100;
 my $out = $ENV{BENCH_OUT} // "$PostgreSQL::Test::Utils::tmp_check/bench-rpc.json";
 my $events = $blocks * $per;
 
@@ -186,6 +192,17 @@ for my $run (1 .. $runs)
 		$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "fetch_ahead_ledgers": 0}));
 		push @{ $r{"inline_$d"} }, $events / $secs;
 		push @{ $r{"inline_requests_$d"} }, $control->('__stats')->{requests};
+		# the dense blocks in ranges of $capped blocks (10,000 logs: the cap
+		# of hosted providers' eth_getLogs), so that there is something to
+		# fetch while applying: with the fetcher, and in the worker
+		for my $design ([ 'capped', '' ], [ 'capped_inline', ', "fetch_ahead_ledgers": 0' ])
+		{
+			my ($key, $extra) = @$design;
+			$control->('__reset_stats');
+			$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "block_range": $capped$extra}));
+			push @{ $r{"${key}_$d"} }, $events / $secs;
+			push @{ $r{"${key}_requests_$d"} }, $control->('__stats')->{requests};
+		}
 		$control->('__reset_stats');
 		$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $sparse_first, "to_block": $sparse_last}),
 			$sparse_last, $sparse_events);
@@ -198,6 +215,9 @@ my %m = map { $_ => median(@{ $r{$_} }) } keys %r;
 my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests | vs inbox path | fetching in the worker (fetch_ahead_ledgers 0): events/s | HTTP requests |\n|---|---|---|---|---|---|---|\n";
 $md .= sprintf "| %d ms | %d | %d | %d | %.2f | %d | %d |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"},
   $m{"rpc_$_"} / $m{inbox}, $m{"inline_$_"}, $m{"inline_requests_$_"} for @delays;
+$md .= sprintf "\n| the same, block_range %d (%d logs per eth_getLogs) | with the fetcher: events/s | vs inbox path | HTTP requests | fetching in the worker: events/s | HTTP requests |\n|---|---|---|---|---|---|\n", $capped, $capped * $per;
+$md .= sprintf "| %d ms | %d | %.2f | %d | %d | %d |\n", $_, $m{"capped_$_"}, $m{"capped_$_"} / $m{inbox}, $m{"capped_requests_$_"},
+  $m{"capped_inline_$_"}, $m{"capped_inline_requests_$_"} for @delays;
 $md .= sprintf "\ninbox path, the same %d blocks as documents: %d events/s\n", $blocks, $m{inbox};
 $md .= sprintf "\n| sparse: %d blocks, a log in every 20th | blocks/s | HTTP requests |\n|---|---|---|\n", $sparse_blocks;
 $md .= sprintf "| %d ms | %d | %d |\n", $_, $m{"sparse_$_"}, $m{"sparse_requests_$_"} for @delays;
