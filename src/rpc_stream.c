@@ -41,11 +41,66 @@ typedef struct Stream
 
 #define TOKEN(st) ((st)->lex->token_type)
 
-/* move to the next token; false on a lexing error */
-static inline bool
+/*
+ * Is the current number token one numeric_in takes?  Only an exponent or
+ * a long run of digits can overflow numeric ("1e999999"); jsonb_in refuses
+ * those, so does this reader, read or not.
+ */
+static bool
+number_ok(Stream *st)
+{
+	const char *s = st->lex->token_start;
+	int			len = st->lex->token_terminator - s;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	if (len < 1000 && memchr(s, 'e', len) == NULL && memchr(s, 'E', len) == NULL)
+		return true;
+	PG_TRY();
+	{
+		(void) DirectFunctionCall3(numeric_in, CStringGetDatum(pnstrdup(s, len)),
+								   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Move to the next token; false on a lexing error.  A string with escapes
+ * is de-escaped here, read or not, so that one jsonb_in would refuse
+ * ("\u0000", a lone surrogate) is refused here too.
+ */
+static bool
 advance(Stream *st)
 {
-	return json_lex(st->lex) == JSON_SUCCESS;
+	const char *s;
+	int			tlen;
+	JsonLexContext *sub;
+
+	if (json_lex(st->lex) != JSON_SUCCESS)
+		return false;
+	if (st->lex->token_type == JSON_TOKEN_NUMBER)
+		return number_ok(st);
+	if (st->lex->token_type != JSON_TOKEN_STRING)
+		return true;
+	s = st->lex->token_start;
+	tlen = st->lex->token_terminator - s;
+	if (memchr(s, '\\', tlen) == NULL)
+		return true;
+	sub = makeJsonLexContextCstringLen((char *) s, tlen, GetDatabaseEncoding(), true);
+	return json_lex(sub) == JSON_SUCCESS;
 }
 
 /*
