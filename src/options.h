@@ -44,6 +44,7 @@ typedef struct LiOptions
 	int			max_requests_per_second;	/* 0: no limit */
 	int64		max_response_bytes;
 	int			max_redirects;
+	int			rpc_batch_size; /* JSON-RPC calls per HTTP request, at most */
 	/* ledgers a fetcher process may fetch beyond the cursor; 0: no fetcher */
 	int			fetch_ahead_ledgers;
 	int64		fetch_ahead_bytes;	/* its queue to the worker */

@@ -65,9 +65,12 @@ typedef struct RpcClient
 	size_t		resp_cap;
 	size_t		resp_limit;
 	bool		resp_overflow;
+	long		http_status;	/* of the last response, 0 if none */
+	/* calls per batch the node takes, as found out (see li_rpc_call_batch) */
+	int			batch_cap;
 } RpcClient;
 
-static RpcClient rpc = {.resp_limit = LI_RPC_MAX_RESPONSE};
+static RpcClient rpc = {.resp_limit = LI_RPC_MAX_RESPONSE, .batch_cap = INT_MAX};
 
 static size_t
 write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -285,6 +288,7 @@ rpc_perform(const char *method, const char *body, int *sqlstate)
 	rpc_rate_limit();
 	rpc.resp_len = 0;
 	rpc.resp_overflow = false;
+	rpc.http_status = 0;
 	rpc.errbuf[0] = '\0';
 	curl_easy_setopt(rpc.curl, CURLOPT_POSTFIELDS, body);
 	rpc.last_request_at = GetCurrentTimestamp();
@@ -303,6 +307,7 @@ rpc_perform(const char *method, const char *body, int *sqlstate)
 						rpc.errbuf[0] ? rpc.errbuf : curl_easy_strerror(rc));
 	}
 	curl_easy_getinfo(rpc.curl, CURLINFO_RESPONSE_CODE, &http_status);
+	rpc.http_status = http_status;
 	if (http_status != 200)
 	{
 		curl_off_t	retry_after = 0;
@@ -320,15 +325,26 @@ rpc_perform(const char *method, const char *body, int *sqlstate)
 }
 
 /*
+ * Does HTTP status s refuse a JSON-RPC batch as such (a client error other
+ * than a timeout or a rate limit: 400, 405, 413, ...)?
+ */
+static bool
+status_refuses_batch(long s)
+{
+	return s >= 400 && s < 500 && s != 408 && s != 429;
+}
+
+/*
  * Send body to the current endpoint, failing over to the next on a
  * transport error or HTTP status (each endpoint once).  true: a response
  * with status 200 is in rpc.resp_data.  A result larger than
- * max_response_bytes returns false with *err set when err is given (the
- * caller can ask for less); every other failure raises the list of what
- * each endpoint did.
+ * max_response_bytes returns false with *err set (code 0) when err is
+ * given (the caller can ask for less); so does, for a batch, an HTTP
+ * status that refuses batches (code -1); every other failure raises the
+ * list of what each endpoint did.
  */
 static bool
-send_with_failover(const char *method, const char *body, LiRpcError *err)
+send_with_failover(const char *method, const char *body, LiRpcError *err, bool batch)
 {
 	char	   *failure = NULL;
 	int			sqlstate = 0;
@@ -353,6 +369,14 @@ send_with_failover(const char *method, const char *body, LiRpcError *err)
 			/* too large a result: the caller can ask for less */
 			rpc.call_open = false;
 			err->code = 0;
+			err->message = failure;
+			return false;
+		}
+		if (batch && status_refuses_batch(rpc.http_status))
+		{
+			/* the caller sends the calls one by one */
+			rpc.call_open = false;
+			err->code = -1;
 			err->message = failure;
 			return false;
 		}
@@ -467,7 +491,7 @@ send_call(const char *method, const char *params, LiRpcError *err, int64 *id)
 	*id = ++rpc.id;
 	body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
 					*id, method, params);
-	return send_with_failover(method, body, err);
+	return send_with_failover(method, body, err, false);
 }
 
 /* the call is answered: the endpoint works, an earlier Retry-After is over */
@@ -623,6 +647,198 @@ li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
 		cb(arg, &raw, i);
 	}
 	return true;
+}
+
+/*
+ * From now on, send at most cap calls per batch (1: none), for the life
+ * of the process: the node said why in "why".
+ */
+static void
+batch_shrink(int cap, const char *method, int sent, const char *why)
+{
+	cap = Max(cap, 1);
+	if (cap >= rpc.batch_cap)
+		return;
+	rpc.batch_cap = cap;
+	ereport(LOG,
+			(errmsg("ledger_ingest: JSON-RPC %s%s: a batch of %d calls was not answered in full (%s); %s",
+					method, li_rpc_endpoint_label(), sent, why,
+					cap > 1 ? psprintf("sending at most %d calls per batch from now on", cap) :
+					"sending calls one by one from now on")));
+}
+
+/* the "message" of a JSON-RPC error object v, or "(no message)" */
+static char *
+error_message(JsonbValue *v)
+{
+	JsonbValue *msg = NULL;
+
+	if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+		msg = li_jsonb_get(v->val.binary.data, "message");
+	if (msg && msg->type == jbvString)
+		return clip(msg->val.string.val, msg->val.string.len, 200);
+	return "(no message)";
+}
+
+/*
+ * One batch: calls idx[0..k) of li_rpc_call_batch.  Each answered call's
+ * result goes to results[] and done[] is set; returns how many.  The
+ * batch limits the node shows lower rpc.batch_cap (batch_shrink); the
+ * calls it answered with another error are sent again alone.
+ */
+static int
+send_batch(const char *method, char *const *params, const int *idx, int k,
+		   JsonbValue **results, bool *done)
+{
+	StringInfoData body;
+	int64		first = rpc.id + 1;
+	LiRpcError	err;
+	Jsonb	   *doc;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool	   *failed = palloc0(sizeof(bool) * k);
+	int			answered = 0;
+	int			nfailed = 0;
+	char	   *capped = NULL;
+
+	if (IsTransactionState())
+		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
+	if (rpc.call_open)
+		rpc_failover();
+	rpc.call_open = true;
+	initStringInfo(&body);
+	appendStringInfoChar(&body, '[');
+	for (int j = 0; j < k; j++)
+		appendStringInfo(&body, "%s{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
+						 j > 0 ? "," : "", ++rpc.id, method, params[idx[j]]);
+	appendStringInfoChar(&body, ']');
+	if (!send_with_failover(method, body.data, &err, true))
+	{
+		batch_shrink(err.code == 0 ? k / 2 : 1, method, k, err.message);
+		return 0;
+	}
+	doc = parse_response(method);
+	if (!JB_ROOT_IS_ARRAY(doc) || JB_ROOT_IS_SCALAR(doc))
+	{
+		JsonbValue *e = JB_ROOT_IS_OBJECT(doc) ? li_jsonb_get(&doc->root, "error") : NULL;
+
+		/* one error object for the whole batch: the node takes no batches */
+		if (e == NULL || e->type == jbvNull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC %s%s: the response to a batch is neither an array nor an error",
+							method, li_rpc_endpoint_label())));
+		rpc.call_open = false;
+		batch_shrink(1, method, k, error_message(e));
+		return 0;
+	}
+	it = JsonbIteratorInit(&doc->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue *idv;
+		JsonbValue *e;
+		JsonbValue *r;
+		int64		id;
+		int			j;
+
+		CHECK_FOR_INTERRUPTS();
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC %s%s: an answer in a batch is not a JSON object",
+							method, li_rpc_endpoint_label())));
+		idv = li_jsonb_get(v.val.binary.data, "id");
+		e = li_jsonb_get(v.val.binary.data, "error");
+		if (e != NULL && e->type != jbvNull &&
+			(idv == NULL || idv->type == jbvNull || strcasestr(error_message(e), "batch")))
+		{
+			/* about the batch, not about a call (geth: "batch too large") */
+			capped = error_message(e);
+			continue;
+		}
+		if (idv == NULL || !li_quantity_from_jsonb(idv, &id) ||
+			id < first || id >= first + k || done[idx[id - first]] || failed[id - first])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC %s%s: an answer in a batch has an id that was not asked for, or answered twice",
+							method, li_rpc_endpoint_label())));
+		j = (int) (id - first);
+		if (e != NULL && e->type != jbvNull)
+		{
+			failed[j] = true;
+			nfailed++;
+			continue;
+		}
+		r = li_jsonb_get(v.val.binary.data, "result");
+		if (r == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC %s%s: an answer in a batch has neither \"result\" nor \"error\"",
+							method, li_rpc_endpoint_label())));
+		results[idx[j]] = r;
+		done[idx[j]] = true;
+		answered++;
+	}
+	call_answered();
+	if (capped != NULL || answered + nfailed < k)
+		batch_shrink(answered > 0 ? answered : k / 2, method, k,
+					 capped ? capped : psprintf("%d answers missing", k - answered - nfailed));
+	for (int j = 0; j < k; j++)
+		if (failed[j])
+		{
+			/* raises the node's error if it gives it again */
+			results[idx[j]] = li_rpc_call(method, params[idx[j]]);
+			done[idx[j]] = true;
+			answered++;
+		}
+	return answered;
+}
+
+/*
+ * li_rpc_call_batch -- n calls of one method, params[i] each, as JSON-RPC
+ * 2.0 batches (https://www.jsonrpc.org/specification#batch) of at most
+ * rpc_batch_size calls per HTTP request; results[i] gets call i's result
+ * as li_rpc_call returns it.  Answers are matched by id, in whatever order
+ * they come.  A node that refuses batches (one error object for the whole
+ * batch; an HTTP 4xx other than 408 or 429) or limits them (an error that
+ * names the batch, as geth's "batch too large"; answers missing; a
+ * response over max_response_bytes) gets smaller batches, down to single
+ * calls, for the life of the process (logged once per change), and the
+ * calls it did not answer are sent again.  A call answered with any other
+ * error is sent again alone, and raises as li_rpc_call does.  ERROR
+ * (22P02) for an answer that is not an object or has an id not asked for.
+ * Never inside a transaction.
+ */
+void
+li_rpc_call_batch(const char *method, char *const *params, int n, JsonbValue **results)
+{
+	bool	   *done = palloc0(sizeof(bool) * Max(n, 1));
+	int		   *idx = palloc(sizeof(int) * Max(n, 1));
+	int			left = n;
+
+	while (left > 0)
+	{
+		int			cap = Min(rpc.batch_cap, rpc.opts->rpc_batch_size);
+		int			k = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int i = 0; i < n && k < cap; i++)
+			if (!done[i])
+				idx[k++] = i;
+		if (k == 1)
+		{
+			results[idx[0]] = li_rpc_call(method, params[idx[0]]);
+			done[idx[0]] = true;
+			left--;
+			continue;
+		}
+		left -= send_batch(method, params, idx, k, results, done);
+	}
+	pfree(done);
+	pfree(idx);
 }
 
 /* li_rpc_call_ex that raises every JSON-RPC error object */

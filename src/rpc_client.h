@@ -40,6 +40,14 @@ typedef void (*LiLogCallback) (void *arg, const LiRawLog *log, int i);
  */
 extern bool li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
 							 LiLogCallback cb, void *arg);
+/*
+ * n calls of one method as JSON-RPC batches of at most rpc_batch_size
+ * (fewer, down to single calls, once the node shows a limit): results[i]
+ * is the result of the call with params[i], as li_rpc_call's; errors as
+ * li_rpc_call's, and 22P02 for a batch answer with an id not asked for
+ */
+extern void li_rpc_call_batch(const char *method, char *const *params, int n,
+							  JsonbValue **results);
 /* li_rpc_call_ex with err NULL */
 extern JsonbValue *li_rpc_call(const char *method, const char *params);
 /* " (endpoint i of n)" with several endpoints, else "": never the URL */

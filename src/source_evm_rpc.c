@@ -11,7 +11,8 @@
  *	   sparse final blocks: grow_sparse_range; fewer when the node says
  *	   the range is too large: fetch_logs), with the pipeline's address
  *	   and topics filters;
- *	3. eth_getBlockByNumber(n, false) for the first and last block of the
+ *	3. eth_getBlockByNumber(n, false), in JSON-RPC batches of up to
+ *	   rpc_batch_size calls, for the first and last block of the
  *	   range and for every block with matching logs above the final floor
  *	   (final_floor: head - reorg_window, or the finality tag's block); a
  *	   final block with logs is built from its logs alone (their blockHash
@@ -189,16 +190,21 @@ int64_cmp(const void *a, const void *b)
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
 
+/* eth_getBlockByNumber's params for block n, without transactions */
+static char *
+header_params(int64 n)
+{
+	return psprintf("[%s,false]", hexq(n));
+}
+
 /*
- * Fetch block n's header and build its ledger from it and the block's
- * logs b (NULL: none).  A node without block n (a null result) is an
- * error; so are logs whose blockHash is not the header's.
+ * Block n's ledger from r, the node's eth_getBlockByNumber result for it,
+ * and the block's logs b (NULL: none).  A node without block n (a null
+ * result) is an error; so are logs whose blockHash is not the header's.
  */
 static void
-fetch_ledger(int64 n, BlockLogs *b, LiLedger *out)
+header_ledger(int64 n, JsonbValue *r, BlockLogs *b, LiLedger *out)
 {
-	JsonbValue *r = li_rpc_call("eth_getBlockByNumber", psprintf("[%s,false]", hexq(n)));
-
 	if (r->type == jbvNull)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -222,6 +228,29 @@ fetch_ledger(int64 n, BlockLogs *b, LiLedger *out)
 				 errmsg("invalid ledger document: field \"logs[%d].blockHash\" does not match the ledger hash",
 						b->hash_log)));
 	li_ledger_set_events(out, b->events, b->nlogs);
+}
+
+/* Fetch block n's header: header_ledger of one eth_getBlockByNumber. */
+static void
+fetch_ledger(int64 n, BlockLogs *b, LiLedger *out)
+{
+	header_ledger(n, li_rpc_call("eth_getBlockByNumber", header_params(n)), b, out);
+}
+
+/*
+ * The headers of blocks numbers[0..n) (eth_getBlockByNumber results, in
+ * that order), fetched in JSON-RPC batches (li_rpc_call_batch).
+ */
+static JsonbValue **
+fetch_headers(const int64 *numbers, int n)
+{
+	char	  **params = palloc(sizeof(char *) * Max(n, 1));
+	JsonbValue **results = palloc0(sizeof(JsonbValue *) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		params[i] = header_params(numbers[i]);
+	li_rpc_call_batch("eth_getBlockByNumber", params, n, results);
+	return results;
 }
 
 /*
@@ -653,40 +682,54 @@ ledger_from_logs(BlockLogs *b, LiLedger *out)
 	li_ledger_set_events(out, b->events, b->nlogs);
 }
 
+/* range's logs of block number, NULL if it has none */
+static BlockLogs *
+block_logs(RangeLogs *range, int64 number)
+{
+	for (int j = 0; j < range->nblocks; j++)
+		if (range->blocks[j].number == number)
+			return &range->blocks[j];
+	return NULL;
+}
+
 /*
- * Block "number" of range [next, end] with its logs (from blocks) into the
- * batch if it attaches to the batch's last ledger (or to the cursor).  A
- * final block with logs is built from them (ledger_from_logs), unless it
- * is an end of a range that is not all final; the other range ends, the
- * blocks above the final floor and those whose logs lack blockTimestamp
- * are fetched with their headers
- * (eth_getBlockByNumber), whose parentHash is checked.  Returns false,
- * ending the batch, when it does not: at the cursor a reorg (for the
- * fork-point walk); between two fetched blocks the chain moved during the
- * fetch (the consistent prefix is kept; the next cycle looks again).
+ * Is block number of the range built from its logs alone (ledger_from_logs)?
+ * A final block with logs that all carry blockTimestamp is, unless it is
+ * an end of a range that is not all final.
  */
 static bool
-add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range, const uint8 *end_hash)
+from_logs(LiPipeline *p, RangeLogs *range, int64 number)
 {
-	BlockLogs  *b = NULL;
+	BlockLogs  *b = block_logs(range, number);
+
+	return b != NULL && b->has_hash && b->all_timed &&
+		(range->final || (number != range->end && number != range->next &&
+						  number <= final_floor(p)));
+}
+
+/*
+ * Block "number" of range [next, end] with its logs into the batch if it
+ * attaches to the batch's last ledger (or to the cursor): built from its
+ * logs (from_logs), or from its header, which the caller fetched into
+ * header (eth_getBlockByNumber), whose parentHash is checked.  Returns
+ * false, ending the batch, when it does not attach: at the cursor a reorg
+ * (for the fork-point walk); between two fetched blocks the chain moved
+ * during the fetch (the consistent prefix is kept; the next cycle looks
+ * again).
+ */
+static bool
+add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range,
+		  const uint8 *end_hash, JsonbValue *header)
+{
+	BlockLogs  *b = block_logs(range, number);
 	LiLedger	l;
 	LiLedger   *prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
 	char	   *reorg_error = NULL;
 
-	for (int j = 0; j < range->nblocks; j++)
-		if (range->blocks[j].number == number)
-			b = &range->blocks[j];
-	if (b != NULL && b->has_hash && b->all_timed &&
-		(range->final || (number != range->end && number != range->next &&
-						  number <= final_floor(p))))
+	if (header == NULL)
 		ledger_from_logs(b, &l);
 	else
-	{
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT,
-										p->name, number));
-		fetch_ledger(number, b, &l);
-	}
+		header_ledger(number, header, b, &l);
 	if (number == range->end && !range->final && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -704,6 +747,43 @@ add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range, const u
 	*li_batch_add(batch) = l;
 	batch->nevents += l.nevents;
 	return true;
+}
+
+/*
+ * Blocks numbers[0..n) of the range into the batch, in order, until one
+ * does not attach (add_block): the headers they need fetched in JSON-RPC
+ * batches of rpc_batch_size blocks, one batch at a time.
+ */
+static void
+add_blocks(LiPipeline *p, LiBatch *batch, const int64 *numbers, int n,
+		   RangeLogs *range, const uint8 *end_hash)
+{
+	int64	   *need = palloc(sizeof(int64) * Max(n, 1));
+
+	for (int k = 0; k < n;)
+	{
+		int			chunk = Min(n - k, p->opts.rpc_batch_size);
+		int			nneed = 0;
+		JsonbValue **headers;
+
+		for (int j = k; j < k + chunk; j++)
+			if (!from_logs(p, range, numbers[j]))
+				need[nneed++] = numbers[j];
+		if (nneed > 0)
+			pgstat_report_activity(STATE_RUNNING,
+								   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT "-" INT64_FORMAT " (%d blocks)",
+											p->name, need[0], need[nneed - 1], nneed));
+		headers = fetch_headers(need, nneed);
+		nneed = 0;
+		for (int j = k; j < k + chunk; j++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (!add_block(p, batch, numbers[j], range, end_hash,
+						   from_logs(p, range, numbers[j]) ? NULL : headers[nneed++]))
+				return;
+		}
+		k += chunk;
+	}
 }
 
 /*
@@ -749,12 +829,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	}
 	fetch_range_logs(p, next, safe, &range, end_hash);
 	nnumbers = blocks_to_fetch(&range, &numbers);
-	for (int k = 0; k < nnumbers; k++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (!add_block(p, batch, numbers[k], &range, end_hash))
-			break;
-	}
+	add_blocks(p, batch, numbers, nnumbers, &range, end_hash);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -798,24 +873,32 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 	li_txn_commit(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
-	for (int i = 0; i < n; i++)
+	for (int k = 0; k < n;)
 	{
-		LiLedger	l;
+		int			chunk = Min(n - k, p->opts.rpc_batch_size);
+		JsonbValue **headers;
 
-		CHECK_FOR_INTERRUPTS();
 		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("ledger_ingest %s: looking for the fork point at block " INT64_FORMAT,
-										p->name, numbers[i]));
-		fetch_ledger(numbers[i], NULL, &l);
-		if (memcmp(l.hash, hashes[i], LI_HASH_LEN) == 0)
+							   psprintf("ledger_ingest %s: looking for the fork point at blocks " INT64_FORMAT "-" INT64_FORMAT,
+										p->name, numbers[k + chunk - 1], numbers[k]));
+		headers = fetch_headers(numbers + k, chunk);
+		for (int i = k; i < k + chunk; i++)
 		{
-			pgstat_report_activity(STATE_IDLE, NULL);
-			if (i == 0)
-				return LI_FORK_NONE;
-			*fork = numbers[i];
-			memcpy(fork_hash, hashes[i], LI_HASH_LEN);
-			return LI_FORK_FOUND;
+			LiLedger	l;
+
+			CHECK_FOR_INTERRUPTS();
+			header_ledger(numbers[i], headers[i - k], NULL, &l);
+			if (memcmp(l.hash, hashes[i], LI_HASH_LEN) == 0)
+			{
+				pgstat_report_activity(STATE_IDLE, NULL);
+				if (i == 0)
+					return LI_FORK_NONE;
+				*fork = numbers[i];
+				memcpy(fork_hash, hashes[i], LI_HASH_LEN);
+				return LI_FORK_FOUND;
+			}
 		}
+		k += chunk;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return LI_FORK_BEYOND_WINDOW;

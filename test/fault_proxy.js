@@ -28,7 +28,8 @@
  * answer is never compressed) and the upstream's status and body are
  * returned byte for byte.  Client keep-alive is supported.  If the upstream
  * cannot be reached the client gets a 502 with a text body.  Bodies that are
- * not JSON (or are JSON-RPC batches) are forwarded without any fault.
+ * not JSON are forwarded without any fault.  JSON-RPC batches (an array of
+ * calls) are faulted call by call, or as a batch (see BATCHES).
  *
  * CONTROL API (same port, paths starting with /__; not counted in stats)
  *
@@ -43,10 +44,13 @@
  *                   An invalid fault is answered 400 {"ok":false,"error":..}.
  *   POST /__clear   removes all faults.
  *   GET  /__faults  lists the installed faults (with remaining counts).
- *   GET  /__stats   {"requests": n, "by_method": {method: n}, "faulted": n,
- *                    "by_mode": {mode: n}, "times": [ms epoch of the last
- *                    2000 requests], "log": [last 200 {t, method, params
- *                    (JSON, truncated to 300 chars), mode or null}]}
+ *   GET  /__stats   {"requests": n (HTTP), "calls": n (JSON-RPC calls, those
+ *                    in batches each), "batches": n, "by_method": {method:
+ *                    calls}, "faulted": n, "by_mode": {mode: n}, "times":
+ *                    [ms epoch of the last 2000 HTTP requests], "log": [last
+ *                    200 calls {t, method, params (JSON, truncated to 300
+ *                    chars), mode or null, batch: its size, for a call in
+ *                    a batch}]}
  *   POST /__reset_stats   zeroes the stats.
  *
  * MODES
@@ -109,6 +113,34 @@
  *                 considered and it is otherwise forwarded; only errors
  *                 count as faulted and use up the count.
  *   delay         wait `ms` (default 1000) milliseconds, then forward.
+ *
+ * BATCHES
+ *
+ * A batch is first offered to the batch modes below, which match it when
+ * their method is absent or that of one of its calls:
+ *
+ *   batch_reorder forward; the answers come back in reverse order.
+ *   batch_refuse  answer as a node that takes no batches: status 200 and
+ *                 one error object {"jsonrpc":"2.0","id":null,"error":
+ *                 {"code":-32600,"message":`message`}} (default "batch
+ *                 requests are not supported"), or, with `status`, that
+ *                 HTTP status and a text body.
+ *   batch_limit   a batch of more than `max` calls (default 10) is answered
+ *                 as geth answers one over its batch-request-limit:
+ *                 [{"jsonrpc":"2.0","id":<first id>,"error":{"code":-32600,
+ *                 "message":"batch too large"}}]; with style "truncate",
+ *                 only its first `max` calls are answered.  A batch within
+ *                 the limit does not match and does not use up the count.
+ *   batch_drop    forward; the answer at position `index` (default 0) is
+ *                 left out.
+ *
+ * Otherwise each call of the batch is matched as a single request would
+ * be (a fault with param in_batch: true matches calls in batches only):
+ * the call modes (rpc_error, range_limit, wrong_id, null_result,
+ * result_and_error, logs_mismatch, logs_without, wrong_block, head_back)
+ * spoil that call's answer only; the others (refuse, hang, stall,
+ * http_status, html, truncated, malformed, oversize, delay) act on the
+ * whole HTTP response.
  *
  * Post-processing modes (stall, truncated, wrong_id, null_result, result_and_error,
  * logs_mismatch, logs_without, head_back, oversize) return the upstream answer unchanged
@@ -309,7 +341,14 @@ async function upstreamHead() {
 const MODES = new Set(['refuse', 'hang', 'stall', 'http_status', 'html',
 	'truncated', 'malformed', 'rpc_error', 'wrong_id', 'null_result', 'result_and_error',
 	'logs_mismatch', 'logs_without', 'wrong_block', 'head_back', 'oversize', 'range_limit',
-	'delay']);
+	'delay', 'batch_reorder', 'batch_refuse', 'batch_limit', 'batch_drop']);
+
+/* modes that act on a batch as a whole */
+const BATCH_MODES = new Set(['batch_reorder', 'batch_refuse', 'batch_limit', 'batch_drop']);
+
+/* modes that, in a batch, spoil one call's answer only */
+const CALL_MODES = new Set(['rpc_error', 'range_limit', 'wrong_id', 'null_result',
+	'result_and_error', 'logs_mismatch', 'logs_without', 'wrong_block', 'head_back']);
 
 let faults = [];		/* installed faults, in order of installation */
 let nextFaultId = 1;
@@ -392,9 +431,11 @@ async function rangeLimitHit(fault, rpc) {
  * consumed, as {fault, extra}, or null.  extra carries what the decision
  * found out (the range_limit error).
  */
-async function selectFault(rpc) {
+async function selectFault(rpc, inBatch = false) {
 	for (const fault of faults.slice()) {
 		if (fault.method !== null && fault.method !== rpc.method)
+			continue;
+		if (BATCH_MODES.has(fault.mode) || (fault.params.in_batch === true && !inBatch))
 			continue;
 		if (!faults.includes(fault) || fault.count === 0)
 			continue;		/* removed meanwhile */
@@ -424,18 +465,24 @@ const MAX_LOG_PARAMS = 300;
 let stats;
 
 function resetStats() {
-	stats = { requests: 0, by_method: {}, faulted: 0, by_mode: {}, times: [], log: [] };
+	stats = { requests: 0, calls: 0, batches: 0, by_method: {}, faulted: 0, by_mode: {},
+		times: [], log: [] };
 }
 resetStats();
 
-/* record one request; returns the log entry, whose mode is set later */
-function recordRequest(method, params) {
-	const t = Date.now();
+/* record one HTTP request */
+function recordHttp() {
 	stats.requests++;
-	stats.by_method[method] = (stats.by_method[method] || 0) + 1;
-	stats.times.push(t);
+	stats.times.push(Date.now());
 	if (stats.times.length > MAX_TIMES)
 		stats.times.splice(0, stats.times.length - MAX_TIMES);
+}
+
+/* record one call; returns the log entry, whose mode is set later */
+function recordRequest(method, params) {
+	const t = Date.now();
+	stats.calls++;
+	stats.by_method[method] = (stats.by_method[method] || 0) + 1;
 	let p = params === undefined ? null : JSON.stringify(params);
 	if (p !== null && p.length > MAX_LOG_PARAMS)
 		p = p.slice(0, MAX_LOG_PARAMS);
@@ -594,13 +641,9 @@ async function applyFault(req, res, fault, extra, rpc, body) {
 			`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":[{"address":`);
 		return;
 
-	case 'rpc_error': {
-		const error = { code: p.code ?? -32000, message: p.message ?? 'internal error' };
-		if (p.data !== undefined)
-			error.data = p.data;
-		sendJson(res, 200, { jsonrpc: '2.0', id, error });
+	case 'rpc_error':
+		sendJson(res, 200, { jsonrpc: '2.0', id, error: faultError(p) });
 		return;
-	}
 
 	case 'range_limit':
 		sendJson(res, 200, { jsonrpc: '2.0', id, error: extra });
@@ -615,14 +658,9 @@ async function applyFault(req, res, fault, extra, rpc, body) {
 	}
 
 	case 'wrong_block': {
-		const params = rpc.params.slice();
-		const n = parseQuantity(params[0]);
-		let target = n + BigInt(Number.isInteger(p.offset) ? p.offset : -1);
-		if (target < 0n)
-			target = n + 1n;
-		params[0] = toQuantity(target);
-		debug(`wrong_block: ${rpc.params[0]} -> ${params[0]}`);
-		return passThrough(req, res, Buffer.from(JSON.stringify({ ...rpc, params })));
+		const moved = wrongBlockCall(rpc, p);
+		debug(`wrong_block: ${rpc.params[0]} -> ${moved.params[0]}`);
+		return passThrough(req, res, Buffer.from(JSON.stringify(moved)));
 	}
 	}
 
@@ -705,9 +743,12 @@ async function handleControl(req, res, path, body) {
 
 async function handleRpc(req, res, body) {
 	const rpc = parseJson(body);
+	if (Array.isArray(rpc) && rpc.length > 0)
+		return handleBatch(req, res, rpc, body);
+	recordHttp();
 	if (!isObject(rpc) || typeof rpc.method !== 'string') {
-		/* not a single JSON-RPC request: batch, garbage or empty; just forward */
-		recordRequest(Array.isArray(rpc) ? 'batch' : '(unparsed)', undefined);
+		/* not a JSON-RPC request: garbage, empty or an empty batch; just forward */
+		recordRequest('(unparsed)', undefined);
 		return passThrough(req, res, body);
 	}
 
@@ -720,6 +761,161 @@ async function handleRpc(req, res, body) {
 	recordFault(entry, chosen.fault.mode);
 	debug(`${rpc.method} ${entry.params} -> ${chosen.fault.mode} (fault ${chosen.fault.id})`);
 	return applyFault(req, res, chosen.fault, chosen.extra, rpc, body);
+}
+
+/* a call of a batch: a JSON-RPC request object */
+function isCall(c) {
+	return isObject(c) && typeof c.method === 'string';
+}
+
+function batchMax(p) {
+	return Number.isInteger(p.max) && p.max > 0 ? p.max : 10;
+}
+
+/* the batch mode fault that takes this batch, already consumed, or null */
+function selectBatchFault(calls) {
+	for (const fault of faults.slice()) {
+		if (!BATCH_MODES.has(fault.mode))
+			continue;
+		if (fault.method !== null && !calls.some((c) => isCall(c) && c.method === fault.method))
+			continue;
+		if (fault.mode === 'batch_limit' && calls.length <= batchMax(fault.params))
+			continue;
+		consume(fault);
+		return fault;
+	}
+	return null;
+}
+
+/* answer a batch as a batch mode fault says (see BATCHES) */
+async function applyBatchFault(req, res, fault, calls, body) {
+	const p = fault.params;
+	if (fault.mode === 'batch_refuse') {
+		if (Number.isInteger(p.status) && p.status >= 100 && p.status <= 999)
+			sendText(res, p.status, http.STATUS_CODES[p.status] || 'Error');
+		else
+			sendJson(res, 200, { jsonrpc: '2.0', id: null, error: { code: -32600,
+				message: typeof p.message === 'string' ? p.message : 'batch requests are not supported' } });
+		return;
+	}
+	if (fault.mode === 'batch_limit' && p.style !== 'truncate') {
+		const first = calls.find(isObject);
+		sendJson(res, 200, [{ jsonrpc: '2.0', id: first && first.id !== undefined ? first.id : null,
+			error: { code: -32600, message: 'batch too large' } }]);
+		return;
+	}
+	const sent = fault.mode === 'batch_limit' ? Buffer.from(JSON.stringify(calls.slice(0, batchMax(p)))) : body;
+	const up = await forwardOr502(req, res, sent);
+	if (up === null || res.destroyed)
+		return;
+	const doc = parseJson(up.body);
+	if (!Array.isArray(doc) || fault.mode === 'batch_limit')
+		return sendUpstream(res, up);
+	if (fault.mode === 'batch_reorder')
+		return sendJson(res, up.status, doc.slice().reverse());
+	const index = Number.isInteger(p.index) ? p.index : 0;
+	return sendJson(res, up.status, doc.filter((_, j) => j !== index));
+}
+
+/* the error object of an rpc_error fault */
+function faultError(p) {
+	const error = { code: p.code ?? -32000, message: p.message ?? 'internal error' };
+	if (p.data !== undefined)
+		error.data = p.data;
+	return error;
+}
+
+/* a call with its block number moved, for a wrong_block fault */
+function wrongBlockCall(rpc, p) {
+	const params = rpc.params.slice();
+	const n = parseQuantity(params[0]);
+	let target = n + BigInt(Number.isInteger(p.offset) ? p.offset : -1);
+	if (target < 0n)
+		target = n + 1n;
+	params[0] = toQuantity(target);
+	return { ...rpc, params };
+}
+
+/*
+ * handleBatch -- a JSON-RPC batch: a batch mode fault, or each call's own
+ * (see BATCHES).
+ */
+async function handleBatch(req, res, calls, body) {
+	recordHttp();
+	stats.batches++;
+	const entries = calls.map((c) => {
+		const e = recordRequest(isCall(c) ? c.method : '(unparsed)', isObject(c) ? c.params : undefined);
+		e.batch = calls.length;
+		return e;
+	});
+	const bf = selectBatchFault(calls);
+	if (bf !== null) {
+		recordFault(entries[0], bf.mode);
+		for (const e of entries)
+			e.mode = bf.mode;
+		debug(`batch of ${calls.length} -> ${bf.mode} (fault ${bf.id})`);
+		return applyBatchFault(req, res, bf, calls, body);
+	}
+	const chosen = [];
+	for (const c of calls)
+		chosen.push(isCall(c) ? await selectFault(c, true) : null);
+	chosen.forEach((ch, i) => { if (ch !== null) recordFault(entries[i], ch.fault.mode); });
+	debug(`batch of ${calls.length}: ${chosen.filter((ch) => ch !== null).map((ch) => ch.fault.mode).join(', ') || 'no fault'}`);
+	const whole = chosen.find((ch) => ch !== null && !CALL_MODES.has(ch.fault.mode));
+	if (whole !== undefined) {
+		if (whole.fault.mode === 'oversize') {
+			const up = await forwardOr502(req, res, body);
+			if (up === null)
+				return;
+			const bytes = Number.isInteger(whole.fault.params.bytes) ? whole.fault.params.bytes : 2000000;
+			const doc = parseJson(up.body);
+			return sendJson(res, up.status, Array.isArray(doc) ? doc.concat([{ padding: 'x'.repeat(bytes) }]) : doc);
+		}
+		return applyFault(req, res, whole.fault, whole.extra, { id: null }, body);
+	}
+	/* call faults: answered here, or forwarded and spoilt one by one */
+	const answeredHere = (ch) => ch !== null && ['rpc_error', 'range_limit'].includes(ch.fault.mode);
+	const fwd = [];
+	calls.forEach((c, i) => {
+		if (!answeredHere(chosen[i]))
+			fwd.push(chosen[i] !== null && chosen[i].fault.mode === 'wrong_block' ? wrongBlockCall(c, chosen[i].fault.params) : c);
+	});
+	let answers = [];
+	if (fwd.length > 0) {
+		const up = await forwardOr502(req, res, Buffer.from(JSON.stringify(fwd)));
+		if (up === null || res.destroyed)
+			return;
+		const doc = parseJson(up.body);
+		if (!Array.isArray(doc))
+			return sendUpstream(res, up);
+		answers = doc;
+	}
+	const byId = new Map();
+	for (const a of answers)
+		if (isObject(a) && a.id !== undefined && a.id !== null)
+			byId.set(JSON.stringify(a.id), a);
+	const out = [];
+	calls.forEach((c, i) => {
+		const ch = chosen[i];
+		const id = isObject(c) && c.id !== undefined ? c.id : null;
+		if (ch !== null && ch.fault.mode === 'rpc_error')
+			out.push({ jsonrpc: '2.0', id, error: faultError(ch.fault.params) });
+		else if (ch !== null && ch.fault.mode === 'range_limit')
+			out.push({ jsonrpc: '2.0', id, error: ch.extra });
+		else {
+			const a = byId.get(JSON.stringify(id));
+			byId.delete(JSON.stringify(id));
+			if (a === undefined)
+				return;
+			const r = ch !== null ? rewrite(ch.fault.mode, ch.fault.params, c, a) : null;
+			out.push(r === null ? a : r);
+		}
+	});
+	/* answers to no call of ours (an error with a null id, say) stay */
+	for (const a of answers)
+		if (!isObject(a) || a.id === undefined || a.id === null)
+			out.push(a);
+	sendJson(res, 200, out);
 }
 
 async function handle(req, res) {

@@ -177,6 +177,73 @@ for my $c (@limits)
 		$ok && $limited >= 1 && $after == 0);
 }
 
+# JSON-RPC batches: the headers of a range go in one HTTP request
+# (rpc_batch_size).  Each case stops the pipeline, makes 8 transfers (8
+# blocks with logs: two ranges of block_range 7, so batches of several
+# headers), installs the fault and starts the pipeline again (a new
+# fetcher: nothing remembered from an earlier case).  Answers matched by
+# id in any order; what a batch leaves unanswered is asked again; a node
+# that refuses or limits batches gets smaller ones, down to single calls,
+# and that is remembered (the fault applies once, however many ranges
+# follow); a batch answer that breaks the protocol is an error, then
+# caught up.
+# the largest batch sent after the one a fault of this mode took (0: none)
+my $batch_after = sub {
+	my ($st, $mode) = @_;
+	my ($seen, $max) = (0, 0);
+	for my $e (@{ $st->{log} })
+	{
+		if (($e->{mode} // '') eq $mode) { $seen = 1; next; }
+		$max = $e->{batch} if $seen && ($e->{batch} // 0) > $max;
+	}
+	return $max;
+};
+my @batch_cases = (
+	[ 'a batch answered out of order', { mode => 'batch_reorder', count => -1 }, undef,
+		sub { $_[0]{by_mode}{batch_reorder} >= 1 } ],
+	[ 'a batch with one call answered by an error', { mode => 'rpc_error', in_batch => JSON::PP::true, count => 1, method => 'eth_getBlockByNumber' }, undef,
+		sub { $_[0]{by_mode}{rpc_error} == 1 && $_[0]{batches} >= 1 } ],
+	[ 'a batch with an answer missing', { mode => 'batch_drop', index => 1, count => 1 }, undef,
+		sub { $_[0]{by_mode}{batch_drop} == 1 } ],
+	[ 'batches refused (one error object)', { mode => 'batch_refuse', count => -1 }, undef,
+		sub { $_[0]{by_mode}{batch_refuse} == 1 && $_[0]{batches} == 1 } ],
+	[ 'batches refused (HTTP 400)', { mode => 'batch_refuse', status => 400, count => -1 }, undef,
+		sub { $_[0]{by_mode}{batch_refuse} == 1 && $_[0]{batches} == 1 } ],
+	[ 'a batch over the node\'s limit of 3 (geth: "batch too large")', { mode => 'batch_limit', max => 3, count => -1 }, undef,
+		sub { $_[0]{by_mode}{batch_limit} == 1 && $batch_after->($_[0], 'batch_limit') >= 2 && $batch_after->($_[0], 'batch_limit') <= 3 } ],
+	[ 'a batch cut to the node\'s limit of 3 (answers missing)', { mode => 'batch_limit', max => 3, style => 'truncate', count => -1 }, undef,
+		sub { $_[0]{by_mode}{batch_limit} == 1 && $batch_after->($_[0], 'batch_limit') == 3 } ],
+	[ 'a batch answer over max_response_bytes', { mode => 'oversize', in_batch => JSON::PP::true, bytes => 1_500_000, count => 1 }, undef,
+		sub { $_[0]{by_mode}{oversize} == 1 } ],
+	[ 'a batch answer to an id not asked for', { mode => 'wrong_id', in_batch => JSON::PP::true, count => 1, method => 'eth_getBlockByNumber' },
+		qr/eth_getBlockByNumber: an answer in a batch has an id that was not asked for, or answered twice/,
+		sub { $_[0]{by_mode}{wrong_id} == 1 } ],
+	[ 'a batch answered with another block', { mode => 'wrong_block', in_batch => JSON::PP::true, count => 1, method => 'eth_getBlockByNumber' },
+		qr/asked for block \d+, got block \d+/,
+		sub { $_[0]{by_mode}{wrong_block} == 1 } ],
+);
+for my $c (@batch_cases)
+{
+	my ($name, $f, $re, $check) = @$c;
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.stop('f')});
+	li_wait_state($node, 'f', 'stopped', 30);
+	transfers(8);
+	control('__reset_stats');
+	fault(%$f);
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.start('f')});
+	my $seen = defined $re ? error_seen(0, $re) : 1;
+	my $ok = consistent('f');
+	my $st = stats();
+	my $errors = status('f', 'errors');
+	my $as_expected = $check->($st) ? 1 : 0;
+	diag("$name: error seen $seen, caught up $ok, stats as expected $as_expected, $errors errors: "
+		  . status('f', 'last_error') . '; ' . encode_json({ map { $_ => $st->{$_} } qw(requests calls batches by_mode) }))
+	  unless $seen && $ok && $as_expected && (defined $re || $errors == 0);
+	clear();
+	li_case('faults injected', "JSON-RPC batch: $name: " . (defined $re ? 'shown in last_error, then caught up' : 'no error, nothing lost'),
+		$seen && $ok && $as_expected && (defined $re || $errors == 0));
+}
+
 # several URLs: a dead endpoint first, the proxy second
 my $dead = PostgreSQL::Test::Cluster::get_free_port();
 $node->safe_psql('postgres', qq{
