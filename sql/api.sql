@@ -112,7 +112,7 @@ SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
 	'{"url": "http://127.0.0.1:1", "urls": ["http://127.0.0.1:2"]}');
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
 	jsonb_build_object('urls', (SELECT jsonb_agg('http://127.0.0.1:' || i) FROM generate_series(1, 17) i)));
--- request rate, response size cap, redirect limit and batch size are bounded
+-- request rate, response size cap, redirect limit, batch size and requests in flight are bounded
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
 	'{"url": "http://127.0.0.1:1", "max_requests_per_second": -1}');
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
@@ -121,10 +121,12 @@ SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
 	'{"url": "http://127.0.0.1:1", "max_redirects": 21}');
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
 	'{"url": "http://127.0.0.1:1", "rpc_batch_size": 0}');
+SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',
+	'{"url": "http://127.0.0.1:1", "max_concurrent_requests": 17}');
 SELECT ledger_ingest.create_pipeline('api_urls', 'evm_rpc',
 	'{"urls": ["http://127.0.0.1:1", "HTTPS://user:secret@example.invalid/v2/key"],
 	  "max_requests_per_second": 20, "max_response_bytes": 1048576, "max_redirects": 0,
-	  "rpc_batch_size": 1000}');
+	  "rpc_batch_size": 1000, "max_concurrent_requests": 16}');
 SELECT ledger_ingest.drop_pipeline('api_urls');
 -- addresses: 20-byte 0x-hex strings (an array, or a single string)
 SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc',

@@ -85,6 +85,7 @@ static const OptDef opt_defs[] = {
 	INT64_OPT("max_response_bytes", true, max_response_bytes, 1024, LI_RPC_MAX_RESPONSE),
 	INT_OPT("max_redirects", true, max_redirects, 0, 20),
 	INT_OPT("rpc_batch_size", true, rpc_batch_size, 1, 1000),
+	INT_OPT("max_concurrent_requests", true, max_concurrent_requests, 1, LI_RPC_MAX_CONCURRENT),
 	INT_OPT("fetch_ahead_ledgers", true, fetch_ahead_ledgers, 0, 100000000),
 	INT64_OPT("fetch_ahead_bytes", true, fetch_ahead_bytes, 1024 * 1024, INT64CONST(1) << 30),
 	INT_OPT("reorg_window", false, reorg_window, 0, 100000),
@@ -125,6 +126,7 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->max_response_bytes = LI_RPC_MAX_RESPONSE;
 	o->max_redirects = 3;
 	o->rpc_batch_size = 100;
+	o->max_concurrent_requests = 4;
 	o->fetch_ahead_ledgers = 10000;
 	o->fetch_ahead_bytes = 16 * 1024 * 1024;
 	o->reorg_window = 128;

@@ -20,6 +20,7 @@ typedef enum LiCommitMode
 
 #define LI_MAX_URLS 16
 #define LI_RPC_MAX_RESPONSE ((int64) 256 * 1024 * 1024)
+#define LI_RPC_MAX_CONCURRENT 16	/* bound of max_concurrent_requests */
 
 typedef struct LiOptions
 {
@@ -45,6 +46,7 @@ typedef struct LiOptions
 	int64		max_response_bytes;
 	int			max_redirects;
 	int			rpc_batch_size; /* JSON-RPC calls per HTTP request, at most */
+	int			max_concurrent_requests;	/* eth_getLogs in flight, at most */
 	/* ledgers a fetcher process may fetch beyond the cursor; 0: no fetcher */
 	int			fetch_ahead_ledgers;
 	int64		fetch_ahead_bytes;	/* its queue to the worker */

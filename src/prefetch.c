@@ -364,7 +364,10 @@ wait_for_room(LiPipeline *p)
 		committed = p->slot->cursor_known ? p->slot->committed.ledger : p->cursor.ledger;
 		SpinLockRelease(&p->slot->mutex);
 		if (next - committed <= p->opts.fetch_ahead_ledgers)
+		{
+			li_rpc_limit_ranges(committed + p->opts.fetch_ahead_ledgers);
 			break;
+		}
 		(void) ConditionVariableTimedSleep(&p->slot->cv, 1000, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();

@@ -46,6 +46,29 @@
 
 #define RPC_CONNECT_TIMEOUT_MS	5000
 
+/* A response being received, grown without ereport (inside libcurl). */
+typedef struct RpcBuffer
+{
+	char	   *data;			/* NUL-terminated, in TopMemoryContext */
+	size_t		len;
+	size_t		cap;
+	size_t		limit;			/* max_response_bytes */
+	bool		overflow;		/* the limit cut the response */
+} RpcBuffer;
+
+/* One of several requests in flight (li_rpc_call_logs_many). */
+typedef struct RpcTransfer
+{
+	CURL	   *easy;			/* made once, from the client's handle */
+	RpcBuffer	resp;
+	char		errbuf[CURL_ERROR_SIZE];
+	char	   *body;
+	int64		id;
+	bool		added;			/* in the multi handle */
+	bool		finished;
+	CURLcode	rc;
+} RpcTransfer;
+
 /* The worker's one JSON-RPC client (a worker serves one pipeline). */
 typedef struct RpcClient
 {
@@ -59,49 +82,48 @@ typedef struct RpcClient
 	TimestampTz last_request_at;
 	/* milliseconds the node asked us to wait (Retry-After), 0 if none */
 	int64		retry_after_ms;
-	/* response buffer, grown without ereport (we are inside libcurl) */
-	char	   *resp_data;
-	size_t		resp_len;
-	size_t		resp_cap;
-	size_t		resp_limit;
-	bool		resp_overflow;
+	RpcBuffer	resp;			/* of the last request */
 	long		http_status;	/* of the last response, 0 if none */
 	/* calls per batch the node takes, as found out (see li_rpc_call_batch) */
 	int			batch_cap;
+	/* requests in flight together (li_rpc_call_logs_many) */
+	CURLM	   *multi;
+	RpcTransfer xfer[LI_RPC_MAX_CONCURRENT];
 } RpcClient;
 
-static RpcClient rpc = {.resp_limit = LI_RPC_MAX_RESPONSE, .batch_cap = INT_MAX};
+static RpcClient rpc = {.resp = {.limit = LI_RPC_MAX_RESPONSE}, .batch_cap = INT_MAX};
 
 static size_t
 write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
+	RpcBuffer  *b = userdata;
 	size_t		n = size * nmemb;
 
-	if (rpc.resp_len + n + 1 > rpc.resp_limit)
+	if (b->len + n + 1 > b->limit)
 	{
-		rpc.resp_overflow = true;
+		b->overflow = true;
 		return 0;				/* makes libcurl fail with CURLE_WRITE_ERROR */
 	}
-	if (rpc.resp_len + n + 1 > rpc.resp_cap)
+	if (b->len + n + 1 > b->cap)
 	{
-		size_t		newcap = Max(rpc.resp_cap * 2, rpc.resp_len + n + 1);
+		size_t		newcap = Max(b->cap * 2, b->len + n + 1);
 		char	   *p;
 
 		newcap = Max(newcap, 64 * 1024);
 		p = MemoryContextAllocExtended(TopMemoryContext, newcap, MCXT_ALLOC_NO_OOM);
 		if (p == NULL)
 			return 0;
-		if (rpc.resp_data)
+		if (b->data)
 		{
-			memcpy(p, rpc.resp_data, rpc.resp_len);
-			pfree(rpc.resp_data);
+			memcpy(p, b->data, b->len);
+			pfree(b->data);
 		}
-		rpc.resp_data = p;
-		rpc.resp_cap = newcap;
+		b->data = p;
+		b->cap = newcap;
 	}
-	memcpy(rpc.resp_data + rpc.resp_len, ptr, n);
-	rpc.resp_len += n;
-	rpc.resp_data[rpc.resp_len] = '\0';
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
 	return n;
 }
 
@@ -125,6 +147,20 @@ rpc_cleanup_cb(int code, Datum arg)
 void
 li_rpc_cleanup(void)
 {
+	for (int i = 0; i < LI_RPC_MAX_CONCURRENT; i++)
+	{
+		RpcTransfer *x = &rpc.xfer[i];
+
+		if (x->added)
+			curl_multi_remove_handle(rpc.multi, x->easy);
+		x->added = false;
+		if (x->easy)
+			curl_easy_cleanup(x->easy);
+		x->easy = NULL;
+	}
+	if (rpc.multi)
+		curl_multi_cleanup(rpc.multi);
+	rpc.multi = NULL;
 	if (rpc.curl)
 		curl_easy_cleanup(rpc.curl);
 	rpc.curl = NULL;
@@ -165,11 +201,22 @@ li_rpc_client_init(void)
 	curl_easy_setopt(rpc.curl, CURLOPT_POSTREDIR, (long) CURL_REDIR_POST_ALL);
 	curl_easy_setopt(rpc.curl, CURLOPT_CONNECTTIMEOUT_MS, (long) RPC_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(rpc.curl, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(rpc.curl, CURLOPT_WRITEDATA, &rpc.resp);
 	curl_easy_setopt(rpc.curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(rpc.curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
 	curl_easy_setopt(rpc.curl, CURLOPT_ERRORBUFFER, rpc.errbuf);
 	curl_easy_setopt(rpc.curl, CURLOPT_USERAGENT, "ledger_ingest/0.1");
 	curl_easy_setopt(rpc.curl, CURLOPT_ACCEPT_ENCODING, "");
+}
+
+/* the current endpoint, timeout and redirect limit on handle h */
+static void
+set_endpoint(CURL *h)
+{
+	curl_easy_setopt(h, CURLOPT_URL, rpc.opts->urls[rpc.cur_url]);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) rpc.opts->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, rpc.opts->max_redirects > 0 ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long) rpc.opts->max_redirects);
 }
 
 /*
@@ -183,11 +230,8 @@ li_rpc_client_configure(const LiOptions *opts)
 	rpc.opts = opts;
 	if (rpc.cur_url >= opts->nurls)
 		rpc.cur_url = 0;
-	curl_easy_setopt(rpc.curl, CURLOPT_URL, opts->urls[rpc.cur_url]);
-	curl_easy_setopt(rpc.curl, CURLOPT_TIMEOUT_MS, (long) opts->timeout_ms);
-	curl_easy_setopt(rpc.curl, CURLOPT_FOLLOWLOCATION, opts->max_redirects > 0 ? 1L : 0L);
-	curl_easy_setopt(rpc.curl, CURLOPT_MAXREDIRS, (long) opts->max_redirects);
-	rpc.resp_limit = (size_t) opts->max_response_bytes;
+	set_endpoint(rpc.curl);
+	rpc.resp.limit = (size_t) opts->max_response_bytes;
 }
 
 /*
@@ -275,7 +319,7 @@ rpc_error_callback(void *arg)
 
 /*
  * rpc_perform -- send one request body to the current endpoint.  Returns
- * NULL when a response with HTTP status 200 arrived (in rpc.resp_data), else a
+ * NULL when a response with HTTP status 200 arrived (in rpc.resp.data), else a
  * palloc'd description of what failed (a transport error, an HTTP status,
  * the size cap), after noting any Retry-After the node sent.
  */
@@ -286,8 +330,8 @@ rpc_perform(const char *method, const char *body, int *sqlstate)
 	long		http_status = 0;
 
 	rpc_rate_limit();
-	rpc.resp_len = 0;
-	rpc.resp_overflow = false;
+	rpc.resp.len = 0;
+	rpc.resp.overflow = false;
 	rpc.http_status = 0;
 	rpc.errbuf[0] = '\0';
 	curl_easy_setopt(rpc.curl, CURLOPT_POSTFIELDS, body);
@@ -297,7 +341,7 @@ rpc_perform(const char *method, const char *body, int *sqlstate)
 	*sqlstate = ERRCODE_CONNECTION_FAILURE;
 	if (rc != CURLE_OK)
 	{
-		if (rpc.resp_overflow)
+		if (rpc.resp.overflow)
 		{
 			*sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 			return psprintf("JSON-RPC %s%s: response larger than max_response_bytes (" INT64_FORMAT ")",
@@ -337,7 +381,7 @@ status_refuses_batch(long s)
 /*
  * Send body to the current endpoint, failing over to the next on a
  * transport error or HTTP status (each endpoint once).  true: a response
- * with status 200 is in rpc.resp_data.  A result larger than
+ * with status 200 is in rpc.resp.data.  A result larger than
  * max_response_bytes returns false with *err set (code 0) when err is
  * given (the caller can ask for less); so does, for a batch, an HTTP
  * status that refuses batches (code -1); every other failure raises the
@@ -395,9 +439,9 @@ check_body(const char *method)
 {
 	const char *p;
 
-	for (p = rpc.resp_data; p && *p && isspace((unsigned char) *p); p++)
+	for (p = rpc.resp.data; p && *p && isspace((unsigned char) *p); p++)
 		;
-	if (rpc.resp_len == 0 || p == NULL || *p == '\0')
+	if (rpc.resp.len == 0 || p == NULL || *p == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC %s%s: empty response", method, li_rpc_endpoint_label())));
@@ -419,7 +463,7 @@ bad_id(const char *method, int64 id)
 }
 
 /*
- * The response in rpc.resp_data as jsonb.  ERROR (22P02), naming the call,
+ * The response in rpc.resp.data as jsonb.  ERROR (22P02), naming the call,
  * for an empty body, one that is not JSON (an HTML error page, say) or
  * invalid JSON.
  */
@@ -438,7 +482,7 @@ parse_response(const char *method)
 	cxt = CurrentMemoryContext;
 	PG_TRY();
 	{
-		doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(rpc.resp_data)));
+		doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(rpc.resp.data)));
 	}
 	PG_CATCH();
 	{
@@ -503,7 +547,7 @@ call_answered(void)
 }
 
 /*
- * The "result" of the response in rpc.resp_data to request id (see
+ * The "result" of the response in rpc.resp.data to request id (see
  * li_rpc_call_ex), or NULL with *err for a JSON-RPC error object when err
  * is given.
  */
@@ -589,28 +633,16 @@ li_rpc_call_ex(const char *method, const char *params, LiRpcError *err)
 }
 
 /*
- * li_rpc_call_logs -- li_rpc_call_ex for a call whose result is an array
- * of logs (eth_getLogs): each element goes to cb(arg, log, i) as
- * rpc_stream.c reads it from the response text.  A response that reader
- * leaves to the general path (an error object, a result that is not an
- * array, invalid JSON before the result) takes li_rpc_call_ex's checks and
- * messages.  Returns true when the whole result was read; false with *err
- * as li_rpc_call_ex.  Each check of the general path holds here too: a
- * response whose JSON breaks after some logs, whose id is another, or
- * that has both "result" and "error", raises 22P02 (what cb did is
- * discarded with the caller's fetch).
+ * The eth_getLogs answer in rpc.resp to request id, each log to cb (see
+ * li_rpc_call_logs).
  */
-bool
-li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
-				 LiLogCallback cb, void *arg)
+static bool
+logs_answer(const char *method, int64 id, LiRpcError *err, LiLogCallback cb, void *arg)
 {
-	int64		id;
 	JsonbValue *v;
 
-	if (!send_call(method, params, err, &id))
-		return false;
 	check_body(method);
-	switch (li_stream_logs_response(rpc.resp_data, rpc.resp_len, id, cb, arg))
+	switch (li_stream_logs_response(rpc.resp.data, rpc.resp.len, id, cb, arg))
 	{
 		case LI_STREAM_DONE:
 			call_answered();
@@ -647,6 +679,237 @@ li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
 		cb(arg, &raw, i);
 	}
 	return true;
+}
+
+/*
+ * li_rpc_call_logs -- li_rpc_call_ex for a call whose result is an array
+ * of logs (eth_getLogs): each element goes to cb(arg, log, i) as
+ * rpc_stream.c reads it from the response text.  A response that reader
+ * leaves to the general path (an error object, a result that is not an
+ * array, invalid JSON before the result) takes li_rpc_call_ex's checks and
+ * messages.  Returns true when the whole result was read; false with *err
+ * as li_rpc_call_ex.  Each check of the general path holds here too: a
+ * response whose JSON breaks after some logs, whose id is another, or
+ * that has both "result" and "error", raises 22P02 (what cb did is
+ * discarded with the caller's fetch).
+ */
+bool
+li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
+				 LiLogCallback cb, void *arg)
+{
+	int64		id;
+
+	if (!send_call(method, params, err, &id))
+		return false;
+	return logs_answer(method, id, err, cb, arg);
+}
+
+/* the multi handle and transfer i's handle, made on first use */
+static RpcTransfer *
+transfer(int i)
+{
+	RpcTransfer *x = &rpc.xfer[i];
+
+	if (rpc.multi == NULL && (rpc.multi = curl_multi_init()) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not create a libcurl multi handle")));
+	if (x->easy == NULL)
+	{
+		x->easy = curl_easy_duphandle(rpc.curl);
+		if (x->easy == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("could not create a libcurl handle")));
+		curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, &x->resp);
+		curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	}
+	return x;
+}
+
+/* take every transfer out of the multi handle (also after an error) */
+static void
+detach_transfers(void)
+{
+	for (int i = 0; i < LI_RPC_MAX_CONCURRENT; i++)
+		if (rpc.xfer[i].added)
+		{
+			curl_multi_remove_handle(rpc.multi, rpc.xfer[i].easy);
+			rpc.xfer[i].added = false;
+		}
+}
+
+/*
+ * Drive the transfers in flight, waiting up to ms milliseconds for one of
+ * them; note those that finished.  An interrupt aborts them (progress_cb)
+ * and is acted on here.
+ */
+static void
+drive_transfers(int ms)
+{
+	int			running = 0;
+	int			left;
+	CURLMsg    *msg;
+
+	curl_multi_perform(rpc.multi, &running);
+	if (running > 0 && ms > 0)
+	{
+		curl_multi_poll(rpc.multi, NULL, 0, ms, NULL);
+		curl_multi_perform(rpc.multi, &running);
+	}
+	while ((msg = curl_multi_info_read(rpc.multi, &left)) != NULL)
+		for (int i = 0; i < LI_RPC_MAX_CONCURRENT && msg->msg == CURLMSG_DONE; i++)
+			if (rpc.xfer[i].easy == msg->easy_handle)
+			{
+				rpc.xfer[i].finished = true;
+				rpc.xfer[i].rc = msg->data.result;
+			}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Start transfer x once the request rate allows (max_requests_per_second
+ * holds across the requests in flight), driving those already started
+ * while it waits.
+ */
+static void
+start_transfer(RpcTransfer *x)
+{
+	if (rpc.opts->max_requests_per_second > 0 && rpc.last_request_at != 0)
+	{
+		TimestampTz next_at = rpc.last_request_at + USECS_PER_SEC / rpc.opts->max_requests_per_second;
+		TimestampTz now;
+
+		while ((now = GetCurrentTimestamp()) < next_at)
+			drive_transfers((int) ((next_at - now + 999) / 1000));
+	}
+	if (curl_multi_add_handle(rpc.multi, x->easy) != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not start a libcurl transfer")));
+	x->added = true;
+	rpc.last_request_at = GetCurrentTimestamp();
+	drive_transfers(0);
+}
+
+/*
+ * Read transfer x's eth_getLogs answer as li_rpc_call_logs reads its own
+ * (logs_answer, on the client's buffer for the time of the reading).
+ */
+static bool
+read_transfer(const char *method, RpcTransfer *x, LiRpcError *err, LiLogCallback cb, void *arg)
+{
+	RpcBuffer	own = rpc.resp;
+	bool		ok;
+
+	rpc.resp = x->resp;
+	PG_TRY();
+	{
+		ok = logs_answer(method, x->id, err, cb, arg);
+	}
+	PG_FINALLY();
+	{
+		x->resp = rpc.resp;
+		rpc.resp = own;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * li_rpc_call_logs_many -- n calls (at most LI_RPC_MAX_CONCURRENT) like
+ * li_rpc_call_logs, params[i] each, all in flight at once (libcurl's
+ * multi interface, on the current endpoint, each started when
+ * max_requests_per_second allows), then read in order, call i's logs to
+ * cb(args[i], ...).  Returns how many were read in full from the first;
+ * the next one, if any, failed with errs[] set as li_rpc_call_logs sets
+ * *err (a JSON-RPC error object, or code 0 for a response over
+ * max_response_bytes), and the later ones are not read.  A request that
+ * failed in flight (a transport error, an HTTP status) is sent again
+ * alone, through li_rpc_call_logs and its failover, and raises as it
+ * does.  Never inside a transaction.
+ */
+int
+li_rpc_call_logs_many(const char *method, char *const *params, int n, LiRpcError *errs,
+					  LiLogCallback cb, void *const *args)
+{
+	if (IsTransactionState())
+		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
+	Assert(n >= 1 && n <= LI_RPC_MAX_CONCURRENT);
+	if (n == 1)
+		return li_rpc_call_logs(method, params[0], &errs[0], cb, args[0]) ? 1 : 0;
+	if (rpc.call_open)
+		rpc_failover();
+	rpc.call_open = true;
+	for (int i = 0; i < n; i++)
+	{
+		RpcTransfer *x = transfer(i);
+
+		x->id = ++rpc.id;
+		x->body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
+						   x->id, method, params[i]);
+		set_endpoint(x->easy);
+		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
+		x->resp.len = 0;
+		x->resp.overflow = false;
+		x->resp.limit = rpc.resp.limit;
+		x->errbuf[0] = '\0';
+		x->finished = false;
+	}
+	detach_transfers();
+	PG_TRY();
+	{
+		bool		all;
+
+		for (int i = 0; i < n; i++)
+			start_transfer(&rpc.xfer[i]);
+		do
+		{
+			all = true;
+			for (int i = 0; i < n; i++)
+				all &= rpc.xfer[i].finished;
+			if (!all)
+				drive_transfers(100);
+		} while (!all);
+	}
+	PG_FINALLY();
+	{
+		detach_transfers();
+	}
+	PG_END_TRY();
+	for (int i = 0; i < n; i++)
+	{
+		RpcTransfer *x = &rpc.xfer[i];
+		long		status = 0;
+		bool		ok;
+
+		CHECK_FOR_INTERRUPTS();
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (x->rc == CURLE_OK && status == 200)
+			ok = read_transfer(method, x, &errs[i], cb, args[i]);
+		else if (x->resp.overflow)
+		{
+			errs[i].code = 0;
+			errs[i].message = psprintf("JSON-RPC %s%s: response larger than max_response_bytes (" INT64_FORMAT ")",
+									   method, li_rpc_endpoint_label(), rpc.opts->max_response_bytes);
+			ok = false;
+		}
+		else
+		{
+			/* failed in flight: once more alone, with failover and its errors */
+			ereport(LOG,
+					(errmsg("ledger_ingest: JSON-RPC %s%s failed in flight (%s); sending it again alone",
+							method, li_rpc_endpoint_label(),
+							x->rc != CURLE_OK ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->rc)) :
+							psprintf("HTTP status %ld", status))));
+			ok = li_rpc_call_logs(method, params[i], &errs[i], cb, args[i]);
+		}
+		pfree(x->body);
+		x->body = NULL;
+		if (!ok)
+			return i;
+	}
+	return n;
 }
 
 /*

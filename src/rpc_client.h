@@ -41,6 +41,14 @@ typedef void (*LiLogCallback) (void *arg, const LiRawLog *log, int i);
 extern bool li_rpc_call_logs(const char *method, const char *params, LiRpcError *err,
 							 LiLogCallback cb, void *arg);
 /*
+ * n (1 to LI_RPC_MAX_CONCURRENT) li_rpc_call_logs calls in flight at once,
+ * read in order, call i's logs to cb(args[i], ...): how many were read in
+ * full from the first; the next failed with errs[] set as *err of
+ * li_rpc_call_logs; the rest are not read
+ */
+extern int	li_rpc_call_logs_many(const char *method, char *const *params, int n,
+								  LiRpcError *errs, LiLogCallback cb, void *const *args);
+/*
  * n calls of one method as JSON-RPC batches of at most rpc_batch_size
  * (fewer, down to single calls, once the node shows a limit): results[i]
  * is the result of the call with params[i], as li_rpc_call's; errors as

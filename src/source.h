@@ -34,6 +34,8 @@ extern void li_rpc_init(LiPipeline *p);
 extern void li_rpc_fetch(LiPipeline *p, LiBatch *batch);
 /* reuse the head for a few seconds while ranges end below it (a fetcher) */
 extern void li_rpc_reuse_head(void);
+/* ranges fetched together with earlier ones start at or before limit (a fetcher) */
+extern void li_rpc_limit_ranges(int64 limit);
 
 typedef enum LiForkResult
 {

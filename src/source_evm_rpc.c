@@ -101,6 +101,12 @@ static int64 known_floor = -1;
 static TimestampTz head_read_at = 0;
 
 /*
+ * The last ledger at which a range fetched together with earlier ones may
+ * start (li_rpc_limit_ranges: the fetcher's fetch_ahead_ledgers).
+ */
+static int64 range_start_limit = PG_INT64_MAX;
+
+/*
  * Apply the pipeline's current options to the client, and reset the
  * eth_getLogs range when block_range changed.
  */
@@ -135,6 +141,16 @@ void
 li_rpc_reuse_head(void)
 {
 	reuse_head = true;
+}
+
+/*
+ * li_rpc_limit_ranges -- ranges fetched together with earlier ones
+ * (max_concurrent_requests) start at or before ledger limit.
+ */
+void
+li_rpc_limit_ranges(int64 limit)
+{
+	range_start_limit = limit;
 }
 
 static char *
@@ -357,28 +373,11 @@ grow_sparse_range(LiPipeline *p, int64 to, int64 span, int nlogs)
 		logs_range = (int) grown;
 }
 
-/*
- * fetch_logs -- eth_getLogs over [range->next, range->end] with the
- * pipeline's filters, its logs grouped into range (add_log).  Returns
- * true, or false after shrinking logs_range when the node says the query
- * is too large (the caller retries with the new range): to
- * the range the message suggests, else by half.  After LOGS_GROW_AFTER
- * successes in a row the range grows back by a quarter, up to block_range;
- * a sparse final range grows beyond it (grow_sparse_range).
- * Any other JSON-RPC error is raised; so is a range error for a single
- * block.
- */
-static bool
-fetch_logs(LiPipeline *p, RangeLogs *range)
+/* eth_getLogs's params over [from, to] with the pipeline's filters */
+static char *
+logs_filter(LiPipeline *p, int64 from, int64 to)
 {
-	int64		from = range->next;
-	int64		to = range->end;
 	StringInfoData filter;
-	LiRpcError err;
-	int64		sfrom;
-	int64		sto;
-	int64		span = to - from + 1;
-	int64		shrunk;
 
 	initStringInfo(&filter);
 	appendStringInfo(&filter, "[{\"fromBlock\":%s,\"toBlock\":%s", hexq(from), hexq(to));
@@ -389,26 +388,50 @@ fetch_logs(LiPipeline *p, RangeLogs *range)
 		appendStringInfo(&filter, ",\"topics\":%s",
 						 JsonbToCString(NULL, &p->opts.topics->root, VARSIZE(p->opts.topics)));
 	appendStringInfoString(&filter, "}]");
-	range->nblocks = range->nlogs = 0;
-	if (li_rpc_call_logs("eth_getLogs", filter.data, &err, add_log, range))
+	return filter.data;
+}
+
+/*
+ * An eth_getLogs over range answered in full: after LOGS_GROW_AFTER
+ * successes in a row the range grows back by a quarter, up to
+ * block_range; a sparse final range grows beyond it (grow_sparse_range).
+ */
+static void
+logs_succeeded(LiPipeline *p, const RangeLogs *range)
+{
+	if (logs_range < logs_range_max && ++logs_successes >= LOGS_GROW_AFTER)
 	{
-		if (logs_range < logs_range_max && ++logs_successes >= LOGS_GROW_AFTER)
-		{
-			logs_range = (int) Min((int64) logs_range_max, (int64) logs_range + Max(1, logs_range / 4));
-			logs_successes = 0;
-		}
-		grow_sparse_range(p, to, span, range->nlogs);
-		return true;
+		logs_range = (int) Min((int64) logs_range_max, (int64) logs_range + Max(1, logs_range / 4));
+		logs_successes = 0;
 	}
+	grow_sparse_range(p, range->end, range->end - range->next + 1, range->nlogs);
+}
+
+/*
+ * An eth_getLogs over range answered by err: when the node says the query
+ * is too large, shrink logs_range (to the range the message suggests,
+ * else by half) for the caller to retry; any other JSON-RPC error is
+ * raised, and so is a range error for a single block.
+ */
+static void
+logs_failed(LiPipeline *p, const RangeLogs *range, const LiRpcError *err)
+{
+	int64		from = range->next;
+	int64		to = range->end;
+	int64		sfrom;
+	int64		sto;
+	int64		span = to - from + 1;
+	int64		shrunk;
+
 	logs_successes = 0;
 	logs_refused = logs_refused == 0 ? span : Min(logs_refused, span);
-	if (!logs_error_is_range(err.message) || span <= 1)
+	if (!logs_error_is_range(err->message) || span <= 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("JSON-RPC eth_getLogs%s returned error " INT64_FORMAT ": %s",
-						li_rpc_endpoint_label(), err.code, err.message),
+						li_rpc_endpoint_label(), err->code, err->message),
 				 span <= 1 ? errdetail("The query already covers a single block (" INT64_FORMAT ").", from) : 0));
-	if (logs_error_suggestion(err.message, &sfrom, &sto) && sfrom == from && sto < to)
+	if (logs_error_suggestion(err->message, &sfrom, &sto) && sfrom == from && sto < to)
 		shrunk = sto - sfrom + 1;
 	else
 		shrunk = span / 2;
@@ -416,7 +439,28 @@ fetch_logs(LiPipeline *p, RangeLogs *range)
 	ereport(LOG,
 			(errmsg("ledger_ingest pipeline \"%s\": eth_getLogs over %lld blocks is too large for the node; trying %d",
 					p->name, (long long) span, logs_range),
-			 errdetail("The node answered error " INT64_FORMAT ": %s", err.code, err.message)));
+			 errdetail("The node answered error " INT64_FORMAT ": %s", err->code, err->message)));
+}
+
+/*
+ * fetch_logs -- eth_getLogs over [range->next, range->end] with the
+ * pipeline's filters, its logs grouped into range (add_log).  Returns
+ * true (logs_succeeded), or false after shrinking logs_range when the
+ * node says the query is too large (logs_failed; the caller retries with
+ * the new range).
+ */
+static bool
+fetch_logs(LiPipeline *p, RangeLogs *range)
+{
+	LiRpcError	err;
+
+	range->nblocks = range->nlogs = 0;
+	if (li_rpc_call_logs("eth_getLogs", logs_filter(p, range->next, range->end), &err, add_log, range))
+	{
+		logs_succeeded(p, range);
+		return true;
+	}
+	logs_failed(p, range, &err);
 	return false;
 }
 
@@ -750,16 +794,35 @@ add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range,
 }
 
 /*
- * Blocks numbers[0..n) of the range into the batch, in order, until one
- * does not attach (add_block): the headers they need fetched in JSON-RPC
- * batches of rpc_batch_size blocks, one batch at a time.
+ * The blocks of ranges[0..nranges) (blocks_to_fetch of each, in order)
+ * into the batch, in order, until one does not attach (add_block): the
+ * headers they need fetched in JSON-RPC batches of rpc_batch_size blocks,
+ * one batch at a time.  end_hash: that of the only range, when it is not
+ * final.
  */
 static void
-add_blocks(LiPipeline *p, LiBatch *batch, const int64 *numbers, int n,
-		   RangeLogs *range, const uint8 *end_hash)
+add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const uint8 *end_hash)
 {
-	int64	   *need = palloc(sizeof(int64) * Max(n, 1));
+	int64	   *numbers = NULL;
+	int		   *owner = NULL;
+	int			n = 0;
+	int64	   *need;
 
+	for (int r = 0; r < nranges; r++)
+	{
+		int64	   *nums;
+		int			m = blocks_to_fetch(&ranges[r], &nums);
+
+		numbers = numbers ? repalloc(numbers, sizeof(int64) * (n + m)) : palloc(sizeof(int64) * m);
+		owner = owner ? repalloc(owner, sizeof(int) * (n + m)) : palloc(sizeof(int) * m);
+		for (int j = 0; j < m; j++)
+		{
+			numbers[n + j] = nums[j];
+			owner[n + j] = r;
+		}
+		n += m;
+	}
+	need = palloc(sizeof(int64) * Max(n, 1));
 	for (int k = 0; k < n;)
 	{
 		int			chunk = Min(n - k, p->opts.rpc_batch_size);
@@ -767,7 +830,7 @@ add_blocks(LiPipeline *p, LiBatch *batch, const int64 *numbers, int n,
 		JsonbValue **headers;
 
 		for (int j = k; j < k + chunk; j++)
-			if (!from_logs(p, range, numbers[j]))
+			if (!from_logs(p, &ranges[owner[j]], numbers[j]))
 				need[nneed++] = numbers[j];
 		if (nneed > 0)
 			pgstat_report_activity(STATE_RUNNING,
@@ -777,6 +840,8 @@ add_blocks(LiPipeline *p, LiBatch *batch, const int64 *numbers, int n,
 		nneed = 0;
 		for (int j = k; j < k + chunk; j++)
 		{
+			RangeLogs  *range = &ranges[owner[j]];
+
 			CHECK_FOR_INTERRUPTS();
 			if (!add_block(p, batch, numbers[j], range, end_hash,
 						   from_logs(p, range, numbers[j]) ? NULL : headers[nneed++]))
@@ -784,6 +849,45 @@ add_blocks(LiPipeline *p, LiBatch *batch, const int64 *numbers, int n,
 		}
 		k += chunk;
 	}
+}
+
+/*
+ * Final ranges from next on, up to last (at or below the final floor):
+ * up to max_concurrent_requests eth_getLogs of logs_range blocks each in
+ * flight at once (li_rpc_call_logs_many), none starting past
+ * range_start_limit but the first; the ranges answered in full, in order,
+ * into the batch; a range the node found too large shrinks logs_range for
+ * the next fetch (logs_failed), and the ranges after it wait for it.
+ */
+static void
+fetch_final_ranges(LiPipeline *p, int64 next, int64 last, LiBatch *batch)
+{
+	int			max = p->opts.max_concurrent_requests;
+	RangeLogs  *ranges = palloc0(sizeof(RangeLogs) * max);
+	char	  **params = palloc(sizeof(char *) * max);
+	void	  **args = palloc(sizeof(void *) * max);
+	LiRpcError *errs = palloc0(sizeof(LiRpcError) * max);
+	int			k = 0;
+	int			nread;
+
+	for (int64 from = next; k < max && from <= last && (k == 0 || from <= range_start_limit); k++)
+	{
+		ranges[k].next = from;
+		ranges[k].end = Min(from + logs_range - 1, last);
+		ranges[k].final = true;
+		params[k] = logs_filter(p, ranges[k].next, ranges[k].end);
+		args[k] = &ranges[k];
+		from = ranges[k].end + 1;
+	}
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT " (%d requests)",
+									p->name, next, ranges[k - 1].end, k));
+	nread = li_rpc_call_logs_many("eth_getLogs", params, k, errs, add_log, args);
+	for (int i = 0; i < nread; i++)
+		logs_succeeded(p, &ranges[i]);
+	if (nread < k)
+		logs_failed(p, &ranges[nread], &errs[nread]);
+	add_blocks(p, batch, ranges, nread, NULL);
 }
 
 /*
@@ -797,8 +901,6 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	int64		safe;
 	int64		next;
 	RangeLogs	range;
-	int64	   *numbers;
-	int			nnumbers;
 	uint8		end_hash[LI_HASH_LEN];
 
 	rpc_configure(p);
@@ -827,9 +929,15 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return;
 	}
+	if (p->opts.max_concurrent_requests > 1 && next + logs_range <= Min(safe, final_floor(p)))
+	{
+		/* a backfill: several final ranges at once */
+		fetch_final_ranges(p, next, Min(safe, final_floor(p)), batch);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return;
+	}
 	fetch_range_logs(p, next, safe, &range, end_hash);
-	nnumbers = blocks_to_fetch(&range, &numbers);
-	add_blocks(p, batch, numbers, nnumbers, &range, end_hash);
+	add_blocks(p, batch, &range, 1, end_hash);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 

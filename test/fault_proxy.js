@@ -50,7 +50,8 @@
  *                    [ms epoch of the last 2000 HTTP requests], "log": [last
  *                    200 calls {t, method, params (JSON, truncated to 300
  *                    chars), mode or null, batch: its size, for a call in
- *                    a batch}]}
+ *                    a batch}], "max_in_flight": the most JSON-RPC HTTP
+ *                    requests open at once}
  *   POST /__reset_stats   zeroes the stats.
  *
  * MODES
@@ -463,10 +464,11 @@ const MAX_LOG = 200;
 const MAX_LOG_PARAMS = 300;
 
 let stats;
+let inFlight = 0;		/* JSON-RPC HTTP requests not answered yet */
 
 function resetStats() {
 	stats = { requests: 0, calls: 0, batches: 0, by_method: {}, faulted: 0, by_mode: {},
-		times: [], log: [] };
+		times: [], log: [], max_in_flight: inFlight };
 }
 resetStats();
 
@@ -930,6 +932,9 @@ async function handle(req, res) {
 	}
 	if (path.startsWith('/__'))
 		return handleControl(req, res, path, body);
+	inFlight++;
+	stats.max_in_flight = Math.max(stats.max_in_flight, inFlight);
+	res.on('close', () => inFlight--);
 	return handleRpc(req, res, body);
 }
 

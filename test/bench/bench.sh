@@ -9,6 +9,8 @@
 #   4. test/bench/rpc_bench.pl: an evm_rpc pipeline backfilling a dense
 #      chain from anvil through the fault proxy adding 0, 20 and 100 ms
 #      per request, next to the inbox path on the same blocks.
+# BENCH_SECTIONS (default "abi engine throughput rpc") picks some of them,
+# e.g. make bench BENCH_SECTIONS=rpc.
 # As root: installs what is missing and the extension, then runs as
 # "postgres" (initdb refuses root).  Results: markdown on stdout, JSON in
 # $BENCH_OUT (default bench-engine.json in a fresh directory under /tmp).
@@ -23,27 +25,36 @@ if [ "$(id -u)" = 0 ]; then
 	out=$(mktemp -d /tmp/ledger_ingest-bench.XXXXXX)
 	chown postgres: "$out"
 	exec runuser -u postgres -- env LEDGER_INGEST_DATA="$LEDGER_INGEST_DATA" BENCH_DIR="$out" \
-		PG_CONFIG="$PG_CONFIG" RUNS="${RUNS:-5}" bash "$0" "$@"
+		PG_CONFIG="$PG_CONFIG" RUNS="${RUNS:-5}" BENCH_SECTIONS="${BENCH_SECTIONS:-}" bash "$0" "$@"
 fi
 
 out=${BENCH_DIR:-$(mktemp -d /tmp/ledger_ingest-bench.XXXXXX)}
 bindir=$($PG_CONFIG --bindir)
 pgxs=$(cd "$(dirname "$($PG_CONFIG --pgxs)")/../.." && pwd)
+sections=" ${BENCH_SECTIONS:-abi engine throughput rpc} "
+want() { [[ "$sections" == *" $1 "* ]]; }
+cd "$out"
+if want abi; then
 echo "### ABI core (src/abi_core.c), median of 5 runs"
 bash "$root/test/bench/run.sh"
-cd "$out"
-mkdir -p "$out/throughput"
+fi
+if want engine; then
 env PATH="$bindir:$PATH" TESTDIR="$out" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	BENCH_OUT="${BENCH_OUT:-$out/bench-engine.json}" \
 	perl -I "$pgxs/src/test/perl" "$root/test/bench/engine_bench.pl"
 json=${BENCH_OUT:-$out/bench-engine.json}
 cat "${json%.json}.md"
 echo "raw numbers: $json"
+fi
+if want throughput; then
+mkdir -p "$out/throughput"
 env PATH="$bindir:$PATH" TESTDIR="$out/throughput" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	PG_CONFIG="$PG_CONFIG" LEDGER_INGEST_ROOT="$root" BENCH_OUT="$out/bench-throughput.json" \
 	perl -I "$pgxs/src/test/perl" "$root/test/bench/throughput_bench.pl"
 cat "$out/bench-throughput.md"
-echo "raw numbers: $out/bench-throughput.json" 
+echo "raw numbers: $out/bench-throughput.json"
+fi
+if want rpc; then
 mkdir -p "$out/rpc"
 env PATH="$bindir:$PATH" TESTDIR="$out/rpc" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 	LEDGER_INGEST_ROOT="$root" BENCH_OUT="$out/bench-rpc.json" \
@@ -51,3 +62,4 @@ env PATH="$bindir:$PATH" TESTDIR="$out/rpc" PG_REGRESS="$pgxs/src/test/regress/p
 echo "### evm_rpc backfill (median of ${RUNS:-5} runs)"
 cat "$out/bench-rpc.md"
 echo "raw numbers: $out/bench-rpc.json"
+fi

@@ -25,7 +25,8 @@
 # (fetch_ahead_ledgers 0); each with the default block_range (1,000: the
 # dense blocks in one eth_getLogs, so nothing is left to fetch while
 # applying) and with RPC_CAPPED_RANGE blocks (100: 10,000 logs per request,
-# the cap of hosted providers).  Each run is checked: BLOCKS * PER rows.
+# the cap of hosted providers; with the fetcher also one request at a
+# time, max_concurrent_requests 1).  Each run is checked: BLOCKS * PER rows.
 # Prints a markdown table and writes the raw numbers as JSON to $BENCH_OUT.
 use strict;
 use warnings;
@@ -187,6 +188,7 @@ for my $run (1 .. $runs)
 		my $secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last}));
 		push @{ $r{"rpc_$d"} }, $events / $secs;
 		push @{ $r{"requests_$d"} }, $control->('__stats')->{requests};
+		push @{ $r{"calls_$d"} }, $control->('__stats')->{calls};
 		# the other design: fetching in the worker, between its transactions
 		$control->('__reset_stats');
 		$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "fetch_ahead_ledgers": 0}));
@@ -194,33 +196,39 @@ for my $run (1 .. $runs)
 		push @{ $r{"inline_requests_$d"} }, $control->('__stats')->{requests};
 		# the dense blocks in ranges of $capped blocks (10,000 logs: the cap
 		# of hosted providers' eth_getLogs), so that there is something to
-		# fetch while applying: with the fetcher, and in the worker
-		for my $design ([ 'capped', '' ], [ 'capped_inline', ', "fetch_ahead_ledgers": 0' ])
+		# fetch while applying: with the fetcher (max_concurrent_requests 4,
+		# the default, and 1), and in the worker
+		for my $design ([ 'capped', '' ], [ 'capped_serial', ', "max_concurrent_requests": 1' ],
+			[ 'capped_inline', ', "fetch_ahead_ledgers": 0' ])
 		{
 			my ($key, $extra) = @$design;
 			$control->('__reset_stats');
 			$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "block_range": $capped$extra}));
 			push @{ $r{"${key}_$d"} }, $events / $secs;
 			push @{ $r{"${key}_requests_$d"} }, $control->('__stats')->{requests};
+			push @{ $r{"${key}_calls_$d"} }, $control->('__stats')->{calls};
+			push @{ $r{"${key}_in_flight_$d"} }, $control->('__stats')->{max_in_flight};
 		}
 		$control->('__reset_stats');
 		$secs = run('evm_rpc', qq({"url": "$purl", "addresses": ["$emitter"], "from_block": $sparse_first, "to_block": $sparse_last}),
 			$sparse_last, $sparse_events);
 		push @{ $r{"sparse_$d"} }, ($sparse_last - $sparse_first + 1) / $secs;
 		push @{ $r{"sparse_requests_$d"} }, $control->('__stats')->{requests};
+		push @{ $r{"sparse_calls_$d"} }, $control->('__stats')->{calls};
 	}
 }
 
 my %m = map { $_ => median(@{ $r{$_} }) } keys %r;
-my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests | vs inbox path | fetching in the worker (fetch_ahead_ledgers 0): events/s | HTTP requests |\n|---|---|---|---|---|---|---|\n";
-$md .= sprintf "| %d ms | %d | %d | %d | %.2f | %d | %d |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"},
+my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests (JSON-RPC calls) | vs inbox path | fetching in the worker (fetch_ahead_ledgers 0): events/s | HTTP requests |\n|---|---|---|---|---|---|---|\n";
+$md .= sprintf "| %d ms | %d | %d | %d (%d) | %.2f | %d | %d |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"}, $m{"calls_$_"},
   $m{"rpc_$_"} / $m{inbox}, $m{"inline_$_"}, $m{"inline_requests_$_"} for @delays;
-$md .= sprintf "\n| the same, block_range %d (%d logs per eth_getLogs) | with the fetcher: events/s | vs inbox path | HTTP requests | fetching in the worker: events/s | HTTP requests |\n|---|---|---|---|---|---|\n", $capped, $capped * $per;
-$md .= sprintf "| %d ms | %d | %.2f | %d | %d | %d |\n", $_, $m{"capped_$_"}, $m{"capped_$_"} / $m{inbox}, $m{"capped_requests_$_"},
+$md .= sprintf "\n| the same, block_range %d (%d logs per eth_getLogs) | with the fetcher, 4 requests in flight: events/s | vs inbox path | HTTP requests (calls) | most in flight | one request at a time: events/s | vs inbox path | fetching in the worker: events/s | HTTP requests |\n|---|---|---|---|---|---|---|---|---|\n", $capped, $capped * $per;
+$md .= sprintf "| %d ms | %d | %.2f | %d (%d) | %d | %d | %.2f | %d | %d |\n", $_, $m{"capped_$_"}, $m{"capped_$_"} / $m{inbox},
+  $m{"capped_requests_$_"}, $m{"capped_calls_$_"}, $m{"capped_in_flight_$_"}, $m{"capped_serial_$_"}, $m{"capped_serial_$_"} / $m{inbox},
   $m{"capped_inline_$_"}, $m{"capped_inline_requests_$_"} for @delays;
 $md .= sprintf "\ninbox path, the same %d blocks as documents: %d events/s\n", $blocks, $m{inbox};
-$md .= sprintf "\n| sparse: %d blocks, a log in every 20th | blocks/s | HTTP requests |\n|---|---|---|\n", $sparse_blocks;
-$md .= sprintf "| %d ms | %d | %d |\n", $_, $m{"sparse_$_"}, $m{"sparse_requests_$_"} for @delays;
+$md .= sprintf "\n| sparse: %d blocks, a log in every 20th | blocks/s | HTTP requests (calls) |\n|---|---|---|\n", $sparse_blocks;
+$md .= sprintf "| %d ms | %d | %d (%d) |\n", $_, $m{"sparse_$_"}, $m{"sparse_requests_$_"}, $m{"sparse_calls_$_"} for @delays;
 $md .= sprintf "the node alone: one eth_getLogs over them, %.1f MB, answered in %.2f s\n",
   $m{node_getlogs_bytes} / 1e6, $m{node_getlogs_s};
 open(my $j, '>', $out) or die "$out: $!";

@@ -122,6 +122,46 @@ my $sparse_seen = li_scalar($node, q{SELECT count(*) FROM seen WHERE pipeline = 
 ok($getlogs < ($head4 - $head3) / 25 / 2 && $sparse_seen == 1,
 	"sparse final blocks: " . ($head4 - $head3) . " blocks in $getlogs eth_getLogs requests (block_range 25), the one transfer applied once ($sparse_seen)");
 
+# several final ranges in flight (max_concurrent_requests, libcurl's multi
+# interface): every eth_getLogs delayed 100 ms, block_range 5 over the
+# whole chain.  One at a time (max_concurrent_requests 1), four at a time,
+# and four at a time with the node's range limit of 3 blocks and an HTTP
+# 500 for one request in flight (sent again alone): the same events,
+# ledger hashes and times, no error, and the proxy saw requests overlap.
+my %in_flight;
+$node->safe_psql('postgres', "SELECT ledger_ingest.stop('sparse')");
+for my $c ([ 'serial', 1, [] ], [ 'concurrent', 4, [] ],
+	[ 'concurrent_faults', 4, [ { mode => 'range_limit', max_range => 3, count => -1, method => 'eth_getLogs' },
+								{ mode => 'http_status', status => 500, count => 1, method => 'eth_getLogs' } ] ])
+{
+	my ($p, $k, $faults) = @$c;
+	$control->('__clear');
+	$control->('__fault', $_) for @$faults;
+	$control->('__fault', { mode => 'delay', ms => 100, count => -1, method => 'eth_getLogs' });
+	$control->('__reset_stats');
+	$node->safe_psql('postgres', qq{
+		SELECT ledger_ingest.create_pipeline('$p', 'evm_rpc',
+			'{"url":"$purl","addresses":["$token"],"block_range":5,"poll_ms":200,"reorg_window":5,
+			  "max_concurrent_requests":$k}');
+		SELECT ledger_ingest.add_handler('$p', 'seen(ledger_ingest.event)');
+		SELECT ledger_ingest.start('$p');
+	});
+	ok(li_wait($node, $p, $head4, 90), "$p: caught up with the head ($head4)");
+	$node->safe_psql('postgres', "SELECT ledger_ingest.stop('$p')");
+	my $st = $control->('__stats');
+	$in_flight{$p} = $st->{max_in_flight};
+	my $errors = li_scalar($node, "SELECT errors FROM ledger_ingest.status WHERE pipeline = '$p'");
+	my $faulted = join(',', map { "$_=$st->{by_mode}{$_}" } sort keys %{ $st->{by_mode} });
+	ok($errors == 0 && (@$faults == 0 || ($st->{by_mode}{range_limit} && $st->{by_mode}{http_status})),
+		"$p: no error ($errors), faults applied: $faulted");
+}
+$control->('__clear');
+my ($ds, $dc, $dcf) = map { $digest->($_) } qw(serial concurrent concurrent_faults);
+ok($ds =~ /^[1-9]/ && $dc eq $ds && $dcf eq $ds,
+	"concurrent final ranges: the same events, hashes and times as one at a time ($ds; $dc; $dcf)");
+ok($in_flight{serial} == 1 && $in_flight{concurrent} >= 3,
+	"eth_getLogs in flight at once: $in_flight{serial} with max_concurrent_requests 1, $in_flight{concurrent} with 4");
+
 # a node that accepts the connection but never answers
 my $hang = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
   or die "listen: $!";

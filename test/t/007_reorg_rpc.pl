@@ -36,12 +36,14 @@ $node->safe_psql('postgres', qq{
 # wait until the committed cursor is the node's current head block
 sub caught_up
 {
+	my ($p) = @_;
+	$p //= 'anvil';
 	my $head = chain('head', $rpc);
 	my $hash = cast('block', $head, '-f', 'hash', '--rpc-url', $rpc);
 	for (1 .. 300)
 	{
 		my $got = li_scalar($node,
-			q{SELECT ledger || ' 0x' || encode(ledger_hash, 'hex') FROM ledger_ingest.status WHERE pipeline = 'anvil'});
+			qq{SELECT ledger || ' 0x' || encode(ledger_hash, 'hex') FROM ledger_ingest.status WHERE pipeline = '$p'});
 		return 1 if $got eq "$head $hash";
 		usleep(100_000);
 	}
@@ -106,6 +108,69 @@ chain('transfers', $rpc, $token, 10, 400);
 ok(caught_up(), 'followed the node once its new branch passed the cursor');
 check_balances('after the head went back and moved on');
 is(scalar(grep { $_->{pipeline} eq 'anvil' } drain()), 1, 'exactly one reorg notification for the replaced blocks');
+
+# reorgs of ledgers fetched ahead and not yet applied: a pipeline whose
+# handler is slowed down (200 ms per event, commit "ledger"), stopped while
+# 8 + depth transfers arrive, then started: its fetcher fetches them all
+# while the worker applies one by one.  While the worker is still below the
+# blocks to be orphaned, anvil_reorg of depth 1, 3 and 10 with two
+# replacement transfers.  The orphaned ledgers the worker holds are
+# dropped, not applied (the fork point is looked for from the committed
+# cursor); every balance equals balanceOf, and no reorg notification was
+# needed (nothing orphaned was committed).
+$node->safe_psql('postgres', q{
+	SELECT ledger_ingest.drop_pipeline('anvil');
+	TRUNCATE erc20_balances;
+	CREATE TABLE slow (on_ boolean NOT NULL);
+	INSERT INTO slow VALUES (false);
+	CREATE FUNCTION erc20_on_transfer_slowly(e ledger_ingest.event) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM erc20_on_transfer(e);
+		IF (SELECT on_ FROM slow) THEN PERFORM pg_sleep(0.2); END IF;
+	END $$;
+});
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('ahead', 'evm_rpc',
+		'{"url":"$rpc","addresses":["$token"],"block_range":5,"poll_ms":100,"commit":"ledger",
+		  "batch_max_ledgers":1}');
+	SELECT ledger_ingest.add_handler('ahead', 'erc20_on_transfer_slowly(ledger_ingest.event)');
+	SELECT ledger_ingest.track_table('ahead', 'erc20_balances');
+	SELECT ledger_ingest.start('ahead');
+});
+ok(caught_up('ahead'), 'fetching ahead: caught up before the reorgs');
+check_balances('fetching ahead, before the reorgs');
+drain();
+for my $depth (1, 3, 10)
+{
+	$n++;
+	$node->safe_psql('postgres', q{UPDATE slow SET on_ = true; SELECT ledger_ingest.stop('ahead')});
+	li_wait_state($node, 'ahead', 'stopped', 30);
+	chain('transfers', $rpc, $token, 8 + $depth, 500 + $n);
+	my $head = chain('head', $rpc);
+	$node->safe_psql('postgres', q{SELECT ledger_ingest.start('ahead')});
+	my ($fetched, $ledger) = (-1, -1);
+	for (1 .. 500)
+	{
+		($fetched, $ledger) = split /\|/, li_scalar($node,
+			q{SELECT coalesce(fetched, -1) || '|' || ledger FROM ledger_ingest.status WHERE pipeline = 'ahead'});
+		last if $fetched >= $head;
+		usleep(10_000);
+	}
+	my @txs;
+	for my $i (0 .. 1)
+	{
+		my $data = cast('calldata', 'transfer(address,uint256)', $accounts[ 2 + $i ], 2000 + $n * 10 + $i);
+		push @txs, qq{[{"from":"$accounts[0]","to":"$token","data":"$data"},} . ($i % $depth) . ']';
+	}
+	cast('rpc', '--rpc-url', $rpc, 'anvil_reorg', $depth, '[' . join(',', @txs) . ']');
+	$node->safe_psql('postgres', 'UPDATE slow SET on_ = false');
+	ok($fetched == $head && $ledger < $head - $depth,
+		"fetching ahead, depth $depth: before the reorg the fetcher had fetched ledger $fetched (the head), the worker had applied $ledger");
+	ok(caught_up('ahead'), "fetching ahead, depth $depth: followed the new branch");
+	check_balances("fetching ahead, depth $depth");
+	my @reorgs = grep { $_->{pipeline} eq 'ahead' } drain();
+	is(scalar(@reorgs), 0, "fetching ahead, depth $depth: no reorg notification: the orphaned ledgers were dropped, never applied");
+}
 
 $dbh->disconnect;
 $node->stop;
