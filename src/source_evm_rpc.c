@@ -856,8 +856,9 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
  * up to max_concurrent_requests eth_getLogs of logs_range blocks each in
  * flight at once (li_rpc_call_logs_many), none starting past
  * range_start_limit but the first; the ranges answered in full, in order,
- * into the batch; a range the node found too large shrinks logs_range for
- * the next fetch (logs_failed), and the ranges after it wait for it.
+ * into the batch; a range the node found too large shrinks logs_range
+ * (logs_failed), and the ranges after it wait for the next fetch (asked
+ * again at once when it was the first).
  */
 static void
 fetch_final_ranges(LiPipeline *p, int64 next, int64 last, LiBatch *batch)
@@ -867,26 +868,33 @@ fetch_final_ranges(LiPipeline *p, int64 next, int64 last, LiBatch *batch)
 	char	  **params = palloc(sizeof(char *) * max);
 	void	  **args = palloc(sizeof(void *) * max);
 	LiRpcError *errs = palloc0(sizeof(LiRpcError) * max);
-	int			k = 0;
+	int			k;
 	int			nread;
 
-	for (int64 from = next; k < max && from <= last && (k == 0 || from <= range_start_limit); k++)
+	do
 	{
-		ranges[k].next = from;
-		ranges[k].end = Min(from + logs_range - 1, last);
-		ranges[k].final = true;
-		params[k] = logs_filter(p, ranges[k].next, ranges[k].end);
-		args[k] = &ranges[k];
-		from = ranges[k].end + 1;
-	}
-	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT " (%d requests)",
-									p->name, next, ranges[k - 1].end, k));
-	nread = li_rpc_call_logs_many("eth_getLogs", params, k, errs, add_log, args);
-	for (int i = 0; i < nread; i++)
-		logs_succeeded(p, &ranges[i]);
-	if (nread < k)
-		logs_failed(p, &ranges[nread], &errs[nread]);
+		CHECK_FOR_INTERRUPTS();
+		k = 0;
+		for (int64 from = next; k < max && from <= last && (k == 0 || from <= range_start_limit); k++)
+		{
+			memset(&ranges[k], 0, sizeof(RangeLogs));
+			ranges[k].next = from;
+			ranges[k].end = Min(from + logs_range - 1, last);
+			ranges[k].final = true;
+			params[k] = logs_filter(p, ranges[k].next, ranges[k].end);
+			args[k] = &ranges[k];
+			from = ranges[k].end + 1;
+		}
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("ledger_ingest %s: eth_getLogs " INT64_FORMAT "-" INT64_FORMAT " (%d requests)",
+										p->name, next, ranges[k - 1].end, k));
+		nread = li_rpc_call_logs_many("eth_getLogs", params, k, errs, add_log, args);
+		for (int i = 0; i < nread; i++)
+			logs_succeeded(p, &ranges[i]);
+		/* too large: shrinks logs_range (or raises), and the rest waits */
+		if (nread < k)
+			logs_failed(p, &ranges[nread], &errs[nread]);
+	} while (nread == 0);
 	add_blocks(p, batch, ranges, nread, NULL);
 }
 

@@ -51,7 +51,8 @@
  *                    200 calls {t, method, params (JSON, truncated to 300
  *                    chars), mode or null, batch: its size, for a call in
  *                    a batch}], "max_in_flight": the most JSON-RPC HTTP
- *                    requests open at once}
+ *                    requests open at once, "first_at": ms epoch of the
+ *                    first HTTP request, or null}
  *   POST /__reset_stats   zeroes the stats.
  *
  * MODES
@@ -468,13 +469,14 @@ let inFlight = 0;		/* JSON-RPC HTTP requests not answered yet */
 
 function resetStats() {
 	stats = { requests: 0, calls: 0, batches: 0, by_method: {}, faulted: 0, by_mode: {},
-		times: [], log: [], max_in_flight: inFlight };
+		times: [], log: [], max_in_flight: inFlight, first_at: null };
 }
 resetStats();
 
 /* record one HTTP request */
 function recordHttp() {
 	stats.requests++;
+	stats.first_at = stats.first_at ?? Date.now();
 	stats.times.push(Date.now());
 	if (stats.times.length > MAX_TIMES)
 		stats.times.splice(0, stats.times.length - MAX_TIMES);

@@ -8,7 +8,9 @@
 #      notification latency, worker memory;
 #   4. test/bench/rpc_bench.pl: an evm_rpc pipeline backfilling a dense
 #      chain from anvil through the fault proxy adding 0, 20 and 100 ms
-#      per request, next to the inbox path on the same blocks.
+#      per request, next to the inbox path on the same blocks and next to
+#      Ponder and Subsquid (test/bench/peers, installed here from its
+#      lockfile).
 # BENCH_SECTIONS (default "abi engine throughput rpc") picks some of them,
 # e.g. make bench BENCH_SECTIONS=rpc.
 # As root: installs what is missing and the extension, then runs as
@@ -21,6 +23,10 @@ export LEDGER_INGEST_DATA=${LEDGER_INGEST_DATA:-$(cd "$root/.." && pwd)/shared/d
 
 if [ "$(id -u)" = 0 ]; then
 	bash "$root/test/install-deps.sh"
+	# the indexers the evm_rpc section compares with (own lockfile)
+	if [ ! -x "$root/test/bench/peers/node_modules/.bin/ponder" ]; then
+		(cd "$root/test/bench/peers" && npm install --no-audit --no-fund --loglevel=error)
+	fi
 	make -C "$root" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 	out=$(mktemp -d /tmp/ledger_ingest-bench.XXXXXX)
 	chown postgres: "$out"
@@ -55,9 +61,12 @@ cat "$out/bench-throughput.md"
 echo "raw numbers: $out/bench-throughput.json"
 fi
 if want rpc; then
-mkdir -p "$out/rpc"
+mkdir -p "$out/rpc" "$out/peers"
+# the peers' projects, writable (Ponder writes its build there)
+cp -r "$root/test/bench/peers/package.json" "$root/test/bench/peers/ponder" "$root/test/bench/peers/squid" "$out/peers/"
+ln -sfn "$root/test/bench/peers/node_modules" "$out/peers/node_modules"
 env PATH="$bindir:$PATH" TESTDIR="$out/rpc" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
-	LEDGER_INGEST_ROOT="$root" BENCH_OUT="$out/bench-rpc.json" \
+	LEDGER_INGEST_ROOT="$root" BENCH_OUT="$out/bench-rpc.json" RPC_PEERS_DIR="$out/peers" \
 	perl -I "$pgxs/src/test/perl" -I "$root/test/t" "$root/test/bench/rpc_bench.pl"
 echo "### evm_rpc backfill (median of ${RUNS:-5} runs)"
 cat "$out/bench-rpc.md"

@@ -35,7 +35,8 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
+use POSIX ();
+use Time::HiRes qw(time usleep);
 use LiTest;
 
 my $runs = $ENV{RUNS} // 5;
@@ -123,6 +124,17 @@ sql(q{
 	CREATE FUNCTION h_trivial(e ledger_ingest.event) RETURNS void LANGUAGE sql AS $$
 		INSERT INTO t_rows VALUES (e.ledger, e.tx_index, e.event_index, e.address, e.topics[1], e.topics[2], e.topics[3], e.data) $$;
 	CREATE TABLE doc_src (ledger bigint, doc jsonb);
+	-- the balances handler the peers are compared with: set-based, on the
+	-- arguments decoded by the event signature
+	CREATE TABLE li_balance (account text PRIMARY KEY, amount numeric NOT NULL);
+	CREATE FUNCTION h_balances(es ledger_ingest.event[]) RETURNS void LANGUAGE sql AS $$
+		INSERT INTO li_balance AS b
+		SELECT account, sum(delta) FROM (
+			SELECT e.args->>'from' AS account, -(e.args->>'value')::numeric AS delta FROM unnest(es) AS e
+			UNION ALL
+			SELECT e.args->>'to', (e.args->>'value')::numeric FROM unnest(es) AS e) d
+		GROUP BY account
+		ON CONFLICT (account) DO UPDATE SET amount = b.amount + excluded.amount $$;
 });
 my $tmp = $PostgreSQL::Test::Utils::tmp_check;
 open(my $fh, '>', "$tmp/docs.tsv") or die $!;
@@ -165,7 +177,128 @@ sub run
 	return $secs;
 }
 
-my %r;
+my %r;    # run => [values]
+
+# --- the peers: Ponder and Subsquid over the same proxy ---------------------
+# test/bench/peers (its own pinned lockfile, installed by bench.sh): Ponder
+# (ponder start, done when its /ready answers 200: the backfill is over)
+# and Subsquid's evm-processor over plain JSON-RPC (done when it exits at
+# the last block), each timed from its first request through the proxy
+# (their start-up, a few seconds for Ponder, is left out), each with a balances
+# handler into its own schema of the same PostgreSQL; ledger_ingest with
+# the set-based balances handler above.  The three balance tables must be
+# equal.  RPC_PEERS=0 leaves them out.
+my $peers = $ENV{RPC_PEERS_DIR} // li_root() . '/test/bench/peers';
+my $with_peers = ($ENV{RPC_PEERS} // 1) && -x "$peers/node_modules/.bin/ponder";
+my $dburl = sprintf('postgresql://%s@localhost:%d/postgres?host=%s',
+	scalar(getpwuid($<)), $node->port, $node->host);
+
+# start @cmd in $dir with %env added, output to $log; its pid
+sub spawn
+{
+	my ($dir, $env, $log, @cmd) = @_;
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		@ENV{ keys %$env } = values %$env;
+		chdir $dir or die "$dir: $!";
+		open(STDOUT, '>', $log) or die "$log: $!";
+		open(STDERR, '>&', \*STDOUT) or die $!;
+		exec(@cmd) or die "exec $cmd[0]: $!";
+	}
+	return $pid;
+}
+
+my %peer_env = (DATABASE_URL => $dburl, PEER_ADDRESS => $emitter, PEER_FROM => $first, PEER_TO => $last);
+
+# balances as one string, account=amount, for the comparison
+sub balances
+{
+	my ($table) = @_;
+	return sql(qq{SELECT count(*) || ':' || md5(string_agg(lower(account::text) || '=' || amount, ',' ORDER BY lower(account::text)))
+		FROM $table WHERE amount <> 0});
+}
+
+# Ponder indexing the dense blocks: when it was done (epoch seconds)
+sub run_ponder
+{
+	my $log = "$tmp/ponder.log";
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	sql('DROP SCHEMA IF EXISTS bench_ponder CASCADE');
+	my $t0 = time;
+	my $pid = spawn("$peers/ponder", { %peer_env, PEER_RPC_URL => $purl, PONDER_TELEMETRY_DISABLED => 'true' },
+		$log, "$peers/node_modules/.bin/ponder", 'start', '--schema', 'bench_ponder', '--port', $port);
+	my $h = HTTP::Tiny->new(timeout => 5);
+	while (($h->get("http://127.0.0.1:$port/ready")->{status} // 0) != 200)
+	{
+		die "ponder exited; see $log" if waitpid($pid, POSIX::WNOHANG()) == $pid;
+		die "ponder did not finish in an hour; see $log" if time - $t0 > 3600;
+		usleep(50_000);
+	}
+	my $end = time;
+	kill 'TERM', $pid;
+	waitpid($pid, 0);
+	return $end;
+}
+
+# Subsquid's evm-processor indexing the dense blocks: when it was done
+sub run_squid
+{
+	my $log = "$tmp/squid.log";
+	sql('DROP SCHEMA IF EXISTS bench_squid CASCADE');
+	my $pid = spawn("$peers/squid", { %peer_env, PEER_RPC_URL => $purl, DATABASE_SCHEMA => 'bench_squid' },
+		$log, 'node', 'main.js');
+	waitpid($pid, 0);
+	my $end = time;
+	die "the squid failed ($?); see $log" if $?;
+	return $end;
+}
+
+# an evm_rpc pipeline with the set-based balances handler: when it was done
+sub run_balances
+{
+	my $p = "b" . ++$seq;
+	sql('TRUNCATE li_balance');
+	sql(qq{SELECT ledger_ingest.create_pipeline('$p', 'evm_rpc',
+		'{"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last}')});
+	sql("SELECT ledger_ingest.add_handler('$p', 'h_balances(ledger_ingest.event[])',
+		event => 'event Transfer(address indexed from, address indexed to, uint256 value)')");
+	sql('CHECKPOINT');
+	sql("SELECT ledger_ingest.start('$p')");
+	die "$p did not reach ledger $last" unless sql("SELECT ledger_ingest.wait_for('$p', $last, '3600s')") eq 't';
+	my $end = time;
+	sql("SELECT ledger_ingest.drop_pipeline('$p')");
+	return $end;
+}
+
+# each indexer in turn, in the order of the run (alternating), through the
+# proxy: events/s, HTTP requests and JSON-RPC calls; balances compared
+sub run_peers
+{
+	my ($d, $run) = @_;
+	my @order = ([ 'li', \&run_balances, 'li_balance' ], [ 'ponder', \&run_ponder, 'bench_ponder.balance' ],
+		[ 'squid', \&run_squid, 'bench_squid.balance' ]);
+	@order = reverse @order if $run % 2 == 0;
+	my %bal;
+	for my $o (@order)
+	{
+		my ($key, $f, $table) = @$o;
+		$control->('__reset_stats');
+		my $end = $f->();
+		my $st = $control->('__stats');
+		# from the indexer's first request (not its start-up) to its end
+		my $secs = $end - $st->{first_at} / 1000;
+		push @{ $r{"peer_${key}_$d"} }, $events / $secs;
+		push @{ $r{"peer_${key}_requests_$d"} }, $st->{requests};
+		push @{ $r{"peer_${key}_calls_$d"} }, $st->{calls};
+		push @{ $r{"peer_${key}_in_flight_$d"} }, $st->{max_in_flight};
+		$bal{$key} = balances($table);
+	}
+	die "balances differ: ledger_ingest $bal{li}, Ponder $bal{ponder}, Subsquid $bal{squid}"
+	  unless $bal{li} =~ /^[1-9]/ && $bal{ponder} eq $bal{li} && $bal{squid} eq $bal{li};
+}
+
 for my $run (1 .. $runs)
 {
 	# the node's own share: one eth_getLogs over the dense blocks (the
@@ -215,6 +348,7 @@ for my $run (1 .. $runs)
 		push @{ $r{"sparse_$d"} }, ($sparse_last - $sparse_first + 1) / $secs;
 		push @{ $r{"sparse_requests_$d"} }, $control->('__stats')->{requests};
 		push @{ $r{"sparse_calls_$d"} }, $control->('__stats')->{calls};
+		run_peers($d, $run) if $with_peers;
 	}
 }
 
@@ -231,6 +365,17 @@ $md .= sprintf "\n| sparse: %d blocks, a log in every 20th | blocks/s | HTTP req
 $md .= sprintf "| %d ms | %d | %d (%d) |\n", $_, $m{"sparse_$_"}, $m{"sparse_requests_$_"}, $m{"sparse_calls_$_"} for @delays;
 $md .= sprintf "the node alone: one eth_getLogs over them, %.1f MB, answered in %.2f s\n",
   $m{node_getlogs_bytes} / 1e6, $m{node_getlogs_s};
+if ($with_peers)
+{
+	$md .= "\n| round trip added | ledger_ingest, set-based balances handler on decoded args: events/s | HTTP requests (calls), most in flight | Ponder 0.16.10: events/s | HTTP requests (calls), most in flight | Subsquid evm-processor 1.27.3: events/s | HTTP requests (calls), most in flight | ledger_ingest / the faster peer |\n|---|---|---|---|---|---|---|---|\n";
+	for my $d (@delays)
+	{
+		my @c = map { ($m{"peer_${_}_$d"}, $m{"peer_${_}_requests_$d"}, $m{"peer_${_}_calls_$d"}, $m{"peer_${_}_in_flight_$d"}) } qw(li ponder squid);
+		my $faster = $m{"peer_ponder_$d"} > $m{"peer_squid_$d"} ? $m{"peer_ponder_$d"} : $m{"peer_squid_$d"};
+		$md .= sprintf "| %d ms | %d | %d (%d), %d | %d | %d (%d), %d | %d | %d (%d), %d | %.1f |\n", $d, @c, $m{"peer_li_$d"} / $faster;
+	}
+	$md .= "balances equal in every run (ledger_ingest, Ponder, Subsquid)\n";
+}
 open(my $j, '>', $out) or die "$out: $!";
 print $j JSON::PP->new->canonical->pretty->encode({ runs => \%r, medians => \%m, blocks => $blocks, per_block => $per });
 close $j;

@@ -162,6 +162,37 @@ ok($ds =~ /^[1-9]/ && $dc eq $ds && $dcf eq $ds,
 ok($in_flight{serial} == 1 && $in_flight{concurrent} >= 3,
 	"eth_getLogs in flight at once: $in_flight{serial} with max_concurrent_requests 1, $in_flight{concurrent} with 4");
 
+# the final floor moving while fetching: a pipeline with reorg_window 2
+# (blocks become final two blocks behind the head) follows the chain
+# while 15 transfers arrive one block each, so ranges are fetched while
+# blocks cross the floor (some with headers, some from their logs, several
+# ranges in flight once it falls behind); then a pipeline that fetches
+# every header (reorg_window 0) over the same blocks: the same events,
+# hashes and times.
+$control->('__clear');
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.create_pipeline('moving', 'evm_rpc',
+		'{"url":"$purl","addresses":["$token"],"block_range":3,"poll_ms":50,"reorg_window":2,
+		  "from_block":@{[ $head4 + 1 ]}}');
+	SELECT ledger_ingest.add_handler('moving', 'seen(ledger_ingest.event)');
+	SELECT ledger_ingest.start('moving');
+});
+chain('transfers', $rpc, $token, 15, 5);
+my $head5 = chain('head', $rpc);
+ok(li_wait($node, 'moving', $head5, 60), "moving floor: caught up with the head ($head5)");
+$node->safe_psql('postgres', qq{
+	SELECT ledger_ingest.stop('moving');
+	SELECT ledger_ingest.create_pipeline('moving_headers', 'evm_rpc',
+		'{"url":"$rpc","addresses":["$token"],"block_range":3,"poll_ms":50,"reorg_window":0,
+		  "from_block":@{[ $head4 + 1 ]},"to_block":$head5}');
+	SELECT ledger_ingest.add_handler('moving_headers', 'seen(ledger_ingest.event)');
+	SELECT ledger_ingest.start('moving_headers');
+});
+ok(li_wait($node, 'moving_headers', $head5, 60), "moving floor: the every-header pipeline caught up ($head5)");
+my ($dm, $dmh) = map { $digest->($_) } qw(moving moving_headers);
+ok($dm =~ /^15 / && $dm eq $dmh,
+	"moving floor: the same 15 events, hashes and times as with every header ($dm; $dmh)");
+
 # a node that accepts the connection but never answers
 my $hang = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
   or die "listen: $!";
