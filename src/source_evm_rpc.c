@@ -853,8 +853,9 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 
 /*
  * Final ranges from next on, up to last (at or below the final floor):
- * up to max_concurrent_requests eth_getLogs of logs_range blocks each in
- * flight at once (li_rpc_call_logs_many), none starting past
+ * up to max_concurrent_requests eth_getLogs of logs_range blocks each (the
+ * blocks left split evenly between them when they are fewer) in flight at
+ * once (li_rpc_call_logs_many), none starting past
  * range_start_limit but the first; the ranges answered in full, in order,
  * into the batch; a range the node found too large shrinks logs_range
  * (logs_failed), and the ranges after it wait for the next fetch (asked
@@ -873,13 +874,16 @@ fetch_final_ranges(LiPipeline *p, int64 next, int64 last, LiBatch *batch)
 
 	do
 	{
+		/* what is left of the backfill, split evenly when it is short */
+		int64		span = Min((int64) logs_range, (last - next + max) / max);
+
 		CHECK_FOR_INTERRUPTS();
 		k = 0;
 		for (int64 from = next; k < max && from <= last && (k == 0 || from <= range_start_limit); k++)
 		{
 			memset(&ranges[k], 0, sizeof(RangeLogs));
 			ranges[k].next = from;
-			ranges[k].end = Min(from + logs_range - 1, last);
+			ranges[k].end = Min(from + span - 1, last);
 			ranges[k].final = true;
 			params[k] = logs_filter(p, ranges[k].next, ranges[k].end);
 			args[k] = &ranges[k];
@@ -937,7 +941,7 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return;
 	}
-	if (p->opts.max_concurrent_requests > 1 && next + logs_range <= Min(safe, final_floor(p)))
+	if (p->opts.max_concurrent_requests > 1 && next < Min(safe, final_floor(p)))
 	{
 		/* a backfill: several final ranges at once */
 		fetch_final_ranges(p, next, Min(safe, final_floor(p)), batch);
