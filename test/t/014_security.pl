@@ -9,6 +9,7 @@ use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use Time::HiRes qw(usleep);
 use LiTest;
 
 my $node = li_node('security');
@@ -105,6 +106,32 @@ COMMIT;
 		  && !$share_ok && $share_err =~ /permission denied for table inbox/
 		  && $held_out =~ /held/ && $applied && $secs < 10 && $seen_status eq '1');
 	as('alice', q{SELECT ledger_ingest.stop('alice_inbox')});
+}
+
+# 2b. the fetched frontier of a running evm_rpc pipeline (status.fetched,
+# from shared memory) is alice's to see: bob gets NULL from the function
+# behind it, as for a pipeline that does not exist
+{
+	my $rpc = li_anvil();
+	my $token = chain('deploy', $rpc);
+	chain('mint', $rpc, $token);
+	my $head = chain('head', $rpc);
+	as('alice', qq{SELECT ledger_ingest.create_pipeline('alice_live', 'evm_rpc',
+		'{"url":"$rpc","addresses":["$token"],"poll_ms":200}');
+		SELECT ledger_ingest.add_handler('alice_live', 'alice_ok(ledger_ingest.event)');
+		SELECT ledger_ingest.start('alice_live')});
+	my $alice = '';
+	for (1 .. 300)
+	{
+		(undef, undef, $alice) = as('alice', q{SELECT coalesce(fetched, -1) FROM ledger_ingest.status WHERE pipeline = 'alice_live'});
+		last if ($alice // -1) >= $head;
+		usleep(100_000);
+	}
+	my (undef, undef, $bob) = as('bob', q{SELECT coalesce(ledger_ingest._shmem_fetched('alice_live')::text, 'null')
+		|| ' ' || (SELECT count(*) FROM ledger_ingest.status WHERE pipeline = 'alice_live')});
+	li_case('security cases', "another admin cannot see the fetched frontier of alice's running evm_rpc pipeline (alice: $alice; bob: $bob)",
+		$alice >= $head && $bob eq 'null 0');
+	as('alice', q{SELECT ledger_ingest.stop('alice_live')});
 }
 
 # 3. a handler runs with its owner's privileges: alice's cannot read su_secret
