@@ -35,6 +35,7 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use POSIX ();
 use Time::HiRes qw(time usleep);
 use LiTest;
@@ -352,7 +353,53 @@ for my $run (1 .. $runs)
 	}
 }
 
-my %m = map { $_ => median(@{ $r{$_} }) } keys %r;
+# memory: one more run of the dense blocks (block_range 100, no delay) for
+# each fetch_ahead_bytes, not timed: the most anonymous memory (RssAnon,
+# shared buffers left out) of the worker and of its fetcher, sampled every
+# 20 ms until the last block is applied
+sub rss_anon
+{
+	my ($pid) = @_;
+	return 0 unless $pid && open(my $f, '<', "/proc/$pid/status");
+	while (<$f>) { return $1 if /^RssAnon:\s+(\d+) kB/; }
+	return 0;
+}
+my @memory;
+for my $bytes (1 << 20, 16 << 20, 128 << 20)
+{
+	my $p = "m" . ++$seq;
+	sql('TRUNCATE t_rows');
+	sql(qq{SELECT ledger_ingest.create_pipeline('$p', 'evm_rpc',
+		'{"url": "$rpc", "addresses": ["$emitter"], "from_block": $first, "to_block": $last,
+		  "block_range": $capped, "fetch_ahead_bytes": $bytes}')});
+	sql("SELECT ledger_ingest.add_handler('$p', 'h_trivial(ledger_ingest.event)')");
+	sql("SELECT ledger_ingest.start('$p')");
+	my ($worker, $fetcher) = (0, 0);
+	my $t0 = time;
+	my $psql = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres') ], '<', \my $in, '>', \my $outp);
+	for (;;)
+	{
+		$outp = '';
+		$in .= qq{SELECT coalesce(s.ledger, -1) || ' ' || coalesce(s.pid, 0) || ' ' || coalesce((SELECT pid FROM pg_stat_activity
+			WHERE application_name = 'ledger_ingest fetcher $p'), 0) FROM ledger_ingest.status s WHERE pipeline = '$p';\n};
+		$psql->pump until $outp =~ /\n/;
+		my ($ledger, $wpid, $fpid) = split ' ', $outp;
+		my ($w, $f) = (rss_anon($wpid), rss_anon($fpid));
+		$worker = $w if $w > $worker;
+		$fetcher = $f if $f > $fetcher;
+		last if $ledger >= $last;
+		die "$p did not reach ledger $last" if time - $t0 > 600;
+		usleep(20_000);
+	}
+	$in .= "\\q\n";
+	$psql->finish;
+	die "$p: rows" unless sql('SELECT count(*) FROM t_rows') == $events;
+	sql("SELECT ledger_ingest.drop_pipeline('$p')");
+	push @memory, [ $bytes, $worker, $fetcher ];
+}
+$r{memory} = [ map { { fetch_ahead_bytes => $_->[0], worker_kb => $_->[1], fetcher_kb => $_->[2] } } @memory ];
+
+my %m = map { $_ => median(@{ $r{$_} }) } grep { $_ ne 'memory' } keys %r;
 my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests (JSON-RPC calls) | vs inbox path | fetching in the worker (fetch_ahead_ledgers 0): events/s | HTTP requests |\n|---|---|---|---|---|---|---|\n";
 $md .= sprintf "| %d ms | %d | %d | %d (%d) | %.2f | %d | %d |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"}, $m{"calls_$_"},
   $m{"rpc_$_"} / $m{inbox}, $m{"inline_$_"}, $m{"inline_requests_$_"} for @delays;
@@ -376,6 +423,8 @@ if ($with_peers)
 	}
 	$md .= "balances equal in every run (ledger_ingest, Ponder, Subsquid)\n";
 }
+$md .= "\n| fetch_ahead_bytes (block_range $capped, no delay, one run) | worker: most RssAnon | fetcher: most RssAnon |\n|---|---|---|\n";
+$md .= sprintf "| %d MB | %.0f MB | %.0f MB |\n", $_->[0] >> 20, $_->[1] / 1024, $_->[2] / 1024 for @memory;
 open(my $j, '>', $out) or die "$out: $!";
 print $j JSON::PP->new->canonical->pretty->encode({ runs => \%r, medians => \%m, blocks => $blocks, per_block => $per });
 close $j;
