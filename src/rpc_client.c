@@ -277,30 +277,39 @@ li_rpc_endpoint_label(void)
 }
 
 /*
+ * Milliseconds until the pipeline's request rate (max_requests_per_second;
+ * 0 is no limit) allows another request; 0 when it does now.
+ */
+static long
+rate_limit_wait_ms(void)
+{
+	TimestampTz next_at;
+	TimestampTz now;
+
+	if (rpc.opts->max_requests_per_second <= 0 || rpc.last_request_at == 0)
+		return 0;
+	next_at = rpc.last_request_at + USECS_PER_SEC / rpc.opts->max_requests_per_second;
+	now = GetCurrentTimestamp();
+	return now >= next_at ? 0 : (long) ((next_at - now + 999) / 1000);
+}
+
+/*
  * Wait, outside any transaction, until the pipeline's request rate allows
- * another request (max_requests_per_second; 0 is no limit).
+ * another request.
  */
 static void
 rpc_rate_limit(void)
 {
-	TimestampTz next_at;
+	long		ms;
 
-	if (rpc.opts->max_requests_per_second <= 0 || rpc.last_request_at == 0)
-		return;
-	next_at = rpc.last_request_at + USECS_PER_SEC / rpc.opts->max_requests_per_second;
-	for (;;)
+	while ((ms = rate_limit_wait_ms()) > 0)
 	{
-		TimestampTz now = GetCurrentTimestamp();
-		long		ms;
-
 		CHECK_FOR_INTERRUPTS();
-		if (now >= next_at)
-			break;
-		ms = (long) ((next_at - now + 999) / 1000);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+	CHECK_FOR_INTERRUPTS();
 }
 
 /* the first len bytes of s, cut to at most n bytes at a character boundary */
@@ -507,6 +516,29 @@ parse_response(const char *method)
 }
 
 /*
+ * Before sending requests: never inside a transaction; after a call that
+ * failed on a bad response, another endpoint; the call is open until
+ * answered (call_answered).
+ */
+static void
+begin_call(void)
+{
+	if (IsTransactionState())
+		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
+	if (rpc.call_open)
+		rpc_failover();
+	rpc.call_open = true;
+}
+
+/* a JSON-RPC 2.0 request object */
+static char *
+call_json(int64 id, const char *method, const char *params)
+{
+	return psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
+					id, method, params);
+}
+
+/*
  * li_rpc_call_ex -- one JSON-RPC 2.0 request; returns its "result" (never
  * NULL on success; a JSON null result comes back as a jbvNull value).
  *
@@ -522,20 +554,9 @@ parse_response(const char *method)
 static bool
 send_call(const char *method, const char *params, LiRpcError *err, int64 *id)
 {
-	char	   *body;
-
-	if (IsTransactionState())
-		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
-
-	/* the previous call failed on a bad response: try another endpoint */
-	if (rpc.call_open)
-		rpc_failover();
-	rpc.call_open = true;
-
+	begin_call();
 	*id = ++rpc.id;
-	body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
-					*id, method, params);
-	return send_with_failover(method, body, err, false);
+	return send_with_failover(method, call_json(*id, method, params), err, false);
 }
 
 /* the call is answered: the endpoint works, an earlier Retry-After is over */
@@ -775,14 +796,10 @@ drive_transfers(int ms)
 static void
 start_transfer(RpcTransfer *x)
 {
-	if (rpc.opts->max_requests_per_second > 0 && rpc.last_request_at != 0)
-	{
-		TimestampTz next_at = rpc.last_request_at + USECS_PER_SEC / rpc.opts->max_requests_per_second;
-		TimestampTz now;
+	long		ms;
 
-		while ((now = GetCurrentTimestamp()) < next_at)
-			drive_transfers((int) ((next_at - now + 999) / 1000));
-	}
+	while ((ms = rate_limit_wait_ms()) > 0)
+		drive_transfers((int) ms);
 	if (curl_multi_add_handle(rpc.multi, x->easy) != CURLM_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
@@ -833,21 +850,16 @@ int
 li_rpc_call_logs_many(const char *method, char *const *params, int n, LiRpcError *errs,
 					  LiLogCallback cb, void *const *args)
 {
-	if (IsTransactionState())
-		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
 	Assert(n >= 1 && n <= LI_RPC_MAX_CONCURRENT);
 	if (n == 1)
 		return li_rpc_call_logs(method, params[0], &errs[0], cb, args[0]) ? 1 : 0;
-	if (rpc.call_open)
-		rpc_failover();
-	rpc.call_open = true;
+	begin_call();
 	for (int i = 0; i < n; i++)
 	{
 		RpcTransfer *x = transfer(i);
 
 		x->id = ++rpc.id;
-		x->body = psprintf("{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
-						   x->id, method, params[i]);
+		x->body = call_json(x->id, method, params[i]);
 		set_endpoint(x->easy);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
 		x->resp.len = 0;
@@ -965,16 +977,14 @@ send_batch(const char *method, char *const *params, const int *idx, int k,
 	int			nfailed = 0;
 	char	   *capped = NULL;
 
-	if (IsTransactionState())
-		elog(ERROR, "ledger_ingest: network I/O attempted inside a transaction");
-	if (rpc.call_open)
-		rpc_failover();
-	rpc.call_open = true;
+	begin_call();
 	initStringInfo(&body);
 	appendStringInfoChar(&body, '[');
 	for (int j = 0; j < k; j++)
-		appendStringInfo(&body, "%s{\"jsonrpc\":\"2.0\",\"id\":" INT64_FORMAT ",\"method\":\"%s\",\"params\":%s}",
-						 j > 0 ? "," : "", ++rpc.id, method, params[idx[j]]);
+	{
+		++rpc.id;
+		appendStringInfo(&body, "%s%s", j > 0 ? "," : "", call_json(rpc.id, method, params[idx[j]]));
+	}
 	appendStringInfoChar(&body, ']');
 	if (!send_with_failover(method, body.data, &err, true))
 	{

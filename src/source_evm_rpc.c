@@ -805,6 +805,7 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 {
 	int64	   *numbers = NULL;
 	int		   *owner = NULL;
+	bool	   *logs_only = NULL;	/* from_logs of each */
 	int			n = 0;
 	int64	   *need;
 
@@ -815,10 +816,12 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 
 		numbers = numbers ? repalloc(numbers, sizeof(int64) * (n + m)) : palloc(sizeof(int64) * m);
 		owner = owner ? repalloc(owner, sizeof(int) * (n + m)) : palloc(sizeof(int) * m);
+		logs_only = logs_only ? repalloc(logs_only, sizeof(bool) * (n + m)) : palloc(sizeof(bool) * m);
 		for (int j = 0; j < m; j++)
 		{
 			numbers[n + j] = nums[j];
 			owner[n + j] = r;
+			logs_only[n + j] = from_logs(p, &ranges[r], nums[j]);
 		}
 		n += m;
 	}
@@ -830,7 +833,7 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 		JsonbValue **headers;
 
 		for (int j = k; j < k + chunk; j++)
-			if (!from_logs(p, &ranges[owner[j]], numbers[j]))
+			if (!logs_only[j])
 				need[nneed++] = numbers[j];
 		if (nneed > 0)
 			pgstat_report_activity(STATE_RUNNING,
@@ -844,7 +847,7 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 
 			CHECK_FOR_INTERRUPTS();
 			if (!add_block(p, batch, numbers[j], range, end_hash,
-						   from_logs(p, range, numbers[j]) ? NULL : headers[nneed++]))
+						   logs_only[j] ? NULL : headers[nneed++]))
 				return;
 		}
 		k += chunk;

@@ -163,6 +163,10 @@ for my $depth (1, 3, 10)
 		push @txs, qq{[{"from":"$accounts[0]","to":"$token","data":"$data"},} . ($i % $depth) . ']';
 	}
 	cast('rpc', '--rpc-url', $rpc, 'anvil_reorg', $depth, '[' . join(',', @txs) . ']');
+	# the handler stays slow while the fetcher (polling every 100 ms) sees
+	# the reorg: 0.5 s is at most 3 of the 8 ledgers between the worker and
+	# the orphaned ones; at full speed it could reach them first
+	usleep(500_000);
 	$node->safe_psql('postgres', 'UPDATE slow SET on_ = false');
 	ok($fetched == $head && $ledger < $head - $depth,
 		"fetching ahead, depth $depth: before the reorg the fetcher had fetched ledger $fetched (the head), the worker had applied $ledger");
