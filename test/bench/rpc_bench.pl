@@ -27,6 +27,9 @@
 # applying) and with RPC_CAPPED_RANGE blocks (100: 10,000 logs per request,
 # the cap of hosted providers; with the fetcher also one request at a
 # time, max_concurrent_requests 1).  Each run is checked: BLOCKS * PER rows.
+# Then a profile of one run per delay (block_range RPC_CAPPED_RANGE): the
+# CPU seconds of anvil, the proxy, the fetcher, the worker and the rest,
+# next to the node alone answering the same requests four at a time.
 # Prints a markdown table and writes the raw numbers as JSON to $BENCH_OUT.
 use strict;
 use warnings;
@@ -399,7 +402,109 @@ for my $bytes (1 << 20, 16 << 20, 128 << 20)
 }
 $r{memory} = [ map { { fetch_ahead_bytes => $_->[0], worker_kb => $_->[1], fetcher_kb => $_->[2] } } @memory ];
 
-my %m = map { $_ => median(@{ $r{$_} }) } grep { $_ ne 'memory' } keys %r;
+# profile: where the time of the dense backfill goes (block_range
+# $capped, 4 requests in flight, one run per delay, not timed with the
+# runs above): the CPU seconds of anvil, of the fault proxy, of the worker
+# and of its fetcher, and of everything else (the rest of PostgreSQL:
+# the handler's inserts, WAL writer, checkpointer), from /proc, sampled
+# every 20 ms until the last block is applied, next to the wall time and
+# the machine's cores.  And the node alone: the same $capped-block
+# eth_getLogs requests through the proxy, four at a time (one process
+# each, the answers read and discarded, not decoded): what any client
+# fetching these ranges four at a time can reach here.
+sub cpu_ticks
+{
+	my ($pid) = @_;
+	return 0 unless $pid && open(my $f, '<', "/proc/$pid/stat");
+	my $line = <$f>;
+	$line =~ s/^.*\)\s+//;    # the fields after the command name
+	my @f = split ' ', $line;
+	return $f[11] + $f[12];    # utime, stime (fields 14 and 15)
+}
+sub busy_ticks
+{
+	open(my $f, '<', '/proc/stat') or die $!;
+	my @f = split ' ', scalar <$f>;    # cpu user nice system idle iowait irq softirq steal
+	return $f[1] + $f[2] + $f[3] + $f[6] + $f[7] + $f[8];
+}
+my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+my $cores = () = grep { /^processor\s/ } split /\n/, slurp_file('/proc/cpuinfo');
+chomp(my $anvil_pid = slurp_file("$PostgreSQL::Test::Utils::tmp_check/anvil/anvil.pid"));
+chomp(my $proxy_pid = `pgrep -n -f fault_proxy.js`);
+my @ranges;
+for (my $b = $first; $b <= $last; $b += $capped)
+{
+	push @ranges, [ $b, $b + $capped - 1 < $last ? $b + $capped - 1 : $last ];
+}
+my @profile;
+for my $d (@delays)
+{
+	$control->('__clear');
+	$control->('__fault', { mode => 'delay', ms => $d, count => -1 }) if $d > 0;
+	# the node alone, four requests at a time
+	my $t0 = time;
+	my @kids;
+	for my $k (0 .. 3)
+	{
+		my $pid = fork // die "fork: $!";
+		if ($pid == 0)
+		{
+			my $h = HTTP::Tiny->new(timeout => 120);
+			for (my $i = $k; $i < @ranges; $i += 4)
+			{
+				my $a = $h->post($purl, { headers => { 'content-type' => 'application/json' },
+					content => encode_json({ jsonrpc => '2.0', id => $i + 1, method => 'eth_getLogs',
+						params => [ { address => $emitter, fromBlock => sprintf('0x%x', $ranges[$i][0]),
+							toBlock => sprintf('0x%x', $ranges[$i][1]) } ] }),
+					data_callback => sub { } });
+				POSIX::_exit(1) unless $a->{success};
+			}
+			POSIX::_exit(0);
+		}
+		push @kids, $pid;
+	}
+	for (@kids) { waitpid($_, 0); die "eth_getLogs four at a time failed" if $?; }
+	my $alone = time - $t0;
+	# the pipeline, sampled
+	my $p = "c" . ++$seq;
+	sql('TRUNCATE t_rows');
+	sql(qq{SELECT ledger_ingest.create_pipeline('$p', 'evm_rpc',
+		'{"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "block_range": $capped}')});
+	sql("SELECT ledger_ingest.add_handler('$p', 'h_trivial(ledger_ingest.event)')");
+	sql('CHECKPOINT');
+	my ($a0, $x0, $s0) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks());
+	my ($w, $f) = (0, 0);
+	my $psql = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres') ], '<', \my $in, '>', \my $outp);
+	$t0 = time;
+	$in .= "SELECT ledger_ingest.start('$p');\n";
+	for (;;)
+	{
+		$outp = '';
+		$in .= qq{SELECT coalesce(s.ledger, -1) || ' ' || coalesce(s.pid, 0) || ' ' || coalesce((SELECT pid FROM pg_stat_activity
+			WHERE application_name = 'ledger_ingest fetcher $p'), 0) FROM ledger_ingest.status s WHERE pipeline = '$p';\n};
+		$psql->pump until $outp =~ /^-?\d+ \d+ \d+\n/m;
+		my ($ledger, $wpid, $fpid) = $outp =~ /^(-?\d+) (\d+) (\d+)$/m;
+		my ($wt, $ft) = (cpu_ticks($wpid), cpu_ticks($fpid));
+		$w = $wt if $wt > $w;
+		$f = $ft if $ft > $f;
+		last if $ledger >= $last;
+		die "$p did not reach ledger $last" if time - $t0 > 600;
+		usleep(20_000);
+	}
+	my $wall = time - $t0;
+	my ($a1, $x1, $s1) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks());
+	$in .= "\\q\n";
+	$psql->finish;
+	die "$p: rows" unless sql('SELECT count(*) FROM t_rows') == $events;
+	sql("SELECT ledger_ingest.drop_pipeline('$p')");
+	my %c = (anvil => ($a1 - $a0) / $hz, proxy => ($x1 - $x0) / $hz, worker => $w / $hz, fetcher => $f / $hz,
+		busy => ($s1 - $s0) / $hz);
+	$c{other} = $c{busy} - $c{anvil} - $c{proxy} - $c{worker} - $c{fetcher};
+	push @profile, { delay => $d, wall => $wall, alone => $alone, %c };
+}
+$r{profile} = \@profile;
+
+my %m = map { $_ => median(@{ $r{$_} }) } grep { $_ ne 'memory' && $_ ne 'profile' } keys %r;
 my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests (JSON-RPC calls) | vs inbox path | fetching in the worker (fetch_ahead_ledgers 0): events/s | HTTP requests |\n|---|---|---|---|---|---|---|\n";
 $md .= sprintf "| %d ms | %d | %d | %d (%d) | %.2f | %d | %d |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"}, $m{"calls_$_"},
   $m{"rpc_$_"} / $m{inbox}, $m{"inline_$_"}, $m{"inline_requests_$_"} for @delays;
@@ -423,6 +528,9 @@ if ($with_peers)
 	}
 	$md .= "balances equal in every run (ledger_ingest, Ponder, Subsquid)\n";
 }
+$md .= sprintf "\n| profile, block_range %d, 4 in flight (one run) | wall s | events/s | CPU s: anvil | proxy | fetcher | worker | the rest | busy of %d cores | the node alone, 4 at a time: s | events/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n", $capped, $cores;
+$md .= sprintf "| %d ms | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2f | %d |\n", $_->{delay}, $_->{wall}, $events / $_->{wall},
+  @$_{qw(anvil proxy fetcher worker other)}, 100 * $_->{busy} / ($cores * $_->{wall}), $_->{alone}, $events / $_->{alone} for @profile;
 $md .= "\n| fetch_ahead_bytes (block_range $capped, no delay, one run) | worker: most RssAnon | fetcher: most RssAnon |\n|---|---|---|\n";
 $md .= sprintf "| %d MB | %.0f MB | %.0f MB |\n", $_->[0] >> 20, $_->[1] / 1024, $_->[2] / 1024 for @memory;
 open(my $j, '>', $out) or die "$out: $!";
