@@ -32,10 +32,12 @@ OBJS = \
 	src/sink.o \
 	src/keccak.o \
 	src/abi_core.o \
-	src/abi.o
+	src/abi.o \
+	src/scval_core.o \
+	src/scval.o
 
 EXTENSION = ledger_ingest
-DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql
+DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql ledger_ingest--0.4--0.5.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 # The suites, on PGXS's conventions: "make installcheck" runs pg_regress

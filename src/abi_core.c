@@ -195,12 +195,9 @@ set_error(LiAbiError *err, LiAbiStatus status, const char *fmt,...)
 	va_end(ap);
 }
 
-/*
- * Makes room for "n" more bytes plus a NUL.  Returns 0, or LI_ABI_ELIMIT /
- * LI_ABI_ENOMEM (the caller reports it, naming the argument).
- */
-static LiAbiStatus
-buf_grow(LiAbiBuf *b, size_t n)
+/* li_abi_buf_grow: see abi_core.h */
+LiAbiStatus
+li_abi_buf_grow(LiAbiBuf *b, size_t n)
 {
 	size_t		max = b->max ? b->max : LI_ABI_DEFAULT_MAX_OUTPUT;
 	size_t		need;
@@ -790,14 +787,14 @@ canon_type(LiAbiBuf *b, const AbiType *t)
 				s = "[]";
 			break;
 		case K_TUPLE:
-			if ((st = buf_grow(b, 1)) != LI_ABI_OK)
+			if ((st = li_abi_buf_grow(b, 1)) != LI_ABI_OK)
 				return st;
 			b->data[b->len++] = '(';
 			for (i = 0; i < t->count; i++)
 			{
 				if (i > 0)
 				{
-					if ((st = buf_grow(b, 1)) != LI_ABI_OK)
+					if ((st = li_abi_buf_grow(b, 1)) != LI_ABI_OK)
 						return st;
 					b->data[b->len++] = ',';
 				}
@@ -808,7 +805,7 @@ canon_type(LiAbiBuf *b, const AbiType *t)
 			break;
 	}
 	n = strlen(s);
-	if ((st = buf_grow(b, n)) != LI_ABI_OK)
+	if ((st = li_abi_buf_grow(b, n)) != LI_ABI_OK)
 		return st;
 	memcpy(b->data + b->len, s, n);
 	b->len += n;
@@ -885,7 +882,7 @@ finish_compile(Parser *p, const char *name, size_t namelen)
 	/* canonical signature */
 	if (namelen > 0)
 	{
-		if (buf_grow(&b, namelen + 1) != LI_ABI_OK)
+		if (li_abi_buf_grow(&b, namelen + 1) != LI_ABI_OK)
 			goto nomem;
 		memcpy(b.data, name, namelen);
 		b.len = namelen;
@@ -895,14 +892,14 @@ finish_compile(Parser *p, const char *name, size_t namelen)
 	{
 		if (i > 0)
 		{
-			if (buf_grow(&b, 1) != LI_ABI_OK)
+			if (li_abi_buf_grow(&b, 1) != LI_ABI_OK)
 				goto nomem;
 			b.data[b.len++] = ',';
 		}
 		if (canon_type(&b, d->params[i].type) != LI_ABI_OK)
 			goto nomem;
 	}
-	if (buf_grow(&b, 1) != LI_ABI_OK)
+	if (li_abi_buf_grow(&b, 1) != LI_ABI_OK)
 		goto nomem;
 	if (namelen > 0)
 		b.data[b.len++] = ')';
@@ -1130,7 +1127,7 @@ out_fail(Decoder *d, LiAbiStatus st)
 /* reserve n bytes of output; 0 or -1 with the error set */
 #define RESERVE(d, n) \
 	do { \
-		LiAbiStatus st_ = buf_grow((d)->out, (n)); \
+		LiAbiStatus st_ = li_abi_buf_grow((d)->out, (n)); \
 		if (st_ != LI_ABI_OK) \
 			return out_fail((d), st_); \
 	} while (0)
@@ -1176,14 +1173,11 @@ out_hex(Decoder *d, const unsigned char *p, size_t n)
 	return 0;
 }
 
-/*
- * Writes the 256-bit big-endian unsigned integer w in decimal (negated when
- * neg).  78 digits at most.
- */
-static int
-out_u256(Decoder *d, const unsigned char *w, int neg)
+/* li_abi_decimal: see abi_core.h */
+size_t
+li_abi_decimal(const unsigned char *w, int neg, char *out)
 {
-	char		tmp[84];
+	char		tmp[LI_ABI_DECIMAL_MAX];
 	char	   *end = tmp + sizeof(tmp);
 	char	   *p = end;
 	int			i;
@@ -1248,7 +1242,21 @@ out_u256(Decoder *d, const unsigned char *w, int neg)
 	}
 	if (neg)
 		*--p = '-';
-	return out_mem(d, p, (size_t) (end - p));
+	memcpy(out, p, (size_t) (end - p));
+	out[end - p] = '\0';
+	return (size_t) (end - p);
+}
+
+/*
+ * Writes the 256-bit big-endian unsigned integer w in decimal (negated when
+ * neg).
+ */
+static int
+out_u256(Decoder *d, const unsigned char *w, int neg)
+{
+	char		dec[LI_ABI_DECIMAL_MAX];
+
+	return out_mem(d, dec, li_abi_decimal(w, neg, dec));
 }
 
 /* Validates and writes one value-type word (uintN, intN, address, bool, bytesN). */

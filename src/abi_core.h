@@ -171,4 +171,20 @@ extern LiAbiStatus li_abi_core_decode(const LiAbiDesc *desc,
 /* li_abi_buf_free: releases a buffer's memory and zeroes it (keeps max). */
 extern void li_abi_buf_free(LiAbiBuf *buf);
 
+/*
+ * li_abi_buf_grow: makes room in buf for "n" more bytes plus a NUL.
+ * Returns LI_ABI_OK, or LI_ABI_ELIMIT (len + n over max) / LI_ABI_ENOMEM,
+ * which the caller reports.  Shared with scval_core.c.
+ */
+extern LiAbiStatus li_abi_buf_grow(LiAbiBuf *buf, size_t n);
+
+/*
+ * li_abi_decimal: writes the 256-bit big-endian unsigned integer w (32
+ * bytes) in decimal, with a leading '-' when neg, NUL-terminated, into out
+ * (LI_ABI_DECIMAL_MAX bytes); returns its length.  Shared with
+ * scval_core.c.
+ */
+#define LI_ABI_DECIMAL_MAX	84
+extern size_t li_abi_decimal(const unsigned char *w, int neg, char *out);
+
 #endif							/* LI_ABI_CORE_H */

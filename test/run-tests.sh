@@ -75,6 +75,9 @@ suite fuzz bash "$root/test/fuzz/run.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
 # the same over the ledger-document parser, inside a single-user backend,
 # seeded with the real mainnet ledgers
 suite fuzz-ledger bash "$root/test/fuzz/run-ledger.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
+# the same over the Stellar ScVal decoder and strkeys, seeded with the real
+# pubnet events
+suite fuzz-scval bash "$root/test/fuzz/run-scval.sh" "${LEDGER_INGEST_FUZZ_SECONDS:-60}"
 
 for f in "$out"/regression.diffs "$out"/output_iso/regression.diffs; do
 	[ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }

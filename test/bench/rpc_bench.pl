@@ -405,8 +405,8 @@ $r{memory} = [ map { { fetch_ahead_bytes => $_->[0], worker_kb => $_->[1], fetch
 # profile: where the time of the dense backfill goes (block_range
 # $capped, 4 requests in flight, one run per delay, not timed with the
 # runs above): the CPU seconds of anvil, of the fault proxy, of the worker
-# and of its fetcher, and of everything else (the rest of PostgreSQL:
-# the handler's inserts, WAL writer, checkpointer), from /proc, sampled
+# and of its fetcher, and of everything else (the machine's busy time
+# less those; the processes that used it listed), from /proc, sampled
 # every 20 ms until the last block is applied, next to the wall time and
 # the machine's cores.  And the node alone: the same $capped-block
 # eth_getLogs requests through the proxy, four at a time (one process
@@ -421,13 +421,49 @@ sub cpu_ticks
 	my @f = split ' ', $line;
 	return $f[11] + $f[12];    # utime, stime (fields 14 and 15)
 }
+my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+# utime + stime of every process, by pid, with its command line
+sub all_ticks
+{
+	my %t;
+	for my $dir (glob '/proc/[0-9]*')
+	{
+		my ($pid) = $dir =~ m{(\d+)$};
+		my $ticks = cpu_ticks($pid) or next;
+		open(my $c, '<', "$dir/cmdline") or next;
+		my $cmd = join(' ', split /\0/, scalar(<$c>) // '');
+		$t{$pid} = [ $cmd, $ticks ];
+	}
+	return \%t;
+}
+# the CPU seconds of the processes other than anvil, the proxy, the worker
+# and the fetcher between two snapshots (processes that exited in between
+# are not seen), grouped by command (a PostgreSQL process by its title),
+# the largest first
+sub other_cpu
+{
+	my ($t0, $t1, @skip) = @_;
+	my %skip = map { $_ => 1 } @skip;
+	my %by;
+	for my $pid (keys %$t1)
+	{
+		next if $skip{$pid};
+		my ($cmd, $ticks) = @{ $t1->{$pid} };
+		$ticks -= $t0->{$pid}[1] if $t0->{$pid} && $t0->{$pid}[0] eq $cmd;
+		next unless $ticks > 0;
+		$cmd =~ s/^(postgres: )\S+: (\S+( \S+)?).*/$1$2/;    # postgres: walwriter, postgres: ledger_ingest fetcher
+		$cmd = substr($cmd, 0, 40);
+		$by{$cmd} += $ticks / $hz;
+	}
+	return join(', ', map { sprintf('%s %.2f', $_, $by{$_}) } grep { $by{$_} >= 0.03 }
+		sort { $by{$b} <=> $by{$a} } keys %by);
+}
 sub busy_ticks
 {
 	open(my $f, '<', '/proc/stat') or die $!;
 	my @f = split ' ', scalar <$f>;    # cpu user nice system idle iowait irq softirq steal
 	return $f[1] + $f[2] + $f[3] + $f[6] + $f[7] + $f[8];
 }
-my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 my $cores = () = grep { /^processor\s/ } split /\n/, slurp_file('/proc/cpuinfo');
 chomp(my $anvil_pid = slurp_file("$PostgreSQL::Test::Utils::tmp_check/anvil/anvil.pid"));
 chomp(my $proxy_pid = `pgrep -n -f fault_proxy.js`);
@@ -472,8 +508,8 @@ for my $d (@delays)
 		'{"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "block_range": $capped}')});
 	sql("SELECT ledger_ingest.add_handler('$p', 'h_trivial(ledger_ingest.event)')");
 	sql('CHECKPOINT');
-	my ($a0, $x0, $s0) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks());
-	my ($w, $f) = (0, 0);
+	my ($a0, $x0, $s0, $all0) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks(), all_ticks());
+	my ($w, $f, $wpid_seen, $fpid_seen) = (0, 0, 0, 0);
 	my $psql = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres') ], '<', \my $in, '>', \my $outp);
 	$t0 = time;
 	$in .= "SELECT ledger_ingest.start('$p');\n";
@@ -487,12 +523,14 @@ for my $d (@delays)
 		my ($wt, $ft) = (cpu_ticks($wpid), cpu_ticks($fpid));
 		$w = $wt if $wt > $w;
 		$f = $ft if $ft > $f;
+		$wpid_seen ||= $wpid;
+		$fpid_seen ||= $fpid;
 		last if $ledger >= $last;
 		die "$p did not reach ledger $last" if time - $t0 > 600;
 		usleep(20_000);
 	}
 	my $wall = time - $t0;
-	my ($a1, $x1, $s1) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks());
+	my ($a1, $x1, $s1, $all1) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks(), all_ticks());
 	$in .= "\\q\n";
 	$psql->finish;
 	die "$p: rows" unless sql('SELECT count(*) FROM t_rows') == $events;
@@ -500,6 +538,7 @@ for my $d (@delays)
 	my %c = (anvil => ($a1 - $a0) / $hz, proxy => ($x1 - $x0) / $hz, worker => $w / $hz, fetcher => $f / $hz,
 		busy => ($s1 - $s0) / $hz);
 	$c{other} = $c{busy} - $c{anvil} - $c{proxy} - $c{worker} - $c{fetcher};
+	$c{other_by} = other_cpu($all0, $all1, $anvil_pid, $proxy_pid, $wpid_seen, $fpid_seen);
 	push @profile, { delay => $d, wall => $wall, alone => $alone, %c };
 }
 $r{profile} = \@profile;
@@ -531,6 +570,7 @@ if ($with_peers)
 $md .= sprintf "\n| profile, block_range %d, 4 in flight (one run) | wall s | events/s | CPU s: anvil | proxy | fetcher | worker | the rest | busy of %d cores | the node alone, 4 at a time: s | events/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n", $capped, $cores;
 $md .= sprintf "| %d ms | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2f | %d |\n", $_->{delay}, $_->{wall}, $events / $_->{wall},
   @$_{qw(anvil proxy fetcher worker other)}, 100 * $_->{busy} / ($cores * $_->{wall}), $_->{alone}, $events / $_->{alone} for @profile;
+$md .= sprintf "the rest at %d ms, by process: %s\n", $_->{delay}, $_->{other_by} || '-' for @profile;
 $md .= "\n| fetch_ahead_bytes (block_range $capped, no delay, one run) | worker: most RssAnon | fetcher: most RssAnon |\n|---|---|---|\n";
 $md .= sprintf "| %d MB | %.0f MB | %.0f MB |\n", $_->[0] >> 20, $_->[1] / 1024, $_->[2] / 1024 for @memory;
 open(my $j, '>', $out) or die "$out: $!";

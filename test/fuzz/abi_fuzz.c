@@ -27,48 +27,11 @@
 #include <string.h>
 
 #include "abi_core.h"
+#include "fuzz_json.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *in, size_t size);
 
 static LiAbiBuf out = {NULL, 0, 0, 1 << 20};
-
-/* the output is one JSON value: brackets balance outside strings */
-static void
-check_json(const LiAbiBuf *b)
-{
-	size_t		i;
-	int			depth = 0;
-	int			in_str = 0;
-
-	if (b->data[b->len] != '\0' || strlen(b->data) != b->len)
-		abort();
-	for (i = 0; i < b->len; i++)
-	{
-		char		c = b->data[i];
-
-		if (in_str)
-		{
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_str = 0;
-			else if ((unsigned char) c < 0x20)
-				abort();
-			continue;
-		}
-		if (c == '"')
-			in_str = 1;
-		else if (c == '[' || c == '{')
-			depth++;
-		else if (c == ']' || c == '}')
-		{
-			if (--depth < 0)
-				abort();
-		}
-	}
-	if (depth != 0 || in_str)
-		abort();
-}
 
 /* compiling the canonical form gives the same canonical form */
 static void

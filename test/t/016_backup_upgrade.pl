@@ -13,7 +13,7 @@
 #   (pg_dump --schema-only --binary-upgrade, which lists every member of
 #   the extension, with OIDs taken out): the update scripts and the
 #   full install script CREATE EXTENSION uses (ledger_ingest--0.3.sql, then
-#   the update to 0.4) must agree.
+#   the updates to 0.5) must agree.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -156,8 +156,8 @@ sub exact
 	ok(li_wait($node, 'mainnet', $half, 120), 'the 0.1 pipeline applied the first half');
 	my $before = li_scalar($node, q{SELECT ledger, events_applied FROM ledger_ingest.cursor});
 	$node->safe_psql('postgres', q{ALTER EXTENSION ledger_ingest UPDATE});
-	li_case($F, 'ALTER EXTENSION UPDATE 0.1 to 0.4 keeps the pipeline, its cursor and its handler',
-		li_scalar($node, q{SELECT extversion FROM pg_extension WHERE extname = 'ledger_ingest'}) eq '0.4'
+	li_case($F, 'ALTER EXTENSION UPDATE 0.1 to 0.5 keeps the pipeline, its cursor and its handler',
+		li_scalar($node, q{SELECT extversion FROM pg_extension WHERE extname = 'ledger_ingest'}) eq '0.5'
 		  && li_scalar($node, q{SELECT ledger, events_applied FROM ledger_ingest.cursor}) eq $before
 		  && li_scalar($node, q{SELECT handler FROM ledger_ingest.handler}) eq 'public.erc20_on_transfer(ledger_ingest.event)');
 	$node->safe_psql('postgres', qq{
