@@ -407,8 +407,8 @@ $r{memory} = [ map { { fetch_ahead_bytes => $_->[0], worker_kb => $_->[1], fetch
 # runs above): the CPU seconds of anvil, of the fault proxy, of the worker
 # and of its fetcher, and of everything else (the machine's busy time
 # less those; the processes that used it listed), from /proc, sampled
-# every 20 ms until the last block is applied, next to the wall time and
-# the machine's cores.  And the node alone: the same $capped-block
+# every 10 ms from start() until the worker exits at the last block
+# (wall time: start() to that exit), next to the machine's cores.  And the node alone: the same $capped-block
 # eth_getLogs requests through the proxy, four at a time (one process
 # each, the answers read and discarded, not decoded): what any client
 # fetching these ranges four at a time can reach here.
@@ -458,11 +458,13 @@ sub other_cpu
 	return join(', ', map { sprintf('%s %.2f', $_, $by{$_}) } grep { $by{$_} >= 0.03 }
 		sort { $by{$b} <=> $by{$a} } keys %by);
 }
+# the machine's busy ticks, and those of them in interrupts (the kernel's
+# work on the loopback network among them)
 sub busy_ticks
 {
 	open(my $f, '<', '/proc/stat') or die $!;
 	my @f = split ' ', scalar <$f>;    # cpu user nice system idle iowait irq softirq steal
-	return $f[1] + $f[2] + $f[3] + $f[6] + $f[7] + $f[8];
+	return ($f[1] + $f[2] + $f[3] + $f[6] + $f[7] + $f[8], $f[6] + $f[7]);
 }
 my $cores = () = grep { /^processor\s/ } split /\n/, slurp_file('/proc/cpuinfo');
 chomp(my $anvil_pid = slurp_file("$PostgreSQL::Test::Utils::tmp_check/anvil/anvil.pid"));
@@ -508,37 +510,48 @@ for my $d (@delays)
 		'{"url": "$purl", "addresses": ["$emitter"], "from_block": $first, "to_block": $last, "block_range": $capped}')});
 	sql("SELECT ledger_ingest.add_handler('$p', 'h_trivial(ledger_ingest.event)')");
 	sql('CHECKPOINT');
-	my ($a0, $x0, $s0, $all0) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks(), all_ticks());
-	my ($w, $f, $wpid_seen, $fpid_seen) = (0, 0, 0, 0);
+	my ($a0, $x0, $all0) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), all_ticks());
+	my ($s0, $irq0) = busy_ticks();
+	my ($w, $f) = (0, 0);
 	my $psql = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres') ], '<', \my $in, '>', \my $outp);
 	$t0 = time;
 	$in .= "SELECT ledger_ingest.start('$p');\n";
-	for (;;)
+	# the worker's and the fetcher's pids, asked for until both run; then
+	# only /proc, every 10 ms, until the worker exits (it finishes the
+	# pipeline at to_block), so that sampling costs next to nothing
+	my ($wpid, $fpid) = (0, 0);
+	until ($wpid && $fpid)
 	{
 		$outp = '';
-		$in .= qq{SELECT coalesce(s.ledger, -1) || ' ' || coalesce(s.pid, 0) || ' ' || coalesce((SELECT pid FROM pg_stat_activity
+		$in .= qq{SELECT coalesce(s.pid, 0) || ' ' || coalesce((SELECT pid FROM pg_stat_activity
 			WHERE application_name = 'ledger_ingest fetcher $p'), 0) FROM ledger_ingest.status s WHERE pipeline = '$p';\n};
-		$psql->pump until $outp =~ /^-?\d+ \d+ \d+\n/m;
-		my ($ledger, $wpid, $fpid) = $outp =~ /^(-?\d+) (\d+) (\d+)$/m;
-		my ($wt, $ft) = (cpu_ticks($wpid), cpu_ticks($fpid));
-		$w = $wt if $wt > $w;
-		$f = $ft if $ft > $f;
-		$wpid_seen ||= $wpid;
-		$fpid_seen ||= $fpid;
-		last if $ledger >= $last;
-		die "$p did not reach ledger $last" if time - $t0 > 600;
-		usleep(20_000);
+		$psql->pump until $outp =~ /^\d+ \d+\n/m;
+		($wpid, $fpid) = $outp =~ /^(\d+) (\d+)$/m;
+		die "$p: no worker and fetcher" if time - $t0 > 60;
+		usleep(5_000) unless $wpid && $fpid;
 	}
-	my $wall = time - $t0;
-	my ($a1, $x1, $s1, $all1) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), busy_ticks(), all_ticks());
 	$in .= "\\q\n";
 	$psql->finish;
-	die "$p: rows" unless sql('SELECT count(*) FROM t_rows') == $events;
+	for (;;)
+	{
+		my ($wt, $ft) = (cpu_ticks($wpid), cpu_ticks($fpid));
+		last unless $wt;    # the worker has exited
+		$w = $wt;
+		$f = $ft if $ft > $f;
+		die "$p did not finish" if time - $t0 > 600;
+		usleep(10_000);
+	}
+	my $wall = time - $t0;
+	my ($a1, $x1, $all1) = (cpu_ticks($anvil_pid), cpu_ticks($proxy_pid), all_ticks());
+	my ($s1, $irq1) = busy_ticks();
+	die "$p: rows" unless sql('SELECT count(*) FROM t_rows') == $events
+	  && sql("SELECT ledger FROM ledger_ingest.status WHERE pipeline = '$p'") == $last;
 	sql("SELECT ledger_ingest.drop_pipeline('$p')");
 	my %c = (anvil => ($a1 - $a0) / $hz, proxy => ($x1 - $x0) / $hz, worker => $w / $hz, fetcher => $f / $hz,
 		busy => ($s1 - $s0) / $hz);
 	$c{other} = $c{busy} - $c{anvil} - $c{proxy} - $c{worker} - $c{fetcher};
-	$c{other_by} = other_cpu($all0, $all1, $anvil_pid, $proxy_pid, $wpid_seen, $fpid_seen);
+	$c{other_by} = join(', ', grep { $_ } sprintf('interrupts %.2f', ($irq1 - $irq0) / $hz),
+		other_cpu($all0, $all1, $anvil_pid, $proxy_pid, $wpid, $fpid));
 	push @profile, { delay => $d, wall => $wall, alone => $alone, %c };
 }
 $r{profile} = \@profile;
@@ -570,7 +583,7 @@ if ($with_peers)
 $md .= sprintf "\n| profile, block_range %d, 4 in flight (one run) | wall s | events/s | CPU s: anvil | proxy | fetcher | worker | the rest | busy of %d cores | the node alone, 4 at a time: s | events/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n", $capped, $cores;
 $md .= sprintf "| %d ms | %.2f | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2f | %d |\n", $_->{delay}, $_->{wall}, $events / $_->{wall},
   @$_{qw(anvil proxy fetcher worker other)}, 100 * $_->{busy} / ($cores * $_->{wall}), $_->{alone}, $events / $_->{alone} for @profile;
-$md .= sprintf "the rest at %d ms, by process: %s\n", $_->{delay}, $_->{other_by} || '-' for @profile;
+$md .= sprintf "the rest at %d ms: %s; the others exited during the run\n", $_->{delay}, $_->{other_by} for @profile;
 $md .= "\n| fetch_ahead_bytes (block_range $capped, no delay, one run) | worker: most RssAnon | fetcher: most RssAnon |\n|---|---|---|\n";
 $md .= sprintf "| %d MB | %.0f MB | %.0f MB |\n", $_->[0] >> 20, $_->[1] / 1024, $_->[2] / 1024 for @memory;
 open(my $j, '>', $out) or die "$out: $!";
