@@ -34,7 +34,9 @@ OBJS = \
 	src/abi_core.o \
 	src/abi.o \
 	src/scval_core.o \
-	src/scval.o
+	src/scval.o \
+	src/stellar_core.o \
+	src/stellar.o
 
 EXTENSION = ledger_ingest
 DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql ledger_ingest--0.4--0.5.sql

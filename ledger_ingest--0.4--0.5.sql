@@ -1,4 +1,4 @@
-/* ledger_ingest--0.4--0.5.sql: Stellar ScVal decoding and strkeys */
+/* ledger_ingest--0.4--0.5.sql: Stellar ScVal decoding, strkeys, ledger headers, event ids */
 
 \echo Use "ALTER EXTENSION ledger_ingest UPDATE TO '0.5'" to load this file. \quit
 
@@ -29,10 +29,29 @@ CREATE FUNCTION strkey_decode(strkey text) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'ledger_ingest_strkey_decode'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- The fields of a Stellar LedgerHeader's XDR, or of a
+-- LedgerHeaderHistoryEntry's (getLedgers' headerXdr); hash = SHA-256 of the
+-- LedgerHeader XDR.
+CREATE FUNCTION stellar_ledger_header(header_xdr bytea, OUT sequence bigint, OUT hash bytea,
+		OUT previous_ledger_hash bytea, OUT close_time timestamptz, OUT protocol_version integer)
+	AS 'MODULE_PATHNAME', 'ledger_ingest_stellar_ledger_header'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- A Stellar event's position as stellar-rpc's getEvents id, and back.
+CREATE FUNCTION stellar_event_id(ledger bigint, tx_index integer, event_index integer) RETURNS text
+	AS 'MODULE_PATHNAME', 'ledger_ingest_stellar_event_id'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION stellar_event_position(id text) RETURNS ledger_ingest.position
+	AS 'MODULE_PATHNAME', 'ledger_ingest_stellar_event_position'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 REVOKE ALL ON FUNCTION scval_to_json(bytea), scval_to_native(bytea), scval_symbol(text),
-	strkey_encode(text, bytea), strkey_decode(text) FROM PUBLIC;
+	strkey_encode(text, bytea), strkey_decode(text), stellar_ledger_header(bytea),
+	stellar_event_id(bigint, integer, integer), stellar_event_position(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION scval_to_json(bytea), scval_to_native(bytea), scval_symbol(text),
-	strkey_encode(text, bytea), strkey_decode(text) TO ledger_ingest_admin;
+	strkey_encode(text, bytea), strkey_decode(text), stellar_ledger_header(bytea),
+	stellar_event_id(bigint, integer, integer), stellar_event_position(text) TO ledger_ingest_admin;
 
 COMMENT ON FUNCTION scval_to_json(bytea) IS
 	'Stellar ScVal XDR as the lossless tagged JSON of stellar-xdr-json';
@@ -44,3 +63,9 @@ COMMENT ON FUNCTION strkey_encode(text, bytea) IS
 	'The SEP-23 strkey (G, M, C, L, B, T or X) of a payload';
 COMMENT ON FUNCTION strkey_decode(text) IS
 	'The payload of a SEP-23 strkey (G, M, C, L, B, T or X)';
+COMMENT ON FUNCTION stellar_ledger_header(bytea) IS
+	'Sequence, hash (SHA-256 of the header XDR), previous hash, close time and protocol of a Stellar ledger header';
+COMMENT ON FUNCTION stellar_event_id(bigint, integer, integer) IS
+	'The stellar-rpc getEvents id (TOID-index) of a Stellar event position';
+COMMENT ON FUNCTION stellar_event_position(text) IS
+	'The position (ledger, tx_index, event_index) of a stellar-rpc getEvents id';

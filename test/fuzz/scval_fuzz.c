@@ -1,12 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * scval_fuzz.c
- *	  libFuzzer target over the ScVal decoder and strkeys
- *	  (src/scval_core.c, with src/abi_core.c for its output buffer).
+ *	  libFuzzer target over the Stellar decoders: ScVal, strkeys
+ *	  (src/scval_core.c, with src/abi_core.c for its output buffer), ledger
+ *	  headers and event ids (src/stellar_core.c).
  *
  * Input: one mode byte, then the payload.
  *	'S'   the payload is a strkey: decoded; when it decodes, encoding the
  *		  payload again must give the same text
+ *	'H'   the payload is a ledger header's XDR: parsed
+ *	'I'   the payload is an event id: read; when it reads, writing the
+ *		  position again must give the same text
  *	other the payload is the XDR of one ScVal: decoded in both forms
  *
  * Checks, besides the sanitizers: the two forms accept and refuse the same
@@ -16,7 +20,8 @@
  *
  * Build (see run-scval.sh):
  *	clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -I src \
- *		test/fuzz/scval_fuzz.c src/scval_core.c src/abi_core.c src/keccak.c -lnettle
+ *		test/fuzz/scval_fuzz.c src/scval_core.c src/stellar_core.c \
+ *		src/abi_core.c src/keccak.c -lnettle
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +30,7 @@
 #include <string.h>
 
 #include "scval_core.h"
+#include "stellar_core.h"
 #include "fuzz_json.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *in, size_t size);
@@ -51,6 +57,28 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 		if (li_strkey_decode((const char *) in + 1, size - 1, &kind, payload, &n, &err) != LI_ABI_OK)
 			return 0;
 		if (li_strkey_encode(kind, payload, n, again, &err) != size - 1 ||
+			memcmp(again, in + 1, size - 1) != 0)
+			abort();
+		return 0;
+	}
+	if (in[0] == 'H')
+	{
+		LiStellarHeader h;
+
+		(void) li_stellar_parse_header(in + 1, size - 1, &h, &err);
+		return 0;
+	}
+	if (in[0] == 'I')
+	{
+		int64_t		ledger;
+		int32_t		tx,
+					ev;
+		char		again[LI_STELLAR_EVENT_ID_LEN + 1];
+
+		if (li_stellar_event_position((const char *) in + 1, size - 1, &ledger, &tx, &ev, &err) < 0)
+			return 0;
+		/* a TOID over 2^63 - 1 is refused, so the ledger fits 31 bits */
+		if (li_stellar_event_id(ledger, tx, ev, again, &err) < 0 ||
 			memcmp(again, in + 1, size - 1) != 0)
 			abort();
 		return 0;

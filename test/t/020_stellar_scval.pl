@@ -1,5 +1,5 @@
 # Stellar ScVal decoding and strkeys (src/scval_core.c, src/scval.c),
-# checked against independent decoders (test/stellar/scval_cases.mjs):
+# checked against independent decoders (test/stellar/cases.mjs):
 #  a) scval_to_json equals stellar-etl's decoded JSON on the 576 topics and
 #     data of large_range_ledger_txs.golden, and @stellar/stellar-xdr-json on
 #     every topic and data of the 3,373 events of the five pubnet
@@ -11,7 +11,14 @@
 #  d) strkey_encode and strkey_decode agree with stellar-base's StrKey on
 #     every kind; bad strkeys are refused, naming the problem;
 #  e) scval_symbol gives the XDR that stellar-base writes and that the pubnet
-#     events' topics hold.
+#     events' topics hold;
+#  f) stellar_ledger_header reads the 406 contiguous golden headers as
+#     stellar-etl did (hash = SHA-256, previous hashes chain) and the five
+#     LedgerCloseMeta history entries as stellar-base does; a flipped byte
+#     changes the hash, a tampered history entry and malformed headers are
+#     refused;
+#  g) stellar_event_id and stellar_event_position agree with stellar-etl's
+#     TOIDs and invert each other.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -25,10 +32,10 @@ $ENV{PGCLIENTENCODING} = 'UTF8';
 $node->safe_psql('scval', 'CREATE EXTENSION ledger_ingest');
 sub q1 { return scalar $node->safe_psql('scval', $_[0]) }
 
-my $cases = "$PostgreSQL::Test::Utils::tmp_check/scval_cases";
+my $cases = "$PostgreSQL::Test::Utils::tmp_check/stellar_cases";
 mkdir $cases;
-system('node', li_root() . '/test/stellar/scval_cases.mjs', li_data() . '/stellar', $cases) == 0
-  or die 'scval_cases.mjs failed';
+system('node', li_root() . '/test/stellar/cases.mjs', li_data() . '/stellar', $cases) == 0
+  or die 'cases.mjs failed';
 
 # tab-separated, no quoting (JSON text keeps its backslashes)
 my $copy = q{WITH (FORMAT csv, DELIMITER E'\t', QUOTE E'\x01')};
@@ -41,6 +48,10 @@ q1(qq{
 	COPY sk FROM '$cases/strkeys.tsv' $copy;
 	CREATE TABLE bad_sk (strkey text, fragment text);
 	COPY bad_sk FROM '$cases/bad_strkeys.tsv' $copy;
+	CREATE TABLE hdr (label text, xdr text, sequence bigint, hash text, previous text, close_time bigint, protocol int);
+	COPY hdr FROM '$cases/headers.tsv' $copy;
+	CREATE TABLE toid (ledger bigint, operation_id numeric, transaction_id numeric);
+	COPY toid FROM '$cases/toids.tsv' WITH (FORMAT csv, DELIMITER E'\t');
 });
 
 # ---------------------------------------------------------------------
@@ -137,5 +148,87 @@ ok($topics > 100 && $topics == $decoded, "scval_symbol('transfer') matches the $
 like($err, qr/character 3 of the symbol is not one of a-z, A-Z, 0-9 and _/, 'scval_symbol refuses a character outside the symbol alphabet');
 ($ret, $out, $err) = $node->psql('scval', q{SELECT ledger_ingest.scval_symbol(repeat('a', 33))});
 like($err, qr/a symbol has at most 32 characters, not 33/, 'and a symbol longer than 32');
+
+# ---------------------------------------------------------------------
+# f) ledger headers
+# ---------------------------------------------------------------------
+is(q1(q{SELECT count(*) FILTER (WHERE label LIKE 'golden/%') || ' ' || count(*) FILTER (WHERE label LIKE 'lcm/%') FROM hdr}),
+	'406 5', 'the 406 golden headers and the 5 LedgerCloseMeta history entries');
+for my $set ([ 'golden', "stellar-etl's fields" ], [ 'lcm', "stellar-base's fields" ])
+{
+	my ($prefix, $oracle) = @$set;
+	is(q1(qq{
+		SELECT count(*) || coalesce(' ' || min(label), '')
+		FROM hdr, ledger_ingest.stellar_ledger_header(decode(xdr, 'hex')) h
+		WHERE label LIKE '$prefix/%'
+		  AND (h.sequence, encode(h.hash, 'hex'), encode(h.previous_ledger_hash, 'hex'),
+			   extract(epoch FROM h.close_time)::bigint, h.protocol_version)
+			IS DISTINCT FROM (hdr.sequence, hdr.hash, hdr.previous, hdr.close_time, hdr.protocol)}),
+		'0', "stellar_ledger_header equals $oracle on every $prefix header");
+}
+is(q1(q{
+	SELECT count(*) FROM (
+		SELECT h.sequence, h.previous_ledger_hash,
+			   lag(h.hash) OVER (ORDER BY h.sequence) AS before, lag(h.sequence) OVER (ORDER BY h.sequence) AS seq_before
+		FROM hdr, ledger_ingest.stellar_ledger_header(decode(xdr, 'hex')) h WHERE label LIKE 'golden/%') c
+	WHERE seq_before IS NOT NULL AND (seq_before <> sequence - 1 OR before <> previous_ledger_hash)}),
+	'0', 'the 406 golden headers chain: each previousLedgerHash is the hash computed for the ledger before');
+# a bit flipped in the close time: a different hash
+is(q1(q{
+	SELECT count(*) FROM hdr, LATERAL (SELECT decode(xdr, 'hex') AS x) d,
+		LATERAL (SELECT set_byte(d.x, 75, get_byte(d.x, 75) # 1) AS y) f
+	WHERE label LIKE 'golden/%'
+	  AND (ledger_ingest.stellar_ledger_header(f.y)).hash = (ledger_ingest.stellar_ledger_header(d.x)).hash}),
+	'0', 'a bit flipped in the close time of any golden header changes its hash');
+sub header_error
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $node->psql('scval', "\\set VERBOSITY verbose\n$sql");
+	my ($got) = $err =~ /ERROR:\s+(\w{5}: [^\n]*)/;
+	return $got // $err;
+}
+my $entry = q1(q{SELECT xdr FROM hdr WHERE label LIKE 'lcm/%' ORDER BY label LIMIT 1});
+my $flipped = substr($entry, 0, 200) . (substr($entry, 200, 1) eq '0' ? '1' : '0') . substr($entry, 201);
+for my $case (
+	[ 'a history entry whose hash is not its header\'s', $flipped, "the history entry's hash is not the SHA-256 of its header" ],
+	[ 'a truncated header', substr($entry, 0, 400), 'bytes needed' ],
+	[ 'a header with a byte after it', q1(q{SELECT xdr FROM hdr WHERE label LIKE 'golden/%' LIMIT 1}) . '00', 'bytes after the header' ],
+	[ 'an unknown scpValue.ext', q1(q{SELECT overlay(xdr placing '00000007' from 1 + 2 * (4 + 32 + 32 + 8 + 4) for 8) FROM hdr WHERE label = 'golden/52929555'}),
+		'scpValue.ext 7 is not one a header has' ])
+{
+	my ($name, $hex, $fragment) = @$case;
+	my $got = header_error("SELECT ledger_ingest.stellar_ledger_header(decode('$hex', 'hex'))");
+	li_case('bad inputs', "stellar_ledger_header refuses $name",
+		$got =~ /^22P03: invalid Stellar ledger header: / && index($got, $fragment) >= 0) or diag("got: $got");
+}
+
+# ---------------------------------------------------------------------
+# g) event ids
+# ---------------------------------------------------------------------
+is(q1(q{
+	SELECT count(*) FROM toid, LATERAL ledger_ingest.stellar_event_position(lpad(transaction_id::text, 19, '0') || '-0000000003') p
+	WHERE (p.ledger, p.tx_index, p.event_index) IS DISTINCT FROM
+		  (toid.ledger, ((transaction_id - toid.ledger * 4294967296) / 4096)::int, 3)}),
+	'0', 'stellar_event_position reads stellar-etl\'s TOIDs of ' . q1(q{SELECT count(*) FROM toid}) . ' events: their ledger and transaction');
+is(q1(q{
+	SELECT count(*) FROM toid
+	WHERE ledger_ingest.stellar_event_id(ledger, ((transaction_id - ledger * 4294967296) / 4096)::int, 7)
+		<> lpad(transaction_id::text, 19, '0') || '-0000000007'}),
+	'0', 'stellar_event_id writes them back');
+is(q1(q{SELECT ledger_ingest.stellar_event_id(63092996, 3, (1 << 19) | 0)}), '0270982354426671105-0000000000',
+	'the id of ledger 63,092,996, transaction 3, operation 1, event 0');
+is(q1(q{SELECT (p).tx_index || ' ' || (p).event_index FROM (SELECT ledger_ingest.stellar_event_position(
+		ledger_ingest.stellar_event_id(5, 1048575, (4095 << 19) | 524287)) AS p) s}), '1048575 2147483647',
+	'the largest transaction, operation and index round-trip');
+for my $case ([ '0270982354426671105-000000000', 'an event id is 19 digits' ],
+	[ '9999999999999999999-0000000000', "TOID is over 2^63 - 1" ],
+	[ '0270982354426671105-0000524288', 'index is over 2^19 - 1' ],
+	[ '027098235442667110x-0000000000', 'an event id is 19 digits' ])
+{
+	my ($id, $fragment) = @$case;
+	my $got = header_error("SELECT ledger_ingest.stellar_event_position('$id')");
+	li_case('bad inputs', "stellar_event_position refuses $id",
+		$got =~ /^22P02: invalid Stellar event id / && index($got, $fragment) >= 0) or diag("got: $got");
+}
 
 done_testing();

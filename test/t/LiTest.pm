@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep);
 use Cwd ();
 use File::Basename ();
 
-our @EXPORT = qw(li_root li_data li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql li_doc
+our @EXPORT = qw(li_root li_data li_stellar_replay li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql li_doc
   li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
   li_anvil chain cast li_case li_dbh li_balances li_same_balances li_proxy);
@@ -327,6 +327,23 @@ sub li_proxy
 	return ($url, $ctl);
 }
 END { $_->kill_kill for @proxies; }
+
+# test/stellar/replay_server.mjs serving the real pubnet ledgers of
+# li_data()/stellar, stopped when the test ends; its URL.
+my @replays;
+sub li_stellar_replay
+{
+	my $portfile = "$PostgreSQL::Test::Utils::tmp_check/replay" . scalar(@replays) . '.port';
+	my $h = IPC::Run::start([ 'node', li_root() . '/test/stellar/replay_server.mjs', '--data',
+			li_data() . '/stellar', '--portfile', $portfile ],
+		'<', \undef, '>', \my $out, '2>', \my $err);
+	push @replays, $h;
+	for (1 .. 300) { last if -s $portfile; usleep(100_000); }
+	die "the replay server did not start: $err" unless -s $portfile;
+	chomp(my $port = slurp_file($portfile));
+	return "http://127.0.0.1:$port";
+}
+END { $_->kill_kill for @replays; }
 
 # test/chain.sh with arguments; its output.
 sub chain

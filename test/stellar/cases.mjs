@@ -1,7 +1,7 @@
-// scval_cases.mjs - ScVal values and what independent decoders make of them,
-// for test/t/020_stellar_scval.pl.
+// cases.mjs - Stellar values, headers and event ids, and what independent
+// decoders make of them, for test/t/020_stellar_scval.pl.
 //
-//   node scval_cases.mjs DATA_DIR OUT_DIR
+//   node cases.mjs DATA_DIR OUT_DIR
 //
 // DATA_DIR is ../shared/data/stellar.  Writes, tab-separated, one row per line:
 //
@@ -24,6 +24,15 @@
 //   OUT_DIR/malformed.tsv label, XDR (hex), a fragment the error must contain
 //   OUT_DIR/strkeys.tsv   kind letter, payload (hex), strkey (stellar-base's StrKey)
 //   OUT_DIR/bad_strkeys.tsv strkey, a fragment the error must contain
+//   OUT_DIR/headers.tsv   label, header XDR (hex), sequence, hash, previous
+//     hash, close time (Unix seconds), protocol version:
+//     - golden/<sequence>: the 406 contiguous LedgerHeaders of
+//       2024_ledgers.golden with stellar-etl's fields (its ledger_hash,
+//       previous_ledger_hash, closed_at, protocol_version)
+//     - lcm/<sequence>: the LedgerHeaderHistoryEntry of each LedgerCloseMeta,
+//       its fields as stellar-base reads them and its hash
+//   OUT_DIR/toids.tsv     ledger, TOID of stellar-etl's operation_id and
+//     transaction_id of every golden event (the ids getEvents builds from)
 import fs from "fs";
 import path from "path";
 import zlib from "zlib";
@@ -252,9 +261,35 @@ const badStrkeys = [
 	[StrKey.encodeEd25519SecretSeed(key32(7)), "unknown strkey version byte 144"],
 ];
 
+// --- ledger headers
+const headers = [];
+for (const line of fs.readFileSync(path.join(dataDir, "2024_ledgers.golden"), "utf8").split("\n")) {
+	if (!line) continue;
+	const r = JSON.parse(line);
+	headers.push([`golden/${r.sequence}`, hex(Buffer.from(r.ledger_header, "base64")), r.sequence, r.ledger_hash,
+		r.previous_ledger_hash, Date.parse(r.closed_at) / 1000, r.protocol_version]);
+}
+for (const f of fs.readdirSync(path.join(dataDir, "lcm")).sort()) {
+	const lcm = xdr.LedgerCloseMeta.fromXDR(zlib.gunzipSync(fs.readFileSync(path.join(dataDir, "lcm", f))));
+	const entry = lcm.value().ledgerHeader();
+	const h = entry.header();
+	headers.push([`lcm/${h.ledgerSeq()}`, hex(entry.toXDR()), h.ledgerSeq(), hex(entry.hash()),
+		hex(h.previousLedgerHash()), h.scpValue().closeTime().toString(), h.ledgerVersion()]);
+}
+// --- TOIDs
+const toids = [];
+for (const line of fs.readFileSync(path.join(dataDir, "large_range_ledger_txs.golden"), "utf8").split("\n")) {
+	if (!line) continue;
+	// the TOIDs are over 2^53: read from the text, not as JavaScript numbers
+	const num = (k) => (line.match(new RegExp(`"${k}":(\\d+)`)) || [])[1] ?? "";
+	toids.push([JSON.parse(line).ledger_sequence, num("operation_id"), num("transaction_id")]);
+}
+
 const tsv = (rows) => rows.map((r) => r.join("\t")).join("\n") + "\n";
 fs.writeFileSync(path.join(outDir, "values.tsv"), tsv(values));
 fs.writeFileSync(path.join(outDir, "malformed.tsv"), tsv(malformed.map(([l, x, m]) => [l, hex(x), m])));
 fs.writeFileSync(path.join(outDir, "strkeys.tsv"), tsv(strkeys));
 fs.writeFileSync(path.join(outDir, "bad_strkeys.tsv"), tsv(badStrkeys));
-console.log(`${values.length} values, ${malformed.length} malformed, ${strkeys.length} strkeys, ${badStrkeys.length} bad strkeys`);
+fs.writeFileSync(path.join(outDir, "headers.tsv"), tsv(headers));
+fs.writeFileSync(path.join(outDir, "toids.tsv"), tsv(toids));
+console.log(`${headers.length} headers, ${toids.length} TOIDs, ${values.length} values, ${malformed.length} malformed, ${strkeys.length} strkeys, ${badStrkeys.length} bad strkeys`);
