@@ -14,6 +14,7 @@ OBJS = \
 	src/xact.o \
 	src/options.o \
 	src/ledger.o \
+	src/ledger_stellar.o \
 	src/packed.o \
 	src/source_inbox.o \
 	src/rpc_client.o \

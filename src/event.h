@@ -67,7 +67,9 @@ li_event_field(LiEventField f, Datum pipeline, Datum ledger_hash,
 		case LI_EVENT_EVENT_INDEX:
 			return Int32GetDatum(e->event_index);
 		case LI_EVENT_ADDRESS:
-			return PointerGetDatum(li_bytes_to_bytea(e->address, LI_ADDRESS_LEN));
+			/* a Stellar system event may have no contract */
+			*isnull = e->address_len == 0;
+			return *isnull ? (Datum) 0 : PointerGetDatum(li_bytes_to_bytea(e->address, e->address_len));
 		case LI_EVENT_TOPICS:
 			return PointerGetDatum(li_topics_array(e));
 		case LI_EVENT_DATA:

@@ -136,13 +136,20 @@ decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
 bool
 li_handler_matches(const LiHandler *h, const LiEvent *e)
 {
-	if (h->abi != NULL && e->ntopics != h->abi_ntopics)
+	/* a signature, an address and a topic0 are EVM's: 20 and 32 bytes */
+	if (h->abi != NULL && (e->ntopics != h->abi_ntopics || e->address_len != LI_ADDRESS_LEN))
 		return false;
-	if (h->has_address && memcmp(h->address, e->address, LI_ADDRESS_LEN) != 0)
+	if (h->has_address &&
+		(e->address_len != LI_ADDRESS_LEN || memcmp(h->address, e->address, LI_ADDRESS_LEN) != 0))
 		return false;
-	if (h->has_topic0 &&
-		(e->ntopics == 0 || memcmp(h->topic0, e->topics[0], LI_HASH_LEN) != 0))
-		return false;
+	if (h->has_topic0)
+	{
+		int			len = 0;
+		const uint8 *t0 = e->ntopics > 0 ? li_event_topic(e, 0, &len) : NULL;
+
+		if (len != LI_HASH_LEN || memcmp(h->topic0, t0, LI_HASH_LEN) != 0)
+			return false;
+	}
 	return true;
 }
 

@@ -290,19 +290,25 @@ li_bytes_to_bytea(const uint8 *b, int len)
 /*
  * li_topics_array -- an event's topics as a one-dimensional bytea[] without
  * NULLs (empty when it has none), written in place: what construct_array
- * makes of 32-byte bytea elements (the layout in utils/array.h: header,
- * dimension and lower bound, then each element with its 4-byte varlena
- * header, int-aligned), without a bytea per topic.
+ * makes of bytea elements (the layout in utils/array.h: header, dimension
+ * and lower bound, then each element with its 4-byte varlena header,
+ * int-aligned), without a bytea per topic.
  */
 ArrayType *
 li_topics_array(const LiEvent *e)
 {
 	int			n = e->ntopics;
-	Size		elem = INTALIGN(VARHDRSZ + LI_HASH_LEN);
-	Size		size = (n > 0 ? ARR_OVERHEAD_NONULLS(1) : sizeof(ArrayType)) + n * elem;
-	ArrayType  *a = (ArrayType *) palloc0(size);
+	Size		size = n > 0 ? ARR_OVERHEAD_NONULLS(1) : sizeof(ArrayType);
+	ArrayType  *a;
 	char	   *p;
+	int			len;
 
+	for (int t = 0; t < n; t++)
+	{
+		(void) li_event_topic(e, t, &len);
+		size += INTALIGN(VARHDRSZ + len);
+	}
+	a = (ArrayType *) palloc0(size);
 	SET_VARSIZE(a, size);
 	a->ndim = n > 0 ? 1 : 0;
 	a->dataoffset = 0;
@@ -314,9 +320,11 @@ li_topics_array(const LiEvent *e)
 	p = (char *) a + ARR_OVERHEAD_NONULLS(1);
 	for (int t = 0; t < n; t++)
 	{
-		SET_VARSIZE(p, VARHDRSZ + LI_HASH_LEN);
-		memcpy(p + VARHDRSZ, e->topics[t], LI_HASH_LEN);
-		p += elem;
+		const uint8 *topic = li_event_topic(e, t, &len);
+
+		SET_VARSIZE(p, VARHDRSZ + len);
+		memcpy(p + VARHDRSZ, topic, len);
+		p += INTALIGN(VARHDRSZ + len);
 	}
 	return a;
 }
@@ -642,6 +650,7 @@ li_parse_log(const LiRawLog *raw, int i, LiEvent *e)
 								 e->tx_hash, LI_HASH_LEN, false);
 	(void) fixed_value(li_raw_log_get(raw, LI_LOG_ADDRESS), i, "address",
 					   e->address, LI_ADDRESS_LEN, true);
+	e->address_len = LI_ADDRESS_LEN;
 
 	parse_topics(raw, i, e);
 
@@ -742,6 +751,11 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 	int			cap;
 	LiEvent    *events;
 
+	if (li_is_stellar_document(doc))
+	{
+		li_parse_stellar_ledger(doc, out);
+		return;
+	}
 	li_parse_ledger_header(doc, out);
 	v = li_jsonb_get(doc, "logs");
 	if (v == NULL || v->type == jbvNull)
@@ -781,10 +795,20 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 }
 
 /*
+ * li_is_stellar_document -- is doc a Stellar ledger document: an object
+ * with "headerXdr" (a getLedgers entry)?
+ */
+bool
+li_is_stellar_document(JsonbContainer *doc)
+{
+	return doc != NULL && JsonContainerIsObject(doc) && li_jsonb_get(doc, "headerXdr") != NULL;
+}
+
+/*
  * ledger_ingest.doc_ledger(doc jsonb) RETURNS bigint
  *
- * The "number" of a ledger document, or NULL when it is missing or not a
- * valid quantity.  Never raises: it backs the inbox's generated column, so
+ * The "number" of a ledger document (a Stellar one's "sequence"), or NULL
+ * when it is missing or not a valid quantity.  Never raises: it backs the inbox's generated column, so
  * that a producer's malformed document is stored and rejected by the worker
  * with a clear error rather than failing the producer's INSERT.
  */
@@ -798,7 +822,7 @@ ledger_ingest_doc_ledger(PG_FUNCTION_ARGS)
 
 	if (!JB_ROOT_IS_OBJECT(doc))
 		PG_RETURN_NULL();
-	v = li_jsonb_get(&doc->root, "number");
+	v = li_jsonb_get(&doc->root, li_is_stellar_document(&doc->root) ? "sequence" : "number");
 	if (!parse_quantity(v, &n, &why))
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(n);

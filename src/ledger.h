@@ -17,7 +17,8 @@
 #define LI_CHANNEL			"ledger_ingest"
 #define LI_NAME_MAX			64		/* pipeline names are at most 63 bytes */
 #define LI_HASH_LEN			32
-#define LI_ADDRESS_LEN		20
+#define LI_ADDRESS_LEN		20		/* an EVM address */
+#define LI_MAX_ADDRESS_LEN	32		/* a Stellar contract id */
 #define LI_MAX_TOPICS		4
 
 /*
@@ -33,26 +34,51 @@ typedef struct LiPosition
 	int32		event_index;
 } LiPosition;
 
-/* One event (an EVM log), parsed and validated. */
+/*
+ * One event, parsed and validated: an EVM log, or a Stellar contract or
+ * system event.  A topic is 32 bytes (every EVM topic) in topics[t], or of
+ * another length (a Stellar topic: the XDR of an ScVal) in var_topics[t];
+ * read them with li_event_topic().
+ */
 typedef struct LiEvent
 {
 	int32		tx_index;
 	int32		event_index;	/* EVM: logIndex */
 	uint8		tx_hash[LI_HASH_LEN];
 	bool		has_tx_hash;
-	uint8		address[LI_ADDRESS_LEN];
+	uint8		address_len;	/* LI_ADDRESS_LEN; 32 (Stellar); 0: none */
+	uint8		address[LI_MAX_ADDRESS_LEN];
 	int			ntopics;
 	uint8		topics[LI_MAX_TOPICS][LI_HASH_LEN];
+	bytea	   *var_topics[LI_MAX_TOPICS];	/* NULL: the topic is in topics[t] */
 	bytea	   *data;
 } LiEvent;
 
-/* One ledger (an EVM block with its logs), parsed and validated. */
+/* topic t of e (t < e->ntopics), its length in *len */
+static inline const uint8 *
+li_event_topic(const LiEvent *e, int t, int *len)
+{
+	if (e->var_topics[t] != NULL)
+	{
+		*len = (int) VARSIZE_ANY_EXHDR(e->var_topics[t]);
+		return (const uint8 *) VARDATA_ANY(e->var_topics[t]);
+	}
+	*len = LI_HASH_LEN;
+	return e->topics[t];
+}
+
+/*
+ * One ledger, parsed and validated: an EVM block with its logs, or a
+ * Stellar ledger with its events (stellar: then parent_hash is the
+ * header's previousLedgerHash, and the network never reorganizes).
+ */
 typedef struct LiLedger
 {
 	int64		number;
 	uint8		hash[LI_HASH_LEN];
 	uint8		parent_hash[LI_HASH_LEN];
 	bool		has_parent;
+	bool		stellar;
 	TimestampTz time;
 	int			nevents;
 	LiEvent    *events;			/* sorted by (tx_index, event_index) */
@@ -108,8 +134,18 @@ extern const char *li_log_key_name(LiLogKey k);
  * ledger.c: documents in the Ethereum JSON-RPC shape (eth_getBlockByNumber
  * header fields plus "logs" as eth_getLogs returns them)
  */
-/* parse and validate one document into *out; ERROR 22023 naming the field */
+/*
+ * parse and validate one document, EVM or Stellar (by its fields: a
+ * Stellar one has "headerXdr"), into *out; ERROR 22023 naming the field
+ */
 extern void li_parse_ledger(JsonbContainer *doc, LiLedger *out);
+/* is doc a Stellar ledger document (it has "headerXdr")? */
+extern bool li_is_stellar_document(JsonbContainer *doc);
+/*
+ * ledger_stellar.c: a Stellar document (a getLedgers entry plus its
+ * getEvents "events") into *out; ERROR 22023 naming the field
+ */
+extern void li_parse_stellar_ledger(JsonbContainer *doc, LiLedger *out);
 /* the header fields (number, hash, parentHash, timestamp) of doc into *out, no events */
 extern void li_parse_ledger_header(JsonbContainer *doc, LiLedger *out);
 /* an element of "logs" (any JSON value, as jsonb) as a raw log */
@@ -144,7 +180,7 @@ extern struct ArrayType *li_topics_array(const LiEvent *e);
 extern JsonbValue *li_jsonb_get(JsonbContainer *c, const char *key);
 
 /* packed.c: the form the inbox computes at insert (inbox.packed) */
-/* the packed form of a parsed ledger, palloc'd; NULL when over 1 GB */
+/* the packed form of a parsed ledger, palloc'd; NULL when over 1 GB or Stellar */
 extern bytea *li_pack_ledger(const LiLedger *l);
 /* read a packed ledger into *out (events point into packed); false if invalid */
 extern bool li_unpack_ledger(bytea *packed, LiLedger *out);

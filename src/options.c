@@ -56,6 +56,7 @@ static const char *const commit_choices[] = {"event", "ledger", "batch", NULL};	
 static const char *const finality_choices[] = {"latest", "safe", "finalized", NULL};
 static const char *const decode_error_choices[] = {"skip", "fail", NULL};
 static const char *const late_ledger_choices[] = {"fail", "skip", NULL};
+static const char *const chain_choices[] = {"evm", "stellar", NULL};
 
 #define INT_OPT(key, rpc, field, min, max) \
 	{key, OPT_INT, rpc, offsetof(LiOptions, field), min, max, NULL, STORE_INDEX}
@@ -92,6 +93,7 @@ static const OptDef opt_defs[] = {
 	CHOICE_OPT("finality", true, finality, finality_choices, STORE_STRING),
 	CHOICE_OPT("on_decode_error", false, decode_error_fails, decode_error_choices, STORE_FLAG),
 	CHOICE_OPT("late_ledgers", false, skip_late_ledgers, late_ledger_choices, STORE_FLAG),
+	CHOICE_OPT("chain", false, stellar, chain_choices, STORE_FLAG),
 };
 
 static const OptDef *
@@ -133,6 +135,7 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->finality = "latest";
 	o->decode_error_fails = false;
 	o->skip_late_ledgers = false;
+	o->stellar = false;
 }
 
 /*
@@ -389,6 +392,10 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 					 errmsg("unknown option \"%s\" for source \"%s\"", key, source)));
 		set_option(d, key, &val, out);
 	}
+	if (is_rpc && out->stellar)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"chain\" is \"stellar\": source \"evm_rpc\" reads only EVM ledgers")));
 	if (is_rpc && out->urls == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -57,6 +57,7 @@ typedef struct LiOptions
 	bool		decode_error_fails;
 	/* inbox: a ledger that arrives after a later one: skip it, or fail */
 	bool		skip_late_ledgers;
+	bool		stellar;		/* "chain": "stellar": Stellar ledger documents */
 } LiOptions;
 
 /*

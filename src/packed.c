@@ -67,7 +67,8 @@ putbytes(char **p, const void *b, int n)
 
 /*
  * li_pack_ledger -- the packed form of a parsed ledger, palloc'd; NULL when
- * it would exceed a bytea's 1 GB (the worker then parses the document).
+ * it would exceed a bytea's 1 GB, or for a Stellar ledger (the worker then
+ * parses the document).
  */
 bytea *
 li_pack_ledger(const LiLedger *l)
@@ -76,6 +77,9 @@ li_pack_ledger(const LiLedger *l)
 	bytea	   *r;
 	char	   *p;
 
+	/* Stellar ledgers are not packed: the worker parses their documents */
+	if (l->stellar)
+		return NULL;
 	for (int i = 0; i < l->nevents; i++)
 	{
 		size += PACK_EVENT + LI_HASH_LEN * l->events[i].ntopics +
@@ -183,6 +187,8 @@ li_unpack_ledger(bytea *packed, LiLedger *out)
 		memcpy(e->tx_hash, p, LI_HASH_LEN);
 		p += LI_HASH_LEN;
 		memcpy(e->address, p, LI_ADDRESS_LEN);
+		e->address_len = LI_ADDRESS_LEN;
+		memset(e->var_topics, 0, sizeof(e->var_topics));
 		p += LI_ADDRESS_LEN;
 		if (end - p < (ptrdiff_t) (LI_HASH_LEN * nt + VARHDRSZ))
 			return false;

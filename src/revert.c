@@ -95,7 +95,8 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 	{
 		bool		isnull;
 		Datum		ev = SPI_getbinval(rows->vals[r], rows->tupdesc, 1, &isnull);
-		bytea	   *addr = DatumGetByteaPP(SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &isnull));
+		Datum		addr_datum = SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &isnull);
+		bytea	   *addr = isnull ? NULL : DatumGetByteaPP(addr_datum);
 		ArrayType  *topics = DatumGetArrayTypeP(SPI_getbinval(rows->vals[r], rows->tupdesc, 3, &isnull));
 		Datum	   *tv;
 		int			nt;
@@ -103,15 +104,21 @@ run_revert_handlers(LiPipeline *p, int64 fork)
 
 		CHECK_FOR_INTERRUPTS();
 		memset(&e, 0, sizeof(e));
-		if (VARSIZE_ANY_EXHDR(addr) == LI_ADDRESS_LEN)
-			memcpy(e.address, VARDATA_ANY(addr), LI_ADDRESS_LEN);
+		if (addr != NULL && VARSIZE_ANY_EXHDR(addr) <= LI_MAX_ADDRESS_LEN)
+		{
+			e.address_len = (uint8) VARSIZE_ANY_EXHDR(addr);
+			memcpy(e.address, VARDATA_ANY(addr), e.address_len);
+		}
 		deconstruct_array(topics, BYTEAOID, -1, false, TYPALIGN_INT, &tv, NULL, &nt);
 		for (int t = 0; t < nt && t < LI_MAX_TOPICS; t++)
 		{
 			bytea	   *b = DatumGetByteaPP(tv[t]);
 
 			if (VARSIZE_ANY_EXHDR(b) == LI_HASH_LEN)
-				memcpy(e.topics[e.ntopics++], VARDATA_ANY(b), LI_HASH_LEN);
+				memcpy(e.topics[e.ntopics], VARDATA_ANY(b), LI_HASH_LEN);
+			else
+				e.var_topics[e.ntopics] = b;	/* a Stellar topic */
+			e.ntopics++;
 		}
 		e.data = DatumGetByteaPP(SPI_getbinval(rows->vals[r], rows->tupdesc, 4, &isnull));
 		for (int i = p->nhandlers - 1; i >= 0; i--)

@@ -162,7 +162,10 @@ append_field(StringInfo buf, int field, LiPipeline *p, LiLedger *l, LiEvent *e)
 			put_int32(buf, e->event_index);
 			break;
 		case 7:
-			put_bytes(buf, e->address, LI_ADDRESS_LEN);
+			if (e->address_len == 0)
+				put_null(buf);
+			else
+				put_bytes(buf, e->address, e->address_len);
 			break;
 		case 8:
 			if (e->ntopics == 0)
@@ -173,14 +176,29 @@ append_field(StringInfo buf, int field, LiPipeline *p, LiLedger *l, LiEvent *e)
 				put_int32(buf, BYTEAOID);
 				break;
 			}
-			put_int32(buf, 20 + e->ntopics * (4 + LI_HASH_LEN));
+			{
+				int			size = 20;
+				int			len;
+
+				for (int t = 0; t < e->ntopics; t++)
+				{
+					(void) li_event_topic(e, t, &len);
+					size += 4 + len;
+				}
+				put_int32(buf, size);
+			}
 			put_int32(buf, 1);
 			put_int32(buf, 0);
 			put_int32(buf, BYTEAOID);
 			put_int32(buf, e->ntopics);
 			put_int32(buf, 1);	/* lower bound */
 			for (int t = 0; t < e->ntopics; t++)
-				put_bytes(buf, e->topics[t], LI_HASH_LEN);
+			{
+				int			len;
+				const uint8 *topic = li_event_topic(e, t, &len);
+
+				put_bytes(buf, topic, len);
+			}
 			break;
 		case 9:
 			put_bytes(buf, VARDATA_ANY(e->data), VARSIZE_ANY_EXHDR(e->data));

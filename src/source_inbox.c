@@ -127,7 +127,8 @@ classify_stale(LiPipeline *p, LiLedger *l, LiBatch *batch)
 		return STALE_DUPLICATE;
 	if (!have_other)
 		return STALE_SKIPPED;
-	if (have_parent && parent_ok)
+	/* a new branch, unless the network does not reorganize (Stellar) */
+	if (have_parent && parent_ok && !p->opts.stellar)
 	{
 		batch->reorg = true;
 		batch->has_fork = true;
@@ -217,6 +218,9 @@ stale_message(LiPipeline *p, StaleKind kind, LiLedger *l, int64 floor_ledger)
 	if (kind == STALE_SKIPPED)
 		return psprintf("ledger " INT64_FORMAT " arrived after ledger " INT64_FORMAT " was applied: it was never applied and cannot be applied in order; delete the document (delete_documents()) to go on without it, or rewind() the pipeline to ledger " INT64_FORMAT " and insert the later ledgers again (option late_ledgers \"skip\" skips such ledgers)",
 						l->number, floor_ledger, l->number - 1);
+	if (p->opts.stellar)
+		return psprintf("Stellar ledger " INT64_FORMAT " differs from the applied ledger " INT64_FORMAT " (another hash); the Stellar network does not reorganize, so this document or the applied one is not from the network the pipeline follows (cursor at ledger " INT64_FORMAT ")",
+						l->number, l->number, floor_ledger);
 	return psprintf("reorg at ledger " INT64_FORMAT ": it differs from the applied ledger " INT64_FORMAT " and does not attach to the applied chain (cursor at ledger " INT64_FORMAT ")",
 					l->number, l->number, floor_ledger);
 }
@@ -322,11 +326,31 @@ add_document(LiPipeline *p, LiBatch *batch, HeapTuple tup, TupleDesc desc)
 		return false;
 	parsed.inbox_id = id;
 	parsed.inbox_xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 5, &isnull));
+	if (parsed.stellar != p->opts.stellar)
+	{
+		/* a document of the other chain: rejected, naming both */
+		batch->reject_id = id;
+		batch->reject_fatal = true;
+		batch->reject_error = MemoryContextStrdup(batch->cxt, parsed.stellar ?
+												  "invalid ledger document: a Stellar ledger document (it has \"headerXdr\") in a pipeline of EVM ledgers (option \"chain\" is \"evm\")" :
+												  "invalid ledger document: an EVM ledger document (it has no \"headerXdr\") in a pipeline of Stellar ledgers (option \"chain\" is \"stellar\")");
+		return false;
+	}
 	prev = batch->nledgers > 0 ? &batch->ledgers[batch->nledgers - 1] : NULL;
 	if (stale_document(p, batch, prev, &parsed, id))
 		return false;
 	if (!li_check_continuity(p, prev, &parsed, &reorg_error))
 	{
+		if (p->opts.stellar)
+		{
+			/* the Stellar network does not reorganize: a broken chain is an error */
+			batch->reject_id = id;
+			batch->reject_fatal = true;
+			batch->reject_error = MemoryContextStrdup(batch->cxt,
+													  psprintf("Stellar ledger " INT64_FORMAT " does not chain to the ledger before it: its previousLedgerHash %s is not that ledger's hash; the Stellar network does not reorganize, so this document or an applied one is not from the network the pipeline follows",
+															   parsed.number, li_bytes_to_hex(parsed.parent_hash, LI_HASH_LEN) + 2));
+			return false;
+		}
 		batch->reorg = true;
 		batch->reorg_error = MemoryContextStrdup(batch->cxt, reorg_error);
 		return false;

@@ -8,7 +8,8 @@
 # logs' blockNumber, transactionIndex, logIndex) as JSON integers, the other
 # encoding the parser accepts, which mutations of the hex seeds rarely reach;
 # and each block's logs as the eth_getLogs response to request 1 that
-# carries them (for the evm_rpc source's response reader, rpc_stream.c).
+# carries them (for the evm_rpc source's response reader, rpc_stream.c);
+# and Stellar documents (see the end).
 # The data never goes into the repository: DIR should be a temporary
 # directory.
 #
@@ -70,3 +71,30 @@ print "$n\n";
 	total=$((total + n))
 done
 echo "ledger_corpus: $total ledger documents from $data/evm" >&2
+
+# Stellar documents: the five pubnet ledgers with their events and the first
+# 20 of the 406 contiguous headers, as test/stellar/documents.mjs reads them
+# from the replay server
+work=$(mktemp -d)
+node "$root/test/stellar/replay_server.mjs" --data "$data/stellar" --portfile "$work/port" > /dev/null &
+replay=$!
+trap 'kill $replay 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+[ -s "$work/port" ] || { echo "ledger_corpus: the replay server did not start" >&2; exit 1; }
+node "$root/test/stellar/documents.mjs" "http://127.0.0.1:$(cat "$work/port")" "$data/stellar" "$work" > /dev/null
+n=$(perl -e '
+	my ($dir, $docs, $headers) = @ARGV;
+	my $n = 0;
+	for my $f ($docs, $headers) {
+		open(my $fh, "<", $f) or die "$f: $!";
+		my $k = 0;
+		while (my $line = <$fh>) {
+			chomp $line;
+			my (undef, $doc) = split /\t/, $line, 2;
+			last if $f eq $headers && ++$k > 20;
+			open(my $o, ">", sprintf("%s/stellar-%05d", $dir, ++$n)) or die $!;
+			print $o $doc;
+		}
+	}
+	print "$n\n";' "$dir" "$work/documents.tsv" "$work/headers.tsv")
+echo "ledger_corpus: $n Stellar ledger documents from $data/stellar" >&2

@@ -428,8 +428,10 @@ parse_ledger(Jsonb *jb, LiLedger *out)
 		FlushErrorState();
 		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION ||
 			edata->message == NULL ||
-			strncmp(edata->message, "invalid ledger document: ",
-					strlen("invalid ledger document: ")) != 0)
+			(strncmp(edata->message, "invalid ledger document: ",
+					 strlen("invalid ledger document: ")) != 0 &&
+			 strncmp(edata->message, "invalid Stellar ledger document: ",
+					 strlen("invalid Stellar ledger document: ")) != 0))
 			finding("li_parse_ledger() raised an undocumented error", edata);
 		ok = false;
 	}
@@ -437,17 +439,21 @@ parse_ledger(Jsonb *jb, LiLedger *out)
 	return ok;
 }
 
-/* the "key" string of the document decodes to bytes b[0..LI_HASH_LEN) */
+/*
+ * the "key" string of the document decodes to bytes b[0..LI_HASH_LEN):
+ * "0x"-prefixed hex, or plain hex in a Stellar document
+ */
 static void
-check_hash(Jsonb *jb, const char *key, const uint8 *b)
+check_hash(Jsonb *jb, const char *key, const uint8 *b, bool stellar)
 {
 	JsonbValue *v = li_jsonb_get(&jb->root, key);
 	char	   *hex = li_bytes_to_hex(b, LI_HASH_LEN);
+	int			prefix = stellar ? 0 : 2;
 
 	if (v == NULL || v->type != jbvString)
 		finding("an accepted hash is not a string in the document", NULL);
-	if (v->val.string.len != 2 + 2 * LI_HASH_LEN ||
-		pg_strncasecmp(v->val.string.val + 2, hex + 2, 2 * LI_HASH_LEN) != 0)
+	if (v->val.string.len != prefix + 2 * LI_HASH_LEN ||
+		pg_strncasecmp(v->val.string.val + prefix, hex + 2, 2 * LI_HASH_LEN) != 0)
 		finding("an accepted hash does not decode to the document's hex", NULL);
 }
 
@@ -462,7 +468,7 @@ check_packed(const LiLedger *l)
 	LiLedger	u;
 
 	if (packed == NULL)
-		return;					/* over 1 GB: the worker parses the document */
+		return;					/* over 1 GB, or Stellar: the worker parses the document */
 	if (!li_unpack_ledger(packed, &u))
 		finding("li_unpack_ledger() refused what li_pack_ledger() wrote", NULL);
 	if (u.number != l->number || u.time != l->time || u.has_parent != l->has_parent ||
@@ -501,9 +507,12 @@ check_ledger(Jsonb *jb, const LiLedger *l)
 		finding("negative ledger number accepted", NULL);
 	if (!call_doc_ledger(jb, &number) || number != l->number)
 		finding("doc_ledger() disagrees with li_parse_ledger() on the number", NULL);
-	check_hash(jb, "hash", l->hash);
-	if (l->has_parent)
-		check_hash(jb, "parentHash", l->parent_hash);
+	check_hash(jb, "hash", l->hash, l->stellar);
+	/* a Stellar ledger's parent hash comes from its header */
+	if (l->has_parent && !l->stellar)
+		check_hash(jb, "parentHash", l->parent_hash, false);
+	if (l->stellar != li_is_stellar_document(&jb->root))
+		finding("a ledger parsed as the other chain's", NULL);
 	if (l->nevents < 0 || (l->nevents > 0) != (l->events != NULL))
 		finding("inconsistent nevents/events", NULL);
 	for (int i = 0; i < l->nevents; i++)
@@ -514,6 +523,18 @@ check_ledger(Jsonb *jb, const LiLedger *l)
 			finding("negative transactionIndex or logIndex accepted", NULL);
 		if (e->ntopics < 0 || e->ntopics > LI_MAX_TOPICS)
 			finding("topic count out of range", NULL);
+		if (l->stellar ? (e->address_len != 0 && e->address_len != 32) : e->address_len != LI_ADDRESS_LEN)
+			finding("an address of the wrong length", NULL);
+		for (int t = 0; t < e->ntopics; t++)
+		{
+			int			len;
+			const uint8 *topic = li_event_topic(e, t, &len);
+
+			if (len < 4 || (!l->stellar && len != LI_HASH_LEN))
+				finding("a topic of the wrong length", NULL);
+			for (int k = 0; k < len; k++)
+				sink ^= topic[k];
+		}
 		if (e->data == NULL || VARSIZE(e->data) < VARHDRSZ)
 			finding("bad data varlena", NULL);
 		/* read every byte: ASan checks the varlena's extent */
@@ -523,8 +544,9 @@ check_ledger(Jsonb *jb, const LiLedger *l)
 		{
 			const LiEvent *p = &l->events[i - 1];
 
-			if (e->tx_index < p->tx_index ||
-				e->event_index <= p->event_index)
+			if (l->stellar ? (e->tx_index < p->tx_index ||
+							  (e->tx_index == p->tx_index && e->event_index <= p->event_index))
+				: (e->tx_index < p->tx_index || e->event_index <= p->event_index))
 				finding("events not sorted by (transactionIndex, logIndex) with unique increasing logIndex", NULL);
 		}
 	}
