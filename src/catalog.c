@@ -206,14 +206,21 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (!isnull)
 		{
+			bytea	   *t = DatumGetByteaPP(d);
+
 			h->has_topic0 = true;
-			memcpy(h->topic0, VARDATA_ANY(DatumGetByteaPP(d)), LI_HASH_LEN);
+			h->topic0_len = (int) VARSIZE_ANY_EXHDR(t);
+			h->topic0 = MemoryContextAlloc(cxt, Max(h->topic0_len, 1));
+			memcpy(h->topic0, VARDATA_ANY(t), h->topic0_len);
 		}
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		if (!isnull)
 		{
+			bytea	   *a = DatumGetByteaPP(d);
+
 			h->has_address = true;
-			memcpy(h->address, VARDATA_ANY(DatumGetByteaPP(d)), LI_ADDRESS_LEN);
+			h->address_len = (int) Min(VARSIZE_ANY_EXHDR(a), LI_MAX_ADDRESS_LEN);
+			memcpy(h->address, VARDATA_ANY(a), h->address_len);
 		}
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		if (!isnull)

@@ -136,18 +136,19 @@ decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
 bool
 li_handler_matches(const LiHandler *h, const LiEvent *e)
 {
-	/* a signature, an address and a topic0 are EVM's: 20 and 32 bytes */
+	/* a signature decodes EVM logs only */
 	if (h->abi != NULL && (e->ntopics != h->abi_ntopics || e->address_len != LI_ADDRESS_LEN))
 		return false;
+	/* EVM: 20-byte addresses, 32-byte topics; Stellar: 32, an ScVal's XDR */
 	if (h->has_address &&
-		(e->address_len != LI_ADDRESS_LEN || memcmp(h->address, e->address, LI_ADDRESS_LEN) != 0))
+		(e->address_len != h->address_len || memcmp(h->address, e->address, h->address_len) != 0))
 		return false;
 	if (h->has_topic0)
 	{
 		int			len = 0;
 		const uint8 *t0 = e->ntopics > 0 ? li_event_topic(e, 0, &len) : NULL;
 
-		if (len != LI_HASH_LEN || memcmp(h->topic0, t0, LI_HASH_LEN) != 0)
+		if (t0 == NULL || len != h->topic0_len || memcmp(h->topic0, t0, len) != 0)
 			return false;
 	}
 	return true;

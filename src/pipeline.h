@@ -21,9 +21,11 @@ typedef struct LiHandler
 	Oid			funcoid;
 	char	   *name;			/* regprocedure text, for errors */
 	bool		has_topic0;
-	uint8		topic0[LI_HASH_LEN];
+	uint8	   *topic0;			/* EVM: 32 bytes; Stellar: an ScVal's XDR */
+	int			topic0_len;
 	bool		has_address;
-	uint8		address[LI_ADDRESS_LEN];
+	uint8		address[LI_MAX_ADDRESS_LEN];	/* EVM: 20 bytes; Stellar: 32 */
+	int			address_len;
 	bool		set_based;		/* takes ledger_ingest.event[] */
 	FmgrInfo   *fn;				/* set up on first call */
 	Oid			revert_oid;		/* InvalidOid: none */

@@ -10,7 +10,8 @@
 //                    (LedgerCloseMeta) is a ledger the server holds
 //   --listen PORT    0 (the default) picks a free port; "listening PORT" is
 //                    printed once listening
-//   --portfile FILE  the port is also written there (temp file + rename)
+//   --portfile FILE  the port is also written there (temp file + rename),
+//                    and removed on SIGTERM or SIGINT
 //   --passphrase     the network passphrase getNetwork answers (default
 //                    pubnet's)
 //
@@ -339,6 +340,11 @@ server.listen(Number(opt("--listen", "0")), opt("--host", "127.0.0.1"), () => {
 	}
 	console.log(`listening ${port}`);
 });
-const stop = () => server.close(() => process.exit(0));
+const stop = () => {
+	const pf = opt("--portfile");
+	if (pf) fs.rmSync(pf, { force: true });
+	server.close(() => process.exit(0));
+	setTimeout(() => process.exit(0), 500).unref();	// keep-alive clients
+};
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);

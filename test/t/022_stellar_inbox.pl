@@ -95,6 +95,39 @@ is(q1(q{
 	WHERE f.fee_charged IS DISTINCT FROM s.total}),
 	'0', 'each transaction\'s fee events sum to the feeCharged of its result in the LedgerCloseMeta');
 
+# handlers registered by topic0 (an ScVal: scval_symbol) and by contract
+my $top = q1(q{SELECT encode(address, 'hex') FROM raw GROUP BY address ORDER BY count(*) DESC, address LIMIT 1});
+q1(qq{
+	CREATE TABLE by_topic (ledger bigint, tx_index int, event_index int);
+	CREATE FUNCTION on_topic(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		\$\$ INSERT INTO by_topic VALUES (e.ledger, e.tx_index, e.event_index) \$\$;
+	CREATE TABLE by_contract (ledger bigint, tx_index int, event_index int);
+	CREATE FUNCTION on_contract(e ledger_ingest.event) RETURNS void LANGUAGE sql AS
+		\$\$ INSERT INTO by_contract VALUES (e.ledger, e.tx_index, e.event_index) \$\$;
+	SELECT ledger_ingest.create_pipeline('filtered', 'inbox', '{"chain": "stellar"}');
+	SELECT ledger_ingest.add_handler('filtered', 'on_topic(ledger_ingest.event)', topic0 => ledger_ingest.scval_symbol('transfer'));
+	SELECT ledger_ingest.add_handler('filtered', 'on_contract(ledger_ingest.event)',
+		address => ledger_ingest.strkey_decode(ledger_ingest.strkey_encode('C', '\\x$top')));
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'filtered', doc FROM docs ORDER BY ledger;
+	SELECT ledger_ingest.start('filtered');
+});
+ok(li_wait($node, 'filtered', $ledgers[-1], 120), 'a pipeline with filtered handlers applied the five ledgers');
+is(q1(q{SELECT count(*) FROM by_topic}) . ' ' . q1(q{SELECT count(*) FROM (
+		SELECT ledger, tx_index, event_index FROM raw WHERE topics[1] = ledger_ingest.scval_symbol('transfer')
+		EXCEPT SELECT * FROM by_topic) s}),
+	q1(q{SELECT count(*) FROM raw WHERE topics[1] = ledger_ingest.scval_symbol('transfer')}) . ' 0',
+	"topic0 => scval_symbol('transfer'): exactly the transfer events");
+is(q1(q{SELECT count(*) FROM by_contract}),
+	q1(qq{SELECT count(*) FROM raw WHERE address = '\\x$top'}), 'address => a contract id: exactly that contract\'s events');
+for my $case ([ q{event => 'event Transfer(address indexed from, address indexed to, uint256 value)'}, qr/follows Stellar ledgers: an event signature \(Solidity ABI\) does not apply/ ],
+	[ q{address => '\x00112233445566778899aabbccddeeff00112233'}, qr/address of a Stellar pipeline must be a 32-byte contract id, got 20 bytes/ ],
+	[ q{topic0 => '\x0000000f00000008'}, qr/invalid ScVal: at byte 4: symbol of 8 bytes, only 0 left/ ])
+{
+	my ($arg, $re) = @$case;
+	my ($ret, $o, $e) = $node->psql('postgres', "SELECT ledger_ingest.add_handler('filtered', 'on_topic(ledger_ingest.event)', $arg)");
+	like($e, $re, "add_handler on a Stellar pipeline refuses $arg");
+}
+
 # ---------------------------------------------------------------------
 # d) the chain: 406 contiguous headers; a broken link; a conflicting ledger
 # ---------------------------------------------------------------------

@@ -334,6 +334,7 @@ my @replays;
 sub li_stellar_replay
 {
 	my $portfile = "$PostgreSQL::Test::Utils::tmp_check/replay" . scalar(@replays) . '.port';
+	unlink $portfile;    # tmp_check is shared by the test files
 	my $h = IPC::Run::start([ 'node', li_root() . '/test/stellar/replay_server.mjs', '--data',
 			li_data() . '/stellar', '--portfile', $portfile ],
 		'<', \undef, '>', \my $out, '2>', \my $err);
