@@ -4,6 +4,7 @@
 #   make install    install it into the PostgreSQL found by $(PG_CONFIG)
 #   make test       the whole test suite (pg_regress, isolation, TAP), see test/run-tests.sh
 #   make demo       the end-to-end demo against a local anvil node, see test/demo.sh
+#   make demo-stellar  real Stellar pubnet ledgers from the replay server, see test/demo-stellar.sh
 #   make bench      the benchmarks (not part of make test), see test/bench/bench.sh
 
 MODULE_big = ledger_ingest
@@ -70,7 +71,7 @@ PG_PROVE_FLAGS += -I test/t
 # PGXS tracks no header dependencies
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: test demo deps bench
+.PHONY: test demo demo-stellar deps bench
 deps:
 	bash test/install-deps.sh
 
@@ -79,6 +80,9 @@ test:
 
 demo:
 	bash test/demo.sh
+
+demo-stellar:
+	bash test/demo-stellar.sh
 
 bench:
 	bash test/bench/bench.sh
