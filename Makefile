@@ -21,6 +21,7 @@ OBJS = \
 	src/rpc_client.o \
 	src/rpc_stream.o \
 	src/source_evm_rpc.o \
+	src/source_stellar_rpc.o \
 	src/prefetch.o \
 	src/batch.o \
 	src/apply.o \
@@ -41,7 +42,7 @@ OBJS = \
 	src/stellar.o
 
 EXTENSION = ledger_ingest
-DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql ledger_ingest--0.4--0.5.sql
+DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql ledger_ingest--0.4--0.5.sql ledger_ingest--0.5--0.6.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 # The suites, on PGXS's conventions: "make installcheck" runs pg_regress

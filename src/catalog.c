@@ -651,7 +651,7 @@ static const LiWriteOp write_ops[] = {
 		"p AS (INSERT INTO ledger_ingest.pipeline (name, source, options, owner) "
 		"      SELECT $1, $2[1], o.opts, $3 FROM o RETURNING name, options), "
 		"c AS (INSERT INTO ledger_ingest.cursor (pipeline, ledger) "
-		"      SELECT p.name, coalesce((p.options ->> 'from_block')::int8, 0) - 1 FROM p RETURNING 1) "
+		"      SELECT p.name, coalesce((p.options ->> 'from_block')::int8, (p.options ->> 'from_ledger')::int8, 0) - 1 FROM p RETURNING 1) "
 		"SELECT count(*) FROM c"},
 	/* args: state ('running' clears a failed pipeline's error count) */
 	{"set_state", 1, LI_CHECK_PIPELINE_OWNER,

@@ -18,8 +18,11 @@
 
 #include <ctype.h>
 
+#include "common/base64.h"
+
 #include "ledger.h"
 #include "options.h"
+#include "scval_core.h"
 
 PG_FUNCTION_INFO_V1(ledger_ingest_validate_options);
 
@@ -29,8 +32,18 @@ typedef enum OptKind
 	OPT_INT64,					/* the same, into an int64 */
 	OPT_CHOICE,					/* one of choices, stored as "store" says */
 	OPT_FILTER,					/* an eth_getLogs filter, kept as jsonb */
-	OPT_URLS					/* "url" or "urls" */
+	OPT_URLS,					/* "url" or "urls" */
+	OPT_STRING,					/* a non-empty JSON string of at most max bytes */
+	OPT_CONTRACT_IDS,			/* getEvents contractIds: C strkeys, kept as jsonb */
+	OPT_STELLAR_TOPICS			/* getEvents topic filters, kept as jsonb */
 } OptKind;
+
+/* the sources an option applies to */
+#define SRC_INBOX 0x1
+#define SRC_EVM 0x2
+#define SRC_STELLAR 0x4
+#define SRC_ALL (SRC_INBOX | SRC_EVM | SRC_STELLAR)
+#define SRC_RPC (SRC_EVM | SRC_STELLAR)
 
 /* how an OPT_CHOICE option is stored */
 typedef enum OptStore
@@ -44,7 +57,7 @@ typedef struct OptDef
 {
 	const char *key;
 	OptKind		kind;
-	bool		rpc_only;
+	int			sources;		/* SRC_* of the sources that take it */
 	size_t		offset;			/* the LiOptions field it sets */
 	int64		min;			/* OPT_INT, OPT_INT64 */
 	int64		max;
@@ -57,72 +70,92 @@ static const char *const finality_choices[] = {"latest", "safe", "finalized", NU
 static const char *const decode_error_choices[] = {"skip", "fail", NULL};
 static const char *const late_ledger_choices[] = {"fail", "skip", NULL};
 static const char *const chain_choices[] = {"evm", "stellar", NULL};
+static const char *const event_type_choices[] = {"contract", "system", "diagnostic", NULL};
 
-#define INT_OPT(key, rpc, field, min, max) \
-	{key, OPT_INT, rpc, offsetof(LiOptions, field), min, max, NULL, STORE_INDEX}
-#define INT64_OPT(key, rpc, field, min, max) \
-	{key, OPT_INT64, rpc, offsetof(LiOptions, field), min, max, NULL, STORE_INDEX}
-#define CHOICE_OPT(key, rpc, field, choices, store) \
-	{key, OPT_CHOICE, rpc, offsetof(LiOptions, field), 0, 0, choices, store}
+#define INT_OPT(key, src, field, min, max) \
+	{key, OPT_INT, src, offsetof(LiOptions, field), min, max, NULL, STORE_INDEX}
+#define INT64_OPT(key, src, field, min, max) \
+	{key, OPT_INT64, src, offsetof(LiOptions, field), min, max, NULL, STORE_INDEX}
+#define CHOICE_OPT(key, src, field, choices, store) \
+	{key, OPT_CHOICE, src, offsetof(LiOptions, field), 0, 0, choices, store}
+#define KIND_OPT(key, kind, src, field, max) \
+	{key, kind, src, offsetof(LiOptions, field), 0, max, NULL, STORE_INDEX}
+
+/*
+ * A key may appear once per source: stellar_rpc's "topics" are getEvents
+ * topic filters, evm_rpc's eth_getLogs ones; stellar_rpc's from_ledger,
+ * to_ledger and ledger_range set the fields evm_rpc's from_block, to_block
+ * and block_range set.
+ */
 
 static const OptDef opt_defs[] = {
-	CHOICE_OPT("commit", false, commit, commit_choices, STORE_INDEX),
-	INT_OPT("batch_max_events", false, batch_max_events, 1, 10000000),
-	INT64_OPT("batch_max_bytes", false, batch_max_bytes, 65536, INT64CONST(1) << 40),
-	INT_OPT("batch_max_ledgers", false, batch_max_ledgers, 1, 1000000),
-	INT_OPT("batch_max_ms", false, batch_max_ms, 0, 3600000),
-	INT_OPT("poll_ms", false, poll_ms, 10, 3600000),
-	INT_OPT("max_retries", false, max_retries, 0, 1000000),
-	{"url", OPT_URLS, true, offsetof(LiOptions, urls), 0, 0, NULL, STORE_INDEX},
-	{"urls", OPT_URLS, true, offsetof(LiOptions, urls), 0, 0, NULL, STORE_INDEX},
-	{"addresses", OPT_FILTER, true, offsetof(LiOptions, addresses), 0, 0, NULL, STORE_INDEX},
-	{"topics", OPT_FILTER, true, offsetof(LiOptions, topics), 0, 0, NULL, STORE_INDEX},
-	INT64_OPT("from_block", true, from_block, 0, PG_INT64_MAX / 2),
-	INT64_OPT("to_block", true, to_block, 0, PG_INT64_MAX / 2),
-	INT_OPT("confirmations", true, confirmations, 0, 100000),
-	INT_OPT("block_range", true, block_range, 1, 1000000),
-	INT_OPT("timeout_ms", true, timeout_ms, 100, 600000),
-	INT_OPT("max_requests_per_second", true, max_requests_per_second, 0, 100000),
-	INT64_OPT("max_response_bytes", true, max_response_bytes, 1024, LI_RPC_MAX_RESPONSE),
-	INT_OPT("max_redirects", true, max_redirects, 0, 20),
-	INT_OPT("rpc_batch_size", true, rpc_batch_size, 1, 1000),
-	INT_OPT("max_concurrent_requests", true, max_concurrent_requests, 1, LI_RPC_MAX_CONCURRENT),
-	INT_OPT("fetch_ahead_ledgers", true, fetch_ahead_ledgers, 0, 100000000),
-	INT64_OPT("fetch_ahead_bytes", true, fetch_ahead_bytes, 1024 * 1024, INT64CONST(1) << 30),
-	INT_OPT("reorg_window", false, reorg_window, 0, 100000),
-	CHOICE_OPT("finality", true, finality, finality_choices, STORE_STRING),
-	CHOICE_OPT("on_decode_error", false, decode_error_fails, decode_error_choices, STORE_FLAG),
-	CHOICE_OPT("late_ledgers", false, skip_late_ledgers, late_ledger_choices, STORE_FLAG),
-	CHOICE_OPT("chain", false, stellar, chain_choices, STORE_FLAG),
+	CHOICE_OPT("commit", SRC_ALL, commit, commit_choices, STORE_INDEX),
+	INT_OPT("batch_max_events", SRC_ALL, batch_max_events, 1, 10000000),
+	INT64_OPT("batch_max_bytes", SRC_ALL, batch_max_bytes, 65536, INT64CONST(1) << 40),
+	INT_OPT("batch_max_ledgers", SRC_ALL, batch_max_ledgers, 1, 1000000),
+	INT_OPT("batch_max_ms", SRC_ALL, batch_max_ms, 0, 3600000),
+	INT_OPT("poll_ms", SRC_ALL, poll_ms, 10, 3600000),
+	INT_OPT("max_retries", SRC_ALL, max_retries, 0, 1000000),
+	KIND_OPT("url", OPT_URLS, SRC_RPC, urls, 0),
+	KIND_OPT("urls", OPT_URLS, SRC_RPC, urls, 0),
+	KIND_OPT("addresses", OPT_FILTER, SRC_EVM, addresses, 0),
+	KIND_OPT("topics", OPT_FILTER, SRC_EVM, topics, 0),
+	INT64_OPT("from_block", SRC_EVM, from_block, 0, PG_INT64_MAX / 2),
+	INT64_OPT("to_block", SRC_EVM, to_block, 0, PG_INT64_MAX / 2),
+	INT_OPT("confirmations", SRC_EVM, confirmations, 0, 100000),
+	INT_OPT("block_range", SRC_EVM, block_range, 1, 1000000),
+	INT_OPT("timeout_ms", SRC_RPC, timeout_ms, 100, 600000),
+	INT_OPT("max_requests_per_second", SRC_RPC, max_requests_per_second, 0, 100000),
+	INT64_OPT("max_response_bytes", SRC_RPC, max_response_bytes, 1024, LI_RPC_MAX_RESPONSE),
+	INT_OPT("max_redirects", SRC_RPC, max_redirects, 0, 20),
+	INT_OPT("rpc_batch_size", SRC_RPC, rpc_batch_size, 1, 1000),
+	INT_OPT("max_concurrent_requests", SRC_EVM, max_concurrent_requests, 1, LI_RPC_MAX_CONCURRENT),
+	INT_OPT("fetch_ahead_ledgers", SRC_EVM, fetch_ahead_ledgers, 0, 100000000),
+	INT64_OPT("fetch_ahead_bytes", SRC_EVM, fetch_ahead_bytes, 1024 * 1024, INT64CONST(1) << 30),
+	INT_OPT("reorg_window", SRC_INBOX | SRC_EVM, reorg_window, 0, 100000),
+	CHOICE_OPT("finality", SRC_EVM, finality, finality_choices, STORE_STRING),
+	CHOICE_OPT("on_decode_error", SRC_ALL, decode_error_fails, decode_error_choices, STORE_FLAG),
+	CHOICE_OPT("late_ledgers", SRC_INBOX | SRC_EVM, skip_late_ledgers, late_ledger_choices, STORE_FLAG),
+	CHOICE_OPT("chain", SRC_ALL, stellar, chain_choices, STORE_FLAG),
+	/* stellar_rpc */
+	KIND_OPT("network_passphrase", OPT_STRING, SRC_STELLAR, network_passphrase, 1024),
+	KIND_OPT("contract_ids", OPT_CONTRACT_IDS, SRC_STELLAR, contract_ids, 0),
+	KIND_OPT("topics", OPT_STELLAR_TOPICS, SRC_STELLAR, topics, 0),
+	CHOICE_OPT("type", SRC_STELLAR, event_type, event_type_choices, STORE_STRING),
+	INT64_OPT("from_ledger", SRC_STELLAR, from_block, 1, PG_UINT32_MAX),
+	INT64_OPT("to_ledger", SRC_STELLAR, to_block, 1, PG_UINT32_MAX),
+	INT_OPT("ledger_range", SRC_STELLAR, block_range, 1, LI_STELLAR_SCAN_LIMIT),
 };
 
+/* the definition of option key for a source of mask src, or NULL */
 static const OptDef *
-find_opt(const char *key)
+find_opt(const char *key, int src)
 {
 	for (size_t i = 0; i < lengthof(opt_defs); i++)
-		if (strcmp(opt_defs[i].key, key) == 0)
+		if (strcmp(opt_defs[i].key, key) == 0 && (opt_defs[i].sources & src) != 0)
 			return &opt_defs[i];
 	return NULL;
 }
 
 static void
-set_defaults(LiOptions *o, bool is_rpc)
+set_defaults(LiOptions *o, bool is_rpc, bool is_stellar_rpc)
 {
 	memset(o, 0, sizeof(LiOptions));
 	o->is_rpc = is_rpc;
+	o->is_stellar_rpc = is_stellar_rpc;
 	o->commit = LI_COMMIT_BATCH;
 	o->batch_max_events = 10000;
 	o->batch_max_bytes = 64 * 1024 * 1024;
 	o->batch_max_ledgers = 1000;
 	o->batch_max_ms = 1000;
-	o->poll_ms = is_rpc ? 1000 : 200;
+	o->poll_ms = is_rpc || is_stellar_rpc ? 1000 : 200;
 	o->max_retries = 5;
 	o->urls = NULL;
 	o->nurls = 0;
 	o->from_block = 0;
 	o->to_block = -1;
 	o->confirmations = 0;
-	o->block_range = 1000;
+	o->block_range = is_stellar_rpc ? LI_STELLAR_SCAN_LIMIT : 1000;
 	o->timeout_ms = 30000;
 	o->max_requests_per_second = 0;
 	o->max_response_bytes = LI_RPC_MAX_RESPONSE;
@@ -135,7 +168,10 @@ set_defaults(LiOptions *o, bool is_rpc)
 	o->finality = "latest";
 	o->decode_error_fails = false;
 	o->skip_late_ledgers = false;
-	o->stellar = false;
+	o->stellar = is_stellar_rpc;
+	o->network_passphrase = NULL;
+	o->contract_ids = NULL;
+	o->event_type = NULL;
 }
 
 /*
@@ -240,6 +276,123 @@ check_array(const char *key, JsonbValue *v)
 	}
 }
 
+static void
+stellar_filter_error(const char *key, const char *fmt,...) pg_attribute_printf(2, 3) pg_attribute_noreturn();
+
+/* raises "option \"key\" ..." */
+static void
+stellar_filter_error(const char *key, const char *fmt,...)
+{
+	char		msg[512];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" %s", key, msg)));
+	pg_unreachable();
+}
+
+/* the elements of v, which must be a JSON array of min..max strings */
+static JsonbContainer *
+string_array(const char *key, JsonbValue *v, int min, int max, const char *what)
+{
+	JsonbContainer *c;
+	int			n;
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		stellar_filter_error(key, "must be an array of %s", what);
+	c = v->val.binary.data;
+	n = JsonContainerSize(c);
+	if (n < min || n > max)
+		stellar_filter_error(key, "must hold %d to %d %s, got %d", min, max, what, n);
+	for (int i = 0; i < n; i++)
+		if (getIthJsonbValueFromContainer(c, i)->type != jbvString)
+			stellar_filter_error(key, "must hold %s (element %d is not a string)", what, i + 1);
+	return c;
+}
+
+/*
+ * contract_ids: 1 to LI_STELLAR_MAX_CONTRACT_IDS contract strkeys
+ * ("C..."), getEvents' contractIds (sent as filters of at most 5 each).
+ */
+static void
+check_contract_ids(const char *key, JsonbValue *v)
+{
+	JsonbContainer *c = string_array(key, v, 1, LI_STELLAR_MAX_CONTRACT_IDS, "contract strkeys");
+
+	for (uint32 i = 0; i < JsonContainerSize(c); i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(c, i);
+		char		kind;
+		unsigned char payload[LI_STRKEY_MAX_PAYLOAD];
+		size_t		plen;
+		LiAbiError	err;
+
+		if (li_strkey_decode(e->val.string.val, e->val.string.len, &kind, payload, &plen,
+							 &err) != LI_ABI_OK)
+			stellar_filter_error(key, "element %u is not a strkey: %s", i + 1, err.message);
+		if (kind != 'C')
+			stellar_filter_error(key, "element %u is a '%c' strkey, not a contract id ('C')",
+								 i + 1, kind);
+	}
+}
+
+/*
+ * topics (stellar_rpc): 1 to 5 topic filters (getEvents' "topics" of one
+ * filter: an event matches when any does), each 1 to 4 segments: "*" (any
+ * one topic), "**" (any topics after, last only) or the base64 XDR of one
+ * ScVal (that topic).
+ */
+static void
+check_stellar_topics(const char *key, JsonbValue *v)
+{
+	JsonbContainer *c;
+	int			n;
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		stellar_filter_error(key, "must be an array of topic filters (arrays of segments)");
+	c = v->val.binary.data;
+	n = JsonContainerSize(c);
+	if (n < 1 || n > LI_STELLAR_MAX_TOPIC_FILTERS)
+		stellar_filter_error(key, "must hold 1 to %d topic filters, got %d",
+							 LI_STELLAR_MAX_TOPIC_FILTERS, n);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbContainer *seg = string_array(key, getIthJsonbValueFromContainer(c, i), 1,
+										   LI_MAX_TOPICS, "segments per topic filter");
+
+		for (uint32 k = 0; k < JsonContainerSize(seg); k++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(seg, k);
+			const char *t = e->val.string.val;
+			int			len = e->val.string.len;
+			static LiAbiBuf out = {NULL, 0, 0, 0};
+			LiAbiError	err;
+			char	   *xdr;
+			int			xlen;
+
+			if (len == 1 && t[0] == '*')
+				continue;
+			if (len == 2 && t[0] == '*' && t[1] == '*')
+			{
+				if (k != JsonContainerSize(seg) - 1)
+					stellar_filter_error(key, "topic filter %d: \"**\" is allowed only as the last segment", i + 1);
+				continue;
+			}
+			xdr = palloc(pg_b64_dec_len(len) + 1);
+			xlen = pg_b64_decode(t, len, xdr, pg_b64_dec_len(len));
+			if (xlen < 0)
+				stellar_filter_error(key, "topic filter %d, segment %u: must be \"*\", \"**\" or the base64 XDR of an ScVal", i + 1, k + 1);
+			if (li_scval_core_decode((const unsigned char *) xdr, xlen, LI_SCVAL_JSON, &out, &err) != LI_ABI_OK)
+				stellar_filter_error(key, "topic filter %d, segment %u: is not one ScVal: %s", i + 1, k + 1, err.message);
+			pfree(xdr);
+		}
+	}
+}
+
 /*
  * url: "http(s)://..."; urls: ["http(s)://...", ...] (1 to LI_MAX_URLS
  * endpoints of the same chain, tried in order, failing over on transport
@@ -335,6 +488,22 @@ set_option(const OptDef *d, const char *key, JsonbValue *val, LiOptions *out)
 			check_array(key, val);
 			*(Jsonb **) field = JsonbValueToJsonb(val);
 			break;
+		case OPT_CONTRACT_IDS:
+			check_contract_ids(key, val);
+			*(Jsonb **) field = JsonbValueToJsonb(val);
+			break;
+		case OPT_STELLAR_TOPICS:
+			check_stellar_topics(key, val);
+			*(Jsonb **) field = JsonbValueToJsonb(val);
+			break;
+		case OPT_STRING:
+			if (val->type != jbvString || val->val.string.len < 1 || val->val.string.len > d->max)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" must be a non-empty string of at most " INT64_FORMAT " bytes",
+								key, d->max)));
+			*(char **) field = pnstrdup(val->val.string.val, val->val.string.len);
+			break;
 		case OPT_URLS:
 			if (out->urls != NULL)
 				ereport(ERROR,
@@ -346,27 +515,29 @@ set_option(const OptDef *d, const char *key, JsonbValue *val, LiOptions *out)
 }
 
 /*
- * li_parse_options -- validate "options" for "source" ('inbox' or
- * 'evm_rpc') and fill *out, defaults first.  Errors name the key.
+ * li_parse_options -- validate "options" for "source" ('inbox', 'evm_rpc'
+ * or 'stellar_rpc') and fill *out, defaults first.  Errors name the key.
  */
 void
 li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 {
-	bool		is_rpc;
+	int			src;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 
 	if (strcmp(source, "evm_rpc") == 0)
-		is_rpc = true;
+		src = SRC_EVM;
+	else if (strcmp(source, "stellar_rpc") == 0)
+		src = SRC_STELLAR;
 	else if (strcmp(source, "inbox") == 0)
-		is_rpc = false;
+		src = SRC_INBOX;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid source \"%s\"", source),
-				 errhint("source must be 'inbox' or 'evm_rpc'.")));
-	set_defaults(out, is_rpc);
+				 errhint("source must be 'inbox', 'evm_rpc' or 'stellar_rpc'.")));
+	set_defaults(out, src == SRC_EVM, src == SRC_STELLAR);
 
 	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
 		ereport(ERROR,
@@ -385,25 +556,44 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 		key = pnstrdup(v.val.string.val, v.val.string.len);
 		tok = JsonbIteratorNext(&it, &val, true);
 		Assert(tok == WJB_VALUE);
-		d = find_opt(key);
-		if (d == NULL || (d->rpc_only && !is_rpc))
+		d = find_opt(key, src);
+		if (d == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\" for source \"%s\"", key, source)));
 		set_option(d, key, &val, out);
 	}
-	if (is_rpc && out->stellar)
+	if (src == SRC_EVM && out->stellar)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"chain\" is \"stellar\": source \"evm_rpc\" reads only EVM ledgers")));
-	if (is_rpc && out->urls == NULL)
+	if (src == SRC_STELLAR && !out->stellar)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"url\" or \"urls\" is required for source \"evm_rpc\"")));
-	if (is_rpc && out->to_block >= 0 && out->to_block < out->from_block)
+				 errmsg("option \"chain\" is \"evm\": source \"stellar_rpc\" reads only Stellar ledgers")));
+	if (src != SRC_INBOX && out->urls == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"url\" or \"urls\" is required for source \"%s\"", source)));
+	if (src == SRC_STELLAR && out->network_passphrase == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"network_passphrase\" is required for source \"stellar_rpc\""),
+				 errhint("Pubnet's is \"Public Global Stellar Network ; September 2015\"; getNetwork tells a server's.")));
+	if (src == SRC_STELLAR && out->from_block == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"from_ledger\" is required for source \"stellar_rpc\""),
+				 errhint("A Stellar RPC server holds only its retention window: getHealth's oldestLedger is the oldest it has; older ledgers can be backfilled through an inbox pipeline.")));
+	if (src == SRC_EVM && out->to_block >= 0 && out->to_block < out->from_block)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"to_block\" (" INT64_FORMAT ") is below \"from_block\" (" INT64_FORMAT ")",
+						out->to_block, out->from_block)));
+	if (src == SRC_STELLAR && out->to_block >= 0 && out->to_block < out->from_block)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"to_ledger\" (" INT64_FORMAT ") is below \"from_ledger\" (" INT64_FORMAT ")",
 						out->to_block, out->from_block)));
 }
 
@@ -461,6 +651,9 @@ li_options_flatten(const LiOptions *o, Size *len)
 	copy.addresses = NULL;
 	copy.topics = NULL;
 	copy.finality = NULL;
+	copy.network_passphrase = NULL;	/* stellar_rpc has no fetcher */
+	copy.contract_ids = NULL;
+	copy.event_type = NULL;
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, (const char *) &copy, sizeof(LiOptions));
 	for (int i = 0; i < o->nurls; i++)

@@ -21,10 +21,18 @@ typedef enum LiCommitMode
 #define LI_MAX_URLS 16
 #define LI_RPC_MAX_RESPONSE ((int64) 256 * 1024 * 1024)
 #define LI_RPC_MAX_CONCURRENT 16	/* bound of max_concurrent_requests */
+/* stellar-rpc's getEvents: ledgers scanned per request (LedgerScanLimit) */
+#define LI_STELLAR_SCAN_LIMIT 10000
+/* contract ids in one getEvents filter, and filters per request */
+#define LI_STELLAR_IDS_PER_FILTER 5
+#define LI_STELLAR_MAX_FILTERS 5
+#define LI_STELLAR_MAX_CONTRACT_IDS (LI_STELLAR_IDS_PER_FILTER * LI_STELLAR_MAX_FILTERS)
+#define LI_STELLAR_MAX_TOPIC_FILTERS 5	/* topic filters in one filter */
 
 typedef struct LiOptions
 {
-	bool		is_rpc;
+	bool		is_rpc;			/* source evm_rpc */
+	bool		is_stellar_rpc; /* source stellar_rpc */
 	LiCommitMode commit;
 	int			batch_max_events;
 	int64		batch_max_bytes;	/* inbox: documents read per fetch, in bytes */
@@ -36,11 +44,12 @@ typedef struct LiOptions
 	char	  **urls;			/* endpoints, failed over in order */
 	int			nurls;
 	Jsonb	   *addresses;		/* eth_getLogs "address" filter or NULL */
-	Jsonb	   *topics;			/* eth_getLogs "topics" filter or NULL */
-	int64		from_block;
-	int64		to_block;		/* -1: follow the head forever */
+	Jsonb	   *topics;			/* eth_getLogs "topics" filter (stellar_rpc:
+								 * getEvents topic filters) or NULL */
+	int64		from_block;		/* stellar_rpc: from_ledger */
+	int64		to_block;		/* -1: follow the head forever (to_ledger) */
 	int			confirmations;
-	int			block_range;
+	int			block_range;	/* stellar_rpc: ledger_range */
 	int			timeout_ms;
 	int			max_requests_per_second;	/* 0: no limit */
 	int64		max_response_bytes;
@@ -58,11 +67,15 @@ typedef struct LiOptions
 	/* inbox: a ledger that arrives after a later one: skip it, or fail */
 	bool		skip_late_ledgers;
 	bool		stellar;		/* "chain": "stellar": Stellar ledger documents */
+	/* stellar_rpc */
+	char	   *network_passphrase; /* getNetwork's passphrase must be this */
+	Jsonb	   *contract_ids;	/* getEvents contractIds (C strkeys) or NULL */
+	char	   *event_type;		/* getEvents type filter or NULL */
 } LiOptions;
 
 /*
- * validate options (a JSON object, or NULL) for source "inbox" or
- * "evm_rpc" and fill *out, defaults first; ERROR 22023 naming the key
+ * validate options (a JSON object, or NULL) for source "inbox", "evm_rpc"
+ * or "stellar_rpc" and fill *out, defaults first; ERROR 22023 naming the key
  */
 extern void li_parse_options(const char *source, Jsonb *options, LiOptions *out);
 /*

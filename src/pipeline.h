@@ -105,6 +105,12 @@ typedef struct LiBatch
 	bool		has_fork;
 	int64		fork_ledger;
 	uint8		fork_hash[LI_HASH_LEN];
+	/*
+	 * The source found that the pipeline cannot go on (stellar_rpc: another
+	 * network, a pruned cursor, a broken chain): the worker applies the
+	 * batch, then fails the pipeline with this error.
+	 */
+	char	   *fail_error;
 } LiBatch;
 
 /* batch.c */

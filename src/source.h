@@ -2,7 +2,8 @@
  *
  * source.h
  *	  The sources a worker fetches ledgers from: the inbox table
- *	  (source_inbox.c) and an Ethereum JSON-RPC node (source_evm_rpc.c).
+ *	  (source_inbox.c), an Ethereum JSON-RPC node (source_evm_rpc.c) and a
+ *	  Stellar RPC server (source_stellar_rpc.c).
  *	  A fetch runs with no transaction open (the inbox reads in a short
  *	  read-only one) and fills a LiBatch.
  *
@@ -36,6 +37,18 @@ extern void li_rpc_fetch(LiPipeline *p, LiBatch *batch);
 extern void li_rpc_reuse_head(void);
 /* ranges fetched together with earlier ones start at or before limit (a fetcher) */
 extern void li_rpc_limit_ranges(int64 limit);
+
+/* source_stellar_rpc.c */
+/* the worker's JSON-RPC client (rpc_client.c), configured for pipeline p */
+extern void li_stellar_rpc_init(LiPipeline *p);
+/*
+ * fetch the next window of Stellar ledgers (getHealth, getEvents,
+ * getLedgers) into batch: the window's ends and its ledgers with events;
+ * batch->fail_error when the pipeline cannot go on (another network, a
+ * pruned cursor, a broken chain); ERROR on a server or transport failure
+ * (retried)
+ */
+extern void li_stellar_rpc_fetch(LiPipeline *p, LiBatch *batch);
 
 typedef enum LiForkResult
 {

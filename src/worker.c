@@ -266,8 +266,13 @@ refresh_pipeline(LiPipeline *p)
 			break;
 	}
 
-	/* the inbox has no head: journal every ledger, pruned by the window */
-	if (!p->is_rpc)
+	/*
+	 * The inbox has no head: journal every ledger, pruned by the window;
+	 * the Stellar network does not reorganize: journal none.
+	 */
+	if (p->opts.stellar)
+		p->journal_floor = PG_INT64_MAX;
+	else if (!p->is_rpc)
 		p->journal_floor = PG_INT64_MIN;
 
 	if (pipeline_cxt != NULL)
@@ -331,6 +336,8 @@ fetch_batch(MemoryContext batch_cxt, LiBatch *batch)
 	old = MemoryContextSwitchTo(batch_cxt);
 	if (pipeline.is_rpc)
 		li_prefetch_fetch(&pipeline, batch);
+	else if (pipeline.opts.is_stellar_rpc)
+		li_stellar_rpc_fetch(&pipeline, batch);
 	else
 		li_inbox_fetch(&pipeline, batch);
 	MemoryContextSwitchTo(old);
@@ -460,7 +467,9 @@ worker_cycle(MemoryContext batch_cxt)
 	}
 	if (batch.reorg)
 		finish_pipeline("failed", batch.reorg_error);
-	if (pipeline.is_rpc && pipeline.opts.to_block >= 0 &&
+	if (batch.fail_error != NULL)
+		finish_pipeline("failed", batch.fail_error);
+	if ((pipeline.is_rpc || pipeline.opts.is_stellar_rpc) && pipeline.opts.to_block >= 0 &&
 		pipeline.cursor.complete && pipeline.cursor.ledger >= pipeline.opts.to_block)
 		finish_pipeline("finished", NULL);
 	return applied;
@@ -609,6 +618,8 @@ first_refresh(LiSlot *slot)
 	ConditionVariableBroadcast(&slot->cv);
 	if (pipeline.is_rpc)
 		li_rpc_init(&pipeline);
+	else if (pipeline.opts.is_stellar_rpc)
+		li_stellar_rpc_init(&pipeline);
 }
 
 /*

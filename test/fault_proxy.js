@@ -99,6 +99,11 @@
  *                 they are forwarded unchanged and do not use up the count.
  *   head_back     forward; a 0x result (eth_blockNumber) is lowered by `by`
  *                 (default 5), never below 0x0.
+ *   stellar_header forward; in a Stellar RPC getLedgers answer, a bit of
+ *                 each ledger's previousLedgerHash in headerXdr flipped (the
+ *                 header no longer hashes to "hash": a corrupt header), or,
+ *                 with forge: true, "hash" and the entry's hash recomputed
+ *                 too (a well-formed ledger that does not chain).
  *   oversize      forward; the response object gets a "padding":"xxx..."
  *                 member so the (still valid) JSON exceeds `bytes` bytes
  *                 (default 2000000).
@@ -139,13 +144,14 @@
  * Otherwise each call of the batch is matched as a single request would
  * be (a fault with param in_batch: true matches calls in batches only):
  * the call modes (rpc_error, range_limit, wrong_id, null_result,
- * result_and_error, logs_mismatch, logs_without, wrong_block, head_back)
+ * result_and_error, logs_mismatch, logs_without, wrong_block, head_back,
+ * stellar_header)
  * spoil that call's answer only; the others (refuse, hang, stall,
  * http_status, html, truncated, malformed, oversize, delay) act on the
  * whole HTTP response.
  *
  * Post-processing modes (stall, truncated, wrong_id, null_result, result_and_error,
- * logs_mismatch, logs_without, head_back, oversize) return the upstream answer unchanged
+ * logs_mismatch, logs_without, head_back, stellar_header, oversize) return the upstream answer unchanged
  * when it is not a JSON object that the mode can rewrite.
  *
  * EXAMPLE
@@ -161,6 +167,7 @@
 const http = require('http');
 const https = require('https');
 const fs = require('fs');
+const crypto = require('crypto');
 const { URL } = require('url');
 
 /* ------------------------------------------------------------------ */
@@ -343,14 +350,15 @@ async function upstreamHead() {
 const MODES = new Set(['refuse', 'hang', 'stall', 'http_status', 'html',
 	'truncated', 'malformed', 'rpc_error', 'wrong_id', 'null_result', 'result_and_error',
 	'logs_mismatch', 'logs_without', 'wrong_block', 'head_back', 'oversize', 'range_limit',
-	'delay', 'batch_reorder', 'batch_refuse', 'batch_limit', 'batch_drop']);
+	'stellar_header', 'delay', 'batch_reorder', 'batch_refuse', 'batch_limit', 'batch_drop']);
 
 /* modes that act on a batch as a whole */
 const BATCH_MODES = new Set(['batch_reorder', 'batch_refuse', 'batch_limit', 'batch_drop']);
 
 /* modes that, in a batch, spoil one call's answer only */
 const CALL_MODES = new Set(['rpc_error', 'range_limit', 'wrong_id', 'null_result',
-	'result_and_error', 'logs_mismatch', 'logs_without', 'wrong_block', 'head_back']);
+	'result_and_error', 'logs_mismatch', 'logs_without', 'wrong_block', 'head_back',
+	'stellar_header']);
 
 let faults = [];		/* installed faults, in order of installation */
 let nextFaultId = 1;
@@ -592,6 +600,26 @@ function rewrite(mode, p, rpc, doc) {
 			return null;
 		const by = BigInt(Number.isInteger(p.by) ? p.by : 5);
 		return { ...doc, result: toQuantity(head - by) };
+	}
+	case 'stellar_header': {
+		/* Stellar RPC getLedgers: each entry's header changed */
+		if (!isObject(doc.result) || !Array.isArray(doc.result.ledgers))
+			return null;
+		const ledgers = doc.result.ledgers.map((l) => {
+			if (!isObject(l) || typeof l.headerXdr !== 'string')
+				return l;
+			/* a LedgerHeaderHistoryEntry: hash (32), then the LedgerHeader,
+			 * whose previousLedgerHash follows its ledgerVersion (4) */
+			const x = Buffer.from(l.headerXdr, 'base64');
+			const ext = 4;
+			x[32 + 4 + 31] ^= 1;
+			if (!p.forge)
+				return { ...l, headerXdr: x.toString('base64') };
+			const hash = crypto.createHash('sha256').update(x.subarray(32, x.length - ext)).digest();
+			hash.copy(x, 0);
+			return { ...l, hash: hash.toString('hex'), headerXdr: x.toString('base64') };
+		});
+		return { ...doc, result: { ...doc.result, ledgers } };
 	}
 	case 'oversize': {
 		const bytes = Number.isInteger(p.bytes) && p.bytes >= 0 ? p.bytes : 2000000;

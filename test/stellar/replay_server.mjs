@@ -14,6 +14,8 @@
 //                    and removed on SIGTERM or SIGINT
 //   --passphrase     the network passphrase getNetwork answers (default
 //                    pubnet's)
+//   --headers FILE   also hold the ledgers of FILE (2024_ledgers.golden:
+//                    real headers, contiguous) without their transactions
 //
 // Methods, in the shapes of stellar-rpc (cmd/stellar-rpc/internal/methods)
 // and go-stellar-sdk's protocols/rpc, which @stellar/stellar-sdk's
@@ -50,6 +52,7 @@
 // this rpc instance"; "limit must not exceed N" as go-stellar-sdk checks
 // it), other bad parameters -32602.  Only Node's modules and
 // @stellar/stellar-base are used.
+import crypto from "crypto";
 import fs from "fs";
 import http from "http";
 import path from "path";
@@ -142,6 +145,34 @@ for (const f of fs.readdirSync(path.join(dataDir, "lcm")).filter((f) => f.endsWi
 		metadataXdr: raw.toString("base64"),
 		events,
 	});
+}
+// --headers FILE: ledgers known by their headers alone (2024_ledgers.golden:
+// one JSON object per line with ledger_header, a base64 LedgerHeader), held
+// without transactions or events; metadataXdr is an empty LedgerCloseMeta
+// v0 of that header
+const headersFile = opt("--headers");
+if (headersFile) {
+	for (const line of fs.readFileSync(headersFile, "utf8").split("\n")) {
+		if (!line.trim()) continue;
+		const g = JSON.parse(line);
+		const raw = Buffer.from(g.ledger_header, "base64");
+		const header = xdr.LedgerHeader.fromXDR(raw);
+		const hash = crypto.createHash("sha256").update(raw).digest();
+		const zero = Buffer.alloc(4);
+		const entry = Buffer.concat([hash, raw, zero]);	// LedgerHeaderHistoryEntry, ext v0
+		const meta = Buffer.concat([zero, entry, header.previousLedgerHash(), zero, zero, zero, zero]);
+		if (ledgers.some((l) => l.sequence === header.ledgerSeq())) continue;
+		ledgers.push({
+			sequence: header.ledgerSeq(),
+			hash: hash.toString("hex"),
+			closeTime: header.scpValue().closeTime().toString(),
+			protocolVersion: header.ledgerVersion(),
+			headerXdr: entry.toString("base64"),
+			header: raw.toString("base64"),
+			metadataXdr: meta.toString("base64"),
+			events: [],
+		});
+	}
 }
 ledgers.sort((a, b) => a.sequence - b.sequence);
 if (ledgers.length === 0) {

@@ -298,7 +298,8 @@ END { system('bash', li_root() . '/test/chain.sh', 'stop', $anvil_state) if defi
 # test/fault_proxy.js in front of $rpc, stopped when the test ends.
 # Returns its URL and a function for its control API:
 #   $ctl->('__fault', {mode => ..., ...}), $ctl->('__clear'),
-#   $ctl->('__reset_stats'), $ctl->('__stats') (GET; decoded JSON).
+#   $ctl->('__reset_stats'), $ctl->('__stats') and $ctl->('__faults') (GET;
+#   decoded JSON).
 my @proxies;
 sub li_proxy
 {
@@ -317,7 +318,7 @@ sub li_proxy
 	my $http = HTTP::Tiny->new(timeout => 10);
 	my $ctl = sub {
 		my ($path, $body) = @_;
-		my $r = $path eq '__stats'
+		my $r = $path eq '__stats' || $path eq '__faults'
 		  ? $http->get("$url/$path")
 		  : $http->post("$url/$path", { content => JSON::PP::encode_json($body // {}),
 				headers => { 'content-type' => 'application/json' } });
@@ -329,14 +330,16 @@ sub li_proxy
 END { $_->kill_kill for @proxies; }
 
 # test/stellar/replay_server.mjs serving the real pubnet ledgers of
-# li_data()/stellar, stopped when the test ends; its URL.
+# li_data()/stellar (and the server's options in @extra), stopped when the
+# test ends; its URL.
 my @replays;
 sub li_stellar_replay
 {
+	my (@extra) = @_;
 	my $portfile = "$PostgreSQL::Test::Utils::tmp_check/replay" . scalar(@replays) . '.port';
 	unlink $portfile;    # tmp_check is shared by the test files
 	my $h = IPC::Run::start([ 'node', li_root() . '/test/stellar/replay_server.mjs', '--data',
-			li_data() . '/stellar', '--portfile', $portfile ],
+			li_data() . '/stellar', '--portfile', $portfile, @extra ],
 		'<', \undef, '>', \my $out, '2>', \my $err);
 	push @replays, $h;
 	for (1 .. 300) { last if -s $portfile; usleep(100_000); }

@@ -1,0 +1,106 @@
+/* ledger_ingest--0.5--0.6.sql: the stellar_rpc source */
+
+\echo Use "ALTER EXTENSION ledger_ingest UPDATE TO '0.6'" to load this file. \quit
+
+ALTER TABLE pipeline
+	DROP CONSTRAINT pipeline_source_check,
+	ADD CONSTRAINT pipeline_source_check
+		CHECK (source OPERATOR(pg_catalog.=) ANY (ARRAY['inbox', 'evm_rpc', 'stellar_rpc']));
+
+-- create_pipeline(name, source 'inbox'|'evm_rpc'|'stellar_rpc', options
+-- jsonb): creates a stopped pipeline owned by current_user with its cursor
+-- at ledger options.from_block (evm_rpc, inbox) or options.from_ledger
+-- (stellar_rpc) - 1, or -1.  Call start() to run it.
+CREATE OR REPLACE FUNCTION create_pipeline(name text, source text, options jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_admin();
+	IF source IS NULL OR source NOT IN ('inbox', 'evm_rpc', 'stellar_rpc') THEN
+		RAISE EXCEPTION 'invalid source "%"', source
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'source must be ''inbox'', ''evm_rpc'' or ''stellar_rpc''.';
+	END IF;
+	PERFORM ledger_ingest._catalog_write('create_pipeline', create_pipeline.name,
+		ARRAY[source, coalesce(options, '{}')::text]);
+	-- a dropped pipeline of the same name may still have shared state
+	PERFORM ledger_ingest._publish_cursor(create_pipeline.name);
+END
+$$;
+
+-- add_handler: as in 0.5; a stellar_rpc pipeline follows Stellar ledgers
+-- as an inbox pipeline with "chain": "stellar" does
+CREATE OR REPLACE FUNCTION add_handler(pipeline text, handler regprocedure,
+							topic0 bytea DEFAULT NULL, address bytea DEFAULT NULL,
+							revert regprocedure DEFAULT NULL, event text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f regprocedure;
+	nargs int;
+	argtype oid;
+	stellar bool;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF handler IS NULL THEN
+		RAISE EXCEPTION 'handler must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	FOREACH f IN ARRAY ARRAY[handler, revert] LOOP
+		CONTINUE WHEN f IS NULL;
+		SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype
+			FROM pg_proc p WHERE p.oid = f;
+		IF nargs IS DISTINCT FROM 1 OR NOT (argtype = 'ledger_ingest.event'::regtype
+				OR (argtype = 'ledger_ingest.event[]'::regtype AND f = handler)) THEN
+			RAISE EXCEPTION 'handler % must take exactly one argument of type ledger_ingest.event', f
+				USING ERRCODE = 'invalid_function_definition',
+					  HINT = 'A set-based handler takes ledger_ingest.event[] instead; a revert function takes ledger_ingest.event.';
+		END IF;
+		IF NOT has_function_privilege(current_user, f, 'EXECUTE') THEN
+			RAISE EXCEPTION 'permission denied for function %', f
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	END LOOP;
+	SELECT p.options->>'chain' = 'stellar' OR p.source = 'stellar_rpc' INTO stellar
+		FROM ledger_ingest.pipeline p WHERE p.name = add_handler.pipeline;
+	IF stellar THEN
+		IF event IS NOT NULL THEN
+			RAISE EXCEPTION 'pipeline "%" follows Stellar ledgers: an event signature (Solidity ABI) does not apply', pipeline
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Register by topic0 => ledger_ingest.scval_symbol(''transfer''), and decode with ledger_ingest.scval_to_native().';
+		END IF;
+		IF topic0 IS NOT NULL THEN
+			PERFORM ledger_ingest.scval_to_json(topic0);	-- raises unless one ScVal
+		END IF;
+		IF address IS NOT NULL AND length(address) <> 32 THEN
+			RAISE EXCEPTION 'address of a Stellar pipeline must be a 32-byte contract id, got % bytes', length(address)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'ledger_ingest.strkey_decode(''C...'') gives it.';
+		END IF;
+	ELSE
+		IF event IS NOT NULL THEN
+			-- by signature: topic0 is computed, and the worker decodes args
+			IF topic0 IS NOT NULL AND topic0 <> ledger_ingest.event_topic(event) THEN
+				RAISE EXCEPTION 'topic0 does not match event %', ledger_ingest.event_signature(event)
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			topic0 := ledger_ingest.event_topic(event);
+		END IF;
+		IF topic0 IS NOT NULL AND length(topic0) <> 32 THEN
+			RAISE EXCEPTION 'topic0 must be 32 bytes, got %', length(topic0)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF address IS NOT NULL AND length(address) <> 20 THEN
+			RAISE EXCEPTION 'address must be 20 bytes, got %', length(address)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END IF;
+	RETURN ledger_ingest._catalog_write('add_handler', pipeline,
+		ARRAY[ledger_ingest._proc_text(handler), encode(topic0, 'hex'), encode(address, 'hex'),
+			  ledger_ingest._proc_text(revert), event]);
+END
+$$;
+
+COMMENT ON FUNCTION create_pipeline(text, text, jsonb) IS
+	'Creates a stopped pipeline (source ''inbox'', ''evm_rpc'' or ''stellar_rpc'', validated options) owned by current_user, its cursor at options.from_block (or from_ledger) - 1, or -1.';
