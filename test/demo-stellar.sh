@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # ledger_ingest Stellar demo: real pubnet ledgers, served by the Stellar RPC
 # replay server (test/stellar/replay_server.mjs, the five LedgerCloseMeta
-# files of ../shared/data/stellar), sent to the inbox by a producer
+# files of ../shared/data/stellar): the three recent ones fetched by a
+# stellar_rpc pipeline, the two older ones (as if beyond the server's
+# retention) sent to an inbox pipeline by a producer
 # (test/stellar/documents.mjs: each ledger's getLedgers entry with its
-# getEvents events), applied through your own SQL handlers into your own
+# getEvents events); both apply through your own SQL handlers into your own
 # tables: CAP-67 transfers decoded from their ScVal topics and values, and
 # fees summed per transaction, checked against the feeCharged of each
 # transaction's result in the LedgerCloseMeta.
@@ -64,7 +66,7 @@ for _ in $(seq 100); do [ -s "$work/replay.port" ] && break; sleep 0.1; done
 url="http://127.0.0.1:$(cat "$work/replay.port")"
 curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"getHealth"}' "$url"; echo
 
-step "A producer reads each ledger (getLedgers) with its events (getEvents) as inbox documents"
+step "A producer reads each ledger (getLedgers) with its events (getEvents) as inbox documents (for the backfill)"
 node "$root/test/stellar/documents.mjs" "$url" "$data/stellar" "$work"
 
 step "Creating the extension, tables and handlers (by topic: scval_symbol('transfer'), scval_symbol('fee'))"
@@ -85,24 +87,31 @@ CREATE FUNCTION on_transfer(e ledger_ingest.event) RETURNS void LANGUAGE sql AS 
 CREATE TABLE fees (tx_hash bytea, amount numeric);
 CREATE FUNCTION on_fee(e ledger_ingest.event) RETURNS void LANGUAGE sql AS $$
   INSERT INTO fees VALUES (e.tx_hash, (ledger_ingest.scval_to_native(e.data) #>> '{}')::numeric) $$;
-SELECT ledger_ingest.create_pipeline('pubnet', 'inbox', '{"chain": "stellar"}');
-SELECT ledger_ingest.add_handler('pubnet', 'on_transfer(ledger_ingest.event)',
-       topic0 => ledger_ingest.scval_symbol('transfer'));
-SELECT ledger_ingest.add_handler('pubnet', 'on_fee(ledger_ingest.event)',
-       topic0 => ledger_ingest.scval_symbol('fee'));
+-- the server's ledgers, fetched by the worker: getHealth, getEvents, getLedgers
+SELECT ledger_ingest.create_pipeline('pubnet', 'stellar_rpc', jsonb_build_object(
+       'url', :'url', 'network_passphrase', 'Public Global Stellar Network ; September 2015',
+       'from_ledger', 63092988, 'to_ledger', 63092996));
+-- older ledgers, sent by a producer
+SELECT ledger_ingest.create_pipeline('backfill', 'inbox', '{"chain": "stellar"}');
+SELECT ledger_ingest.add_handler(p, 'on_transfer(ledger_ingest.event)',
+       topic0 => ledger_ingest.scval_symbol('transfer')),
+       ledger_ingest.add_handler(p, 'on_fee(ledger_ingest.event)',
+       topic0 => ledger_ingest.scval_symbol('fee'))
+FROM unnest(ARRAY['pubnet', 'backfill']) p;
 SQL
 sed 's/^/  /' "$work/setup.sql"
-psql -f "$work/setup.sql" >/dev/null
+psql -v url="$url" -f "$work/setup.sql" >/dev/null
 
-step "The producer inserts the documents; the pipeline applies them"
+step "The stellar_rpc pipeline fetches 63092988..63092996; the producer inserts the two older ledgers"
 psql <<SQL
 CREATE TEMP TABLE docs (ledger bigint, doc jsonb);
 \copy docs FROM '$work/documents.tsv' WITH (FORMAT csv, DELIMITER E'\t', QUOTE E'\x01')
-INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'pubnet', doc FROM docs ORDER BY ledger;
-SELECT ledger_ingest.start('pubnet');
-SELECT ledger_ingest.wait_for('pubnet', (SELECT max(ledger) FROM docs), '60s') AS applied;
+INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT 'backfill', doc FROM docs WHERE ledger < 63092988 ORDER BY ledger;
+SELECT ledger_ingest.start('pubnet'), ledger_ingest.start('backfill');
+SELECT ledger_ingest.wait_for('pubnet', 63092996, '60s') AS fetched_and_applied,
+       ledger_ingest.wait_for('backfill', (SELECT max(ledger) FROM docs WHERE ledger < 63092988), '60s') AS backfilled;
 SQL
-psql -c "SELECT pipeline, state, ledger, events_applied, last_error FROM ledger_ingest.status"
+psql -c "SELECT pipeline, source, state, ledger, events_applied, last_error FROM ledger_ingest.status"
 
 step "Transfers, decoded from their ScVal topics and values"
 psql <<'SQL'
