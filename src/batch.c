@@ -18,7 +18,10 @@
  * li_check_continuity -- does ledger l follow prev (or, when prev is NULL,
  * the cursor)?  Only a direct successor (number + 1) with a parentHash can
  * be checked.  On a mismatch returns false with *error saying "reorg at
- * ledger N".
+ * ledger N", or, for a Stellar ledger (the network does not reorganize:
+ * the caller fails the pipeline, adding where the ledger came from),
+ * "Stellar ledger N does not chain to ledger N - 1" or "Stellar ledger N
+ * is not the partially applied ledger N".
  */
 bool
 li_check_continuity(LiPipeline *p, const LiLedger *prev, const LiLedger *l, char **error)
@@ -43,9 +46,14 @@ li_check_continuity(LiPipeline *p, const LiLedger *prev, const LiLedger *l, char
 		/* resuming a partially applied ledger: it must be the same one */
 		if (memcmp(l->hash, prev_hash, LI_HASH_LEN) != 0)
 		{
-			*error = psprintf("reorg at ledger " INT64_FORMAT ": its hash %s differs from the partially applied ledger's %s",
-							  l->number, li_bytes_to_hex(l->hash, LI_HASH_LEN),
-							  li_bytes_to_hex(prev_hash, LI_HASH_LEN));
+			if (l->stellar)
+				*error = psprintf("Stellar ledger " INT64_FORMAT " is not the partially applied ledger " INT64_FORMAT ": its hash %s is not %s; the Stellar network does not reorganize",
+								  l->number, prev_number, li_bytes_to_hex(l->hash, LI_HASH_LEN) + 2,
+								  li_bytes_to_hex(prev_hash, LI_HASH_LEN) + 2);
+			else
+				*error = psprintf("reorg at ledger " INT64_FORMAT ": its hash %s differs from the partially applied ledger's %s",
+								  l->number, li_bytes_to_hex(l->hash, LI_HASH_LEN),
+								  li_bytes_to_hex(prev_hash, LI_HASH_LEN));
 			return false;
 		}
 		return true;
@@ -54,9 +62,14 @@ li_check_continuity(LiPipeline *p, const LiLedger *prev, const LiLedger *l, char
 		return true;
 	if (memcmp(l->parent_hash, prev_hash, LI_HASH_LEN) != 0)
 	{
-		*error = psprintf("reorg at ledger " INT64_FORMAT ": its parentHash %s does not match the hash %s of applied ledger " INT64_FORMAT,
-						  l->number, li_bytes_to_hex(l->parent_hash, LI_HASH_LEN),
-						  li_bytes_to_hex(prev_hash, LI_HASH_LEN), prev_number);
+		if (l->stellar)
+			*error = psprintf("Stellar ledger " INT64_FORMAT " does not chain to ledger " INT64_FORMAT ": its previousLedgerHash %s is not that ledger's hash %s; the Stellar network does not reorganize",
+							  l->number, prev_number, li_bytes_to_hex(l->parent_hash, LI_HASH_LEN) + 2,
+							  li_bytes_to_hex(prev_hash, LI_HASH_LEN) + 2);
+		else
+			*error = psprintf("reorg at ledger " INT64_FORMAT ": its parentHash %s does not match the hash %s of applied ledger " INT64_FORMAT,
+							  l->number, li_bytes_to_hex(l->parent_hash, LI_HASH_LEN),
+							  li_bytes_to_hex(prev_hash, LI_HASH_LEN), prev_number);
 		return false;
 	}
 	return true;

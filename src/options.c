@@ -91,7 +91,7 @@ static const char *const event_type_choices[] = {"contract", "system", "diagnost
 static const OptDef opt_defs[] = {
 	CHOICE_OPT("commit", SRC_ALL, commit, commit_choices, STORE_INDEX),
 	INT_OPT("batch_max_events", SRC_ALL, batch_max_events, 1, 10000000),
-	INT64_OPT("batch_max_bytes", SRC_ALL, batch_max_bytes, 65536, INT64CONST(1) << 40),
+	INT64_OPT("batch_max_bytes", SRC_INBOX | SRC_EVM, batch_max_bytes, 65536, INT64CONST(1) << 40),
 	INT_OPT("batch_max_ledgers", SRC_ALL, batch_max_ledgers, 1, 1000000),
 	INT_OPT("batch_max_ms", SRC_ALL, batch_max_ms, 0, 3600000),
 	INT_OPT("poll_ms", SRC_ALL, poll_ms, 10, 3600000),

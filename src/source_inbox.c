@@ -347,8 +347,8 @@ add_document(LiPipeline *p, LiBatch *batch, HeapTuple tup, TupleDesc desc)
 			batch->reject_id = id;
 			batch->reject_fatal = true;
 			batch->reject_error = MemoryContextStrdup(batch->cxt,
-													  psprintf("Stellar ledger " INT64_FORMAT " does not chain to the ledger before it: its previousLedgerHash %s is not that ledger's hash; the Stellar network does not reorganize, so this document or an applied one is not from the network the pipeline follows",
-															   parsed.number, li_bytes_to_hex(parsed.parent_hash, LI_HASH_LEN) + 2));
+													  psprintf("%s, so this document or an applied one is not from the network the pipeline follows",
+															   reorg_error));
 			return false;
 		}
 		batch->reorg = true;

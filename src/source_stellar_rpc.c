@@ -13,7 +13,7 @@
  * 2. getHealth: latestLedger (the head) and oldestLedger.  The next ledger
  *    (after the cursor, at least from_ledger) older than oldestLedger fails
  *    the pipeline with a hint to backfill through the inbox; a head more
- *    than LI_STELLAR_RESET_LEDGERS below the cursor (a network reset, or a
+ *    than LI_STELLAR_RESET_LEDGERS below an applied cursor (a network reset, or a
  *    server of another network with the same passphrase) fails it too; a
  *    head below the next ledger is waited for.
  * 3. getEvents over the window [next, last], last = min(head, next +
@@ -510,15 +510,6 @@ parse_ledger(JsonbContainer *entry, JsonbValue **events, int nevents, LiLedger *
 	li_parse_stellar_ledger(&JsonbValueToJsonb(res)->root, out);
 }
 
-/* a chain break or a forged header: the pipeline fails with this */
-static char *
-broken_chain(const LiLedger *l, const uint8 *prev_hash, int64 prev)
-{
-	return psprintf("Stellar ledger " INT64_FORMAT " does not chain to ledger " INT64_FORMAT ": its previousLedgerHash %s is not that ledger's hash %s; the Stellar network does not reorganize, so the server%s is not serving the network the pipeline follows",
-					l->number, prev, li_bytes_to_hex(l->parent_hash, LI_HASH_LEN) + 2,
-					li_bytes_to_hex(prev_hash, LI_HASH_LEN) + 2, li_rpc_endpoint_label());
-}
-
 /*
  * li_stellar_rpc_fetch -- fetch the next window of ledgers into the batch
  * (see the file header).  Leaves the batch empty at the head; sets
@@ -561,7 +552,7 @@ li_stellar_rpc_fetch(LiPipeline *p, LiBatch *batch)
 							 next, li_rpc_endpoint_label(), oldest, next, oldest - 1, oldest));
 		return;
 	}
-	if (head + LI_STELLAR_RESET_LEDGERS < p->cursor.ledger)
+	if (p->has_cursor_hash && head + LI_STELLAR_RESET_LEDGERS < p->cursor.ledger)
 	{
 		fail(batch, psprintf("the Stellar RPC server's latest ledger " INT64_FORMAT "%s is more than %d ledgers below the cursor (ledger " INT64_FORMAT "): the network was reset, or the server follows another network",
 							 head, li_rpc_endpoint_label(), LI_STELLAR_RESET_LEDGERS, p->cursor.ledger));
@@ -609,22 +600,11 @@ li_stellar_rpc_fetch(LiPipeline *p, LiBatch *batch)
 			ev++;
 		l = li_batch_add(batch);
 		parse_ledger(entry, w.events + first_ev, ev - first_ev, l);
-		if (prev == NULL ? (p->has_cursor_hash && p->cursor.complete && l->number == p->cursor.ledger + 1 &&
-							memcmp(l->parent_hash, p->cursor_hash, LI_HASH_LEN) != 0)
-			: (l->number == prev->number + 1 && memcmp(l->parent_hash, prev->hash, LI_HASH_LEN) != 0))
+		if (!li_check_continuity(p, prev, l, &why))
 		{
-			fail(batch, broken_chain(l, prev ? prev->hash : p->cursor_hash,
-									 prev ? prev->number : p->cursor.ledger));
-			batch->nledgers--;
-			break;
-		}
-		if (prev == NULL && !p->cursor.complete && p->has_cursor_hash &&
-			l->number == p->cursor.ledger && memcmp(l->hash, p->cursor_hash, LI_HASH_LEN) != 0)
-		{
-			fail(batch, psprintf("Stellar ledger " INT64_FORMAT " from the server%s is not the partially applied ledger " INT64_FORMAT ": its hash %s is not %s",
-								 l->number, li_rpc_endpoint_label(), p->cursor.ledger,
-								 li_bytes_to_hex(l->hash, LI_HASH_LEN) + 2,
-								 li_bytes_to_hex(p->cursor_hash, LI_HASH_LEN) + 2));
+			/* the Stellar network does not reorganize */
+			fail(batch, psprintf("%s, so the server%s is not serving the network the pipeline follows",
+								 why, li_rpc_endpoint_label()));
 			batch->nledgers--;
 			break;
 		}

@@ -98,7 +98,8 @@
  *                 block.  Requests with a tag ("latest", ...) do not match:
  *                 they are forwarded unchanged and do not use up the count.
  *   head_back     forward; a 0x result (eth_blockNumber) is lowered by `by`
- *                 (default 5), never below 0x0.
+ *                 (default 5), never below 0x0; so is the "latestLedger" of
+ *                 an object result (Stellar RPC's getHealth, getEvents).
  *   stellar_header forward; in a Stellar RPC getLedgers answer, a bit of
  *                 each ledger's previousLedgerHash in headerXdr flipped (the
  *                 header no longer hashes to "hash": a corrupt header), or,
@@ -595,6 +596,9 @@ function rewrite(mode, p, rpc, doc) {
 			return { ...log, blockHash: otherHash(log.blockHash) };
 		}) };
 	case 'head_back': {
+		const back = Number.isInteger(p.by) ? p.by : 5;
+		if (isObject(doc.result) && Number.isInteger(doc.result.latestLedger))	/* Stellar RPC */
+			return { ...doc, result: { ...doc.result, latestLedger: Math.max(doc.result.latestLedger - back, 0) } };
 		const head = parseQuantity(doc.result);
 		if (head === null)
 			return null;

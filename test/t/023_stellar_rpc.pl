@@ -15,10 +15,12 @@
 #     (timeout; no transaction open while it hangs), truncated JSON, a
 #     JSON-RPC error, a getEvents page limit ("limit must not exceed N":
 #     pages of N, by cursor): identical sinks, nothing lost or twice;
+#     a dead first URL (failover);
 #  e) what fails the pipeline, with an error that says why and nothing
 #     applied from it: another network's passphrase, a cursor older than
 #     the server's retention (hint: the inbox), a corrupt header (then,
-#     resumed, the pipeline finishes), a forged ledger that does not chain;
+#     resumed, the pipeline finishes), a forged ledger that does not chain,
+#     a head far below the applied cursor (a network reset);
 #  f) options refused at create_pipeline, naming the key.
 use strict;
 use warnings;
@@ -36,16 +38,9 @@ my $replay = li_stellar_replay('--headers', $golden);
 my ($url, $ctl) = li_proxy($replay);
 my $pubnet = 'Public Global Stellar Network ; September 2015';
 
-my $out = "$PostgreSQL::Test::Utils::tmp_check/stellar_rpc_documents";
-mkdir $out;
-system('node', li_root() . '/test/stellar/documents.mjs', $replay, li_data() . '/stellar', $out) == 0
-  or die 'documents.mjs failed';
+li_stellar_documents($node, $replay);
 my $copy = q{WITH (FORMAT csv, DELIMITER E'\t', QUOTE E'\x01')};
 q1(qq{
-	CREATE TABLE docs (ledger bigint, doc jsonb);
-	COPY docs FROM '$out/documents.tsv' $copy;
-	CREATE TABLE rpc_events (id text, contract_id text, tx_hash text, topics text, value text);
-	COPY rpc_events FROM '$out/events.tsv' $copy;
 	CREATE TABLE golden (doc jsonb);
 	COPY golden FROM '$golden' $copy;
 	CREATE TABLE raw (pipeline text, ledger bigint, ledger_hash bytea, ledger_time timestamptz, tx_index int,
@@ -206,19 +201,30 @@ li_case($F, "stellar_rpc, a getEvents page limit of 100: pages of 100 by cursor 
 $ctl->('__clear');
 $ctl->('__fault', { mode => 'hang', count => 1, method => 'getLedgers' });
 rpc_pipeline('hang', 63092988, 63092996);
+# the worker while it waits: its activity says getLedgers, no transaction open
 my $in_xact = '';
-for (1 .. 15)
+for (1 .. 50)
 {
-	$in_xact = q1(q{SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%hang%'
-		AND wait_event IS DISTINCT FROM NULL AND xact_start IS NOT NULL});
+	$in_xact = q1(q{SELECT CASE WHEN xact_start IS NULL AND backend_xid IS NULL THEN 'none' ELSE 'open' END
+		FROM pg_stat_activity WHERE application_name = 'ledger_ingest hang' AND query LIKE '%: getLedgers'});
+	last if $in_xact ne '';
 	usleep(100_000);
-	last if $in_xact ne '0';
 }
 $st = state_of('hang');
 li_case($F, 'stellar_rpc, a getLedgers that never answers: no transaction open while waiting, timed out, then every event applied once',
-	$in_xact eq '0' && $st eq 'finished 63092996' && sink_diff('hang') == 0
+	$in_xact eq 'none' && $st eq 'finished 63092996' && sink_diff('hang') == 0
 	  && q1(q{SELECT count(*) FROM raw WHERE pipeline = 'hang'}) == $r3);
 $ctl->('__clear');
+
+# failover: the first of two URLs refuses connections
+q1(qq{SELECT ledger_ingest.create_pipeline('failover', 'stellar_rpc',
+	'{"urls": ["http://127.0.0.1:1", "$url"], "network_passphrase": "$pubnet", "from_ledger": 63092988,
+	  "to_ledger": 63092996, "poll_ms": 100}');
+	SELECT ledger_ingest.add_raw_sink('failover', 'raw');
+	SELECT ledger_ingest.start('failover')});
+li_case($F, 'stellar_rpc, urls whose first endpoint refuses connections: failed over, every event applied once',
+	state_of('failover') eq 'finished 63092996' && sink_diff('failover') == 0
+	  && q1(q{SELECT count(*) FROM raw WHERE pipeline = 'failover'}) == $r3);
 
 # ---------------------------------------------------------------------
 # e) what fails the pipeline
@@ -259,6 +265,15 @@ my $next = $g0 + 1;
 li_case($F, 'stellar_rpc, a forged ledger (consistent in itself) does not chain: the next ledger fails the pipeline, naming both',
 	failed_with('forged', qr/Stellar ledger $next does not chain to ledger $g0: its previousLedgerHash \w{64} is not that ledger's hash \w{64}; the Stellar network does not reorganize/)
 	  && q1(q{SELECT ledger FROM ledger_ingest.cursor WHERE pipeline = 'forged'}) == $g0);
+$ctl->('__clear');
+
+# a network reset: the server's head far below an applied cursor
+rpc_pipeline('reset', 63092988, 63092996 + 1000000);
+ok(li_wait($node, 'reset', 63092996, 60), 'a pipeline following the head reached 63092996');
+$ctl->('__fault', { mode => 'head_back', by => 63000000, count => -1, method => 'getHealth' });
+li_case($F, 'stellar_rpc, a server whose latest ledger is far below the applied cursor (a network reset): failed, saying so',
+	failed_with('reset', qr/the Stellar RPC server's latest ledger 92996 is more than 1000 ledgers below the cursor \(ledger 63092996\): the network was reset/)
+	  && q1(q{SELECT ledger FROM ledger_ingest.cursor WHERE pipeline = 'reset'}) == 63092996);
 $ctl->('__clear');
 
 # ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep);
 use Cwd ();
 use File::Basename ();
 
-our @EXPORT = qw(li_root li_data li_stellar_replay li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql li_doc
+our @EXPORT = qw(li_root li_data li_stellar_replay li_stellar_documents li_node li_cluster li_gated_replay li_run_to_gate li_chain_sql li_doc
   li_load_erc20 li_load_ndjson li_wait
   li_scalar li_worker_pid li_wait_state li_wait_up li_listen li_drain
   li_anvil chain cast li_case li_dbh li_balances li_same_balances li_proxy);
@@ -348,6 +348,32 @@ sub li_stellar_replay
 	return "http://127.0.0.1:$port";
 }
 END { $_->kill_kill for @replays; }
+
+# The replay server's ledgers at $url as a producer sends them
+# (test/stellar/documents.mjs), loaded into tables of $node's "postgres":
+# docs (ledger, doc: a Stellar ledger document), rpc_events (getEvents'
+# events: id, contract_id, tx_hash, topics, value), fees (tx_hash,
+# fee_charged from the LedgerCloseMeta) and hdr_docs (the 406 golden headers
+# as documents).
+sub li_stellar_documents
+{
+	my ($node, $url) = @_;
+	my $out = "$PostgreSQL::Test::Utils::tmp_check/stellar_documents_" . $node->name;
+	mkdir $out;
+	system('node', li_root() . '/test/stellar/documents.mjs', $url, li_data() . '/stellar', $out) == 0
+	  or die 'documents.mjs failed';
+	my $copy = q{WITH (FORMAT csv, DELIMITER E'\t', QUOTE E'\x01')};
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE docs (ledger bigint, doc jsonb);
+		COPY docs FROM '$out/documents.tsv' $copy;
+		CREATE TABLE rpc_events (id text, contract_id text, tx_hash text, topics text, value text);
+		COPY rpc_events FROM '$out/events.tsv' $copy;
+		CREATE TABLE fees (tx_hash text, fee_charged numeric);
+		COPY fees FROM '$out/fees.tsv' $copy;
+		CREATE TABLE hdr_docs (ledger bigint, doc jsonb);
+		COPY hdr_docs FROM '$out/headers.tsv' $copy;
+	});
+}
 
 # test/chain.sh with arguments; its output.
 sub chain
