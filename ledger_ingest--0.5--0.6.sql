@@ -1,4 +1,4 @@
-/* ledger_ingest--0.5--0.6.sql: the stellar_rpc source */
+/* ledger_ingest--0.5--0.6.sql: the stellar_rpc source, block handlers */
 
 \echo Use "ALTER EXTENSION ledger_ingest UPDATE TO '0.6'" to load this file. \quit
 
@@ -6,6 +6,10 @@ ALTER TABLE pipeline
 	DROP CONSTRAINT pipeline_source_check,
 	ADD CONSTRAINT pipeline_source_check
 		CHECK (source OPERATOR(pg_catalog.=) ANY (ARRAY['inbox', 'evm_rpc', 'stellar_rpc']));
+
+-- Block handlers: a handler row with "every" is called once per ledger whose
+-- number is a multiple of it, with the ledger's header (add_block_handler)
+ALTER TABLE handler ADD COLUMN every integer CHECK (every OPERATOR(pg_catalog.>=) 1);
 
 -- create_pipeline(name, source 'inbox'|'evm_rpc'|'stellar_rpc', options
 -- jsonb): creates a stopped pipeline owned by current_user with its cursor
@@ -104,3 +108,45 @@ $$;
 
 COMMENT ON FUNCTION create_pipeline(text, text, jsonb) IS
 	'Creates a stopped pipeline (source ''inbox'', ''evm_rpc'' or ''stellar_rpc'', validated options) owned by current_user, its cursor at options.from_block (or from_ledger) - 1, or -1.';
+
+-- add_block_handler(pipeline, handler, every): registers a function taking
+-- one ledger_ingest.ledger (the ledger's header: pipeline, number, hash,
+-- parent_hash, time, events, applied_at), called once per applied ledger
+-- whose number is a multiple of every (1: every ledger; evm_rpc and
+-- stellar_rpc fetch those ledgers even without events), inside the apply
+-- transaction, after that ledger's per-event handlers.  The caller needs
+-- EXECUTE on it.  Returns the handler id (registration order, shared with
+-- add_handler); remove_handler() removes it.
+CREATE FUNCTION add_block_handler(pipeline text, handler regprocedure, every integer DEFAULT 1)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	nargs int;
+	argtype oid;
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF handler IS NULL OR every IS NULL THEN
+		RAISE EXCEPTION 'handler and every must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF every < 1 THEN
+		RAISE EXCEPTION 'every must be at least 1, got %', every USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT p.pronargs, p.proargtypes[0] INTO nargs, argtype FROM pg_proc p WHERE p.oid = handler;
+	IF nargs IS DISTINCT FROM 1 OR argtype <> 'ledger_ingest.ledger'::regtype THEN
+		RAISE EXCEPTION 'block handler % must take exactly one argument of type ledger_ingest.ledger', handler
+			USING ERRCODE = 'invalid_function_definition';
+	END IF;
+	IF NOT has_function_privilege(current_user, handler, 'EXECUTE') THEN
+		RAISE EXCEPTION 'permission denied for function %', handler
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	RETURN ledger_ingest._catalog_write('add_block_handler', pipeline,
+		ARRAY[ledger_ingest._proc_text(handler), every::text]);
+END
+$$;
+
+REVOKE ALL ON FUNCTION add_block_handler(text, regprocedure, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_block_handler(text, regprocedure, integer) TO ledger_ingest_admin;
+COMMENT ON FUNCTION add_block_handler(text, regprocedure, integer) IS
+	'Registers a handler taking ledger_ingest.ledger, called once per applied ledger whose number is a multiple of every, after its event handlers. Returns the handler id.';

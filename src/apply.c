@@ -368,6 +368,15 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(txn_cxt);
 		}
+		/* the ledger's block handlers, once: in the transaction that completes it */
+		if (p->nblock_handlers > 0 && segs[s].last == l->nevents)
+		{
+			MemoryContext old = MemoryContextSwitchTo(txn_cxt);
+
+			li_run_block_handlers(p, pipeline_text, l, ledger_hash);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(txn_cxt);
+		}
 	}
 	li_run_set_handlers(p, sets);
 	if (p->nsinks > 0)

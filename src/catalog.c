@@ -185,7 +185,10 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 								   "  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
 								   "LEFT JOIN pg_catalog.pg_proc r ON r.oid OPERATOR(pg_catalog.=) "
 								   "  pg_catalog.to_regprocedure(h.revert::pg_catalog.text)::pg_catalog.oid "
-								   "WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
+								   "WHERE h.pipeline OPERATOR(pg_catalog.=) $1 "
+								   /* every is 0.6's: block handlers are read apart */
+								   "AND (pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every') IS NULL "
+								   "ORDER BY h.id",
 								   p->name, "the handlers");
 	handlers = MemoryContextAllocZero(cxt, sizeof(LiHandler) * Max(nh, 1));
 	for (int i = 0; i < nh; i++)
@@ -248,6 +251,63 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 	}
 	*nhandlers = nh;
 	return handlers;
+}
+
+/* the greatest common divisor of a and b (gcd(0, b) = b) */
+static int64
+gcd64(int64 a, int64 b)
+{
+	while (b != 0)
+	{
+		int64		t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * The pipeline's block handlers (0.6) into p->block_handlers, and the gcd
+ * of their "every" into p->opts.block_every (allocations in cxt; *missing
+ * as read_handlers).
+ */
+static void
+read_block_handlers(LiPipeline *p, MemoryContext cxt, char **missing)
+{
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	int64		g = 0;
+
+	p->nblock_handlers = (int) select_for_pipeline("SELECT h.id, f.oid, h.handler::pg_catalog.text, "
+												   "(pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every')::pg_catalog.int4 "
+												   "FROM ledger_ingest.handler h "
+												   "LEFT JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) "
+												   "  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
+												   "WHERE h.pipeline OPERATOR(pg_catalog.=) $1 "
+												   "AND (pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every') IS NOT NULL "
+												   "ORDER BY h.id",
+												   p->name, "the block handlers");
+	p->block_handlers = MemoryContextAllocZero(cxt, sizeof(LiBlockHandler) * Max(p->nblock_handlers, 1));
+	for (int i = 0; i < p->nblock_handlers; i++)
+	{
+		LiBlockHandler *h = &p->block_handlers[i];
+
+		tup = SPI_tuptable->vals[i];
+		desc = SPI_tuptable->tupdesc;
+		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		h->name = MemoryContextStrdup(cxt, isnull ? SPI_getvalue(tup, desc, 3) :
+									  format_procedure(h->funcoid));
+		if (isnull && *missing == NULL)
+			*missing = psprintf("block handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+							   h->name, p->name);
+		h->every = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		/* the gcd: each handler's ledgers are multiples of it */
+		g = gcd64(g, h->every);
+	}
+	p->opts.block_every = g;
 }
 
 /* The pipeline's tracked tables into p->tracked (allocations in cxt; *missing as read_handlers). */
@@ -333,6 +393,7 @@ li_catalog_read_pipeline(LiPipeline *p, MemoryContext cxt, char **missing, char 
 	if (found != LI_PIPELINE_RUNNING)
 		return found;
 	handlers = read_handlers(p, cxt, missing, &nhandlers);
+	read_block_handlers(p, cxt, missing);
 	read_tracked(p, cxt, missing);
 	read_sinks(p, cxt, missing);
 	p->handlers = handlers;
@@ -672,6 +733,9 @@ static const LiWriteOp write_ops[] = {
 		"INSERT INTO ledger_ingest.handler (pipeline, handler, topic0, address, revert, event) "
 		"VALUES ($1, $2[1], decode($2[2], 'hex'), decode($2[3], 'hex'), $2[4], $2[5]) RETURNING id"},
 	/* args: handler */
+	{"add_block_handler", 2, LI_CHECK_PIPELINE_OWNER,
+		"INSERT INTO ledger_ingest.handler (pipeline, handler, every) "
+		"VALUES ($1, $2[1], $2[2]::pg_catalog.int4) RETURNING id"},
 	{"remove_handler", 1, LI_CHECK_PIPELINE_OWNER,
 		"WITH d AS (DELETE FROM ledger_ingest.handler h WHERE h.pipeline = $1 AND h.handler = $2[1] "
 		"      RETURNING 1) SELECT count(*) FROM d"},

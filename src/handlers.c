@@ -26,10 +26,15 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "abi.h"
 #include "apply.h"
@@ -316,6 +321,84 @@ li_run_set_handlers(LiPipeline *p, LiEventSet *sets)
 					  PointerGetDatum(construct_array(sets[i].vals, sets[i].n,
 													  li_event_tupdesc()->tdtypeid, -1,
 													  false, TYPALIGN_DOUBLE)));
+	}
+	li_apply_ctx.handler = NULL;
+}
+
+/* ledger_ingest.ledger's row type, looked up once per process */
+static TupleDesc ledger_tupdesc = NULL;
+
+/*
+ * The ledger_ingest.ledger value of ledger l (the header row apply.c stores
+ * for it), its attributes set by name: pipeline, number, hash, parent_hash,
+ * time, events, applied_at (now()); any other NULL.
+ */
+static Datum
+ledger_datum(Datum pipeline_text, LiLedger *l, Datum ledger_hash)
+{
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (ledger_tupdesc == NULL)
+	{
+		Oid			relid = get_relname_relid("ledger", get_namespace_oid(LI_SCHEMA, false));
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		if (!OidIsValid(relid))
+			elog(ERROR, "table ledger_ingest.ledger does not exist");
+		ledger_tupdesc = lookup_rowtype_tupdesc_copy(get_rel_type_id(relid), -1);
+		BlessTupleDesc(ledger_tupdesc);
+		MemoryContextSwitchTo(old);
+	}
+	values = palloc0(sizeof(Datum) * ledger_tupdesc->natts);
+	nulls = palloc(sizeof(bool) * ledger_tupdesc->natts);
+	for (int a = 0; a < ledger_tupdesc->natts; a++)
+	{
+		const char *name = NameStr(TupleDescAttr(ledger_tupdesc, a)->attname);
+
+		nulls[a] = false;
+		if (strcmp(name, "pipeline") == 0)
+			values[a] = pipeline_text;
+		else if (strcmp(name, "number") == 0)
+			values[a] = Int64GetDatum(l->number);
+		else if (strcmp(name, "hash") == 0)
+			values[a] = ledger_hash;
+		else if (strcmp(name, "parent_hash") == 0 && l->has_parent)
+			values[a] = PointerGetDatum(li_bytes_to_bytea(l->parent_hash, LI_HASH_LEN));
+		else if (strcmp(name, "time") == 0 && !TIMESTAMP_NOT_FINITE(l->time))
+			values[a] = TimestampTzGetDatum(l->time);
+		else if (strcmp(name, "events") == 0)
+			values[a] = Int32GetDatum(l->nevents);
+		else if (strcmp(name, "applied_at") == 0)
+			values[a] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		else
+			nulls[a] = true;
+	}
+	return HeapTupleGetDatum(heap_form_tuple(ledger_tupdesc, values, nulls));
+}
+
+/*
+ * li_run_block_handlers -- call each block handler whose every divides
+ * ledger l's number with l's header, as the pipeline's owner (after l's
+ * event handlers, in the transaction that applies its last event).
+ */
+void
+li_run_block_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_hash)
+{
+	Datum		v = (Datum) 0;
+
+	for (int i = 0; i < p->nblock_handlers; i++)
+	{
+		LiBlockHandler *h = &p->block_handlers[i];
+
+		if (l->number % h->every != 0)
+			continue;
+		if (v == (Datum) 0)
+			v = ledger_datum(pipeline_text, l, ledger_hash);
+		li_apply_ctx.handler = h->name;
+		li_apply_ctx.tx_index = -1;
+		li_apply_ctx.event_index = -1;
+		li_call_as_owner(p->owner, li_handler_fn(p, h->funcoid, &h->fn), v);
 	}
 	li_apply_ctx.handler = NULL;
 }

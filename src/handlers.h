@@ -35,5 +35,11 @@ extern void li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Dat
 							MemoryContext set_cxt);
 /* call each set-based handler once with the events it matched */
 extern void li_run_set_handlers(LiPipeline *p, LiEventSet *sets);
+/*
+ * call each block handler whose every divides l's number with l's header
+ * (a ledger_ingest.ledger value), as the owner, in registration order
+ */
+extern void li_run_block_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l,
+								  Datum ledger_hash);
 
 #endif							/* LI_HANDLERS_H */

@@ -71,6 +71,12 @@ typedef struct LiOptions
 	char	   *network_passphrase; /* getNetwork's passphrase must be this */
 	Jsonb	   *contract_ids;	/* getEvents contractIds (C strkeys) or NULL */
 	char	   *event_type;		/* getEvents type filter or NULL */
+	/*
+	 * Not an option: the gcd of the pipeline's block handlers' "every" (0:
+	 * none), set by catalog.c; the RPC sources fetch the ledgers whose
+	 * numbers are its multiples even without events.
+	 */
+	int64		block_every;
 } LiOptions;
 
 /*

@@ -35,6 +35,16 @@ typedef struct LiHandler
 	int			abi_ntopics;	/* topics a log of that event has */
 } LiHandler;
 
+/* A block handler: called with each applied ledger whose number is a multiple of every. */
+typedef struct LiBlockHandler
+{
+	int64		id;
+	Oid			funcoid;
+	char	   *name;			/* regprocedure text, for errors */
+	int			every;
+	FmgrInfo   *fn;				/* set up on first call */
+} LiBlockHandler;
+
 /* A table whose changes the pipeline journals for reorgs. */
 typedef struct LiTracked
 {
@@ -62,6 +72,8 @@ typedef struct LiPipeline
 	LiSlot	   *slot;
 	int			nhandlers;
 	LiHandler  *handlers;
+	int			nblock_handlers;
+	LiBlockHandler *block_handlers;
 	int			ntracked;
 	LiTracked  *tracked;
 	bool		has_revert;		/* some handler has a revert function */

@@ -663,18 +663,22 @@ fetch_range_logs(LiPipeline *p, int64 next, int64 safe, RangeLogs *range, uint8 
 }
 
 /*
- * The blocks to fetch of range [next, end], sorted: the last, every block
- * with logs, and the first unless the range is final (its parentHash ties
- * the range to the cursor; below the final floor there is nothing to tie).
+ * The blocks to fetch of range [next, end], sorted, each once: the last,
+ * every block with logs, the first unless the range is final (its
+ * parentHash ties the range to the cursor; below the final floor there is
+ * nothing to tie), and the multiples of the block handlers' block_every.
  * Returns how many.
  */
 static int
-blocks_to_fetch(const RangeLogs *range, int64 **numbers_out)
+blocks_to_fetch(LiPipeline *p, const RangeLogs *range, int64 **numbers_out)
 {
-	int64	   *numbers = palloc(sizeof(int64) * (range->nblocks + 2));
 	int64		next = range->next;
 	int64		end = range->end;
+	int64		every = p->opts.block_every;
+	int64		nmult = every > 0 ? end / every - (next + every - 1) / every + 1 : 0;
+	int64	   *numbers = palloc(sizeof(int64) * (range->nblocks + 2 + Max(nmult, 0)));
 	int			n = 0;
+	int			k = 0;
 
 	numbers[n++] = end;
 	if (next != end && !range->final)
@@ -683,9 +687,15 @@ blocks_to_fetch(const RangeLogs *range, int64 **numbers_out)
 		if (range->blocks[j].number != end &&
 			(range->final || range->blocks[j].number != next))
 			numbers[n++] = range->blocks[j].number;
+	if (every > 0)
+		for (int64 m = (next + every - 1) / every * every; m <= end; m += every)
+			numbers[n++] = m;
 	qsort(numbers, n, sizeof(int64), int64_cmp);
+	for (int j = 0; j < n; j++)
+		if (k == 0 || numbers[j] != numbers[k - 1])
+			numbers[k++] = numbers[j];
 	*numbers_out = numbers;
-	return n;
+	return k;
 }
 
 /*
@@ -812,7 +822,7 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 	for (int r = 0; r < nranges; r++)
 	{
 		int64	   *nums;
-		int			m = blocks_to_fetch(&ranges[r], &nums);
+		int			m = blocks_to_fetch(p, &ranges[r], &nums);
 
 		numbers = numbers ? repalloc(numbers, sizeof(int64) * (n + m)) : palloc(sizeof(int64) * m);
 		owner = owner ? repalloc(owner, sizeof(int) * (n + m)) : palloc(sizeof(int) * m);

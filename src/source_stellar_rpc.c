@@ -359,22 +359,38 @@ fetch_events(LiPipeline *p, Window *w)
 	}
 }
 
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
- * The ledgers to fetch: the window's ends and every ledger with events,
- * increasing, each once.
+ * The ledgers to fetch: the window's ends, every ledger with events and the
+ * multiples of the block handlers' block_every, increasing, each once.
  */
 static int64 *
-window_ledgers(const Window *w, int *n)
+window_ledgers(const Window *w, int64 every, int *n)
 {
-	int64	   *s = palloc(sizeof(int64) * (w->nevents + 2));
+	int64		nmult = every > 0 ? w->last / every - (w->first + every - 1) / every + 1 : 0;
+	int64	   *s = palloc(sizeof(int64) * (w->nevents + 2 + Max(nmult, 0)));
+	int			m = 0;
 	int			k = 0;
 
-	s[k++] = w->first;
+	s[m++] = w->first;
+	s[m++] = w->last;
 	for (int i = 0; i < w->nevents; i++)
-		if (w->ledgers[i] != s[k - 1])
-			s[k++] = w->ledgers[i];
-	if (w->last != s[k - 1])
-		s[k++] = w->last;
+		s[m++] = w->ledgers[i];
+	if (every > 0)
+		for (int64 x = (w->first + every - 1) / every * every; x <= w->last; x += every)
+			s[m++] = x;
+	qsort(s, m, sizeof(int64), int64_cmp);
+	for (int i = 0; i < m; i++)
+		if (k == 0 || s[i] != s[k - 1])
+			s[k++] = s[i];
 	*n = k;
 	return s;
 }
@@ -578,7 +594,7 @@ li_stellar_rpc_fetch(LiPipeline *p, LiBatch *batch)
 	}
 
 	pgstat_report_activity(STATE_RUNNING, psprintf("ledger_ingest %s: getLedgers", p->name));
-	seqs = window_ledgers(&w, &nseqs);
+	seqs = window_ledgers(&w, p->opts.block_every, &nseqs);
 	entries = palloc(sizeof(JsonbValue *) * nseqs);
 	fetch_ledgers(seqs, nseqs, entries);
 	for (int i = 0; i < nseqs; i++)

@@ -10,7 +10,8 @@
 #     exactly the matching part of the unfiltered sink;
 #  c) the 406 headers through windows of 1 and of 50 ledgers: every
 #     fetched header stored with the golden hash; every link checked with
-#     windows of 1;
+#     windows of 1; a block handler every 7 ledgers sees each multiple of 7
+#     once with its golden hash;
 #  d) faults: 429 with Retry-After, HTTP 500, a hanging getLedgers
 #     (timeout; no transaction open while it hangs), truncated JSON, a
 #     JSON-RPC error, a getEvents page limit ("limit must not exceed N":
@@ -156,6 +157,27 @@ is(q1(q{SELECT count(*) FROM ledger_ingest.ledger WHERE pipeline = 'g1'}) . ' ' 
 	'406 0', 'g1 stored the 406 headers, each with the golden hash and previous hash');
 is(q1(q{SELECT count(*) FROM ledger_ingest.ledger WHERE pipeline = 'g50'}) . ' ' . $golden_diff->('g50'),
 	'18 0', 'g50 stored the two ends of each of its 9 windows, each the golden hash');
+
+# a block handler every 7 ledgers: those ledgers are fetched too, each
+# handled once with its golden hash
+q1(qq{
+	CREATE TABLE every7 (number bigint PRIMARY KEY, hash bytea, events int);
+	CREATE FUNCTION on_every7(b ledger_ingest.ledger) RETURNS void LANGUAGE sql AS
+		\$\$ INSERT INTO every7 VALUES (b.number, b.hash, b.events) \$\$;
+	SELECT ledger_ingest.create_pipeline('g7', 'stellar_rpc',
+		'{"url": "$url", "network_passphrase": "$pubnet", "from_ledger": $g0, "to_ledger": $g1, "ledger_range": 50, "poll_ms": 100}');
+	SELECT ledger_ingest.add_block_handler('g7', 'on_every7(ledger_ingest.ledger)', every => 7);
+	SELECT ledger_ingest.start('g7');
+});
+is(state_of('g7'), "finished $g1", 'a pipeline with a block handler every 7 ledgers finished');
+is(q1(qq{SELECT count(*) FROM generate_series($g0, $g1) n WHERE n % 7 = 0}) . ' 0',
+	q1(q{SELECT count(*) FROM every7}) . ' ' . q1(qq{
+		SELECT count(*) FROM generate_series($g0, $g1) n
+		FULL JOIN every7 e ON e.number = n
+		LEFT JOIN golden g ON (g.doc->>'sequence')::bigint = e.number
+		WHERE (n % 7 = 0) IS DISTINCT FROM (e.number IS NOT NULL)
+		   OR (e.number IS NOT NULL AND (encode(e.hash, 'hex') IS DISTINCT FROM g.doc->>'ledger_hash' OR e.events <> 0))}),
+	'the block handler saw each multiple of 7 once, with the golden hash');
 
 # ---------------------------------------------------------------------
 # d) faults: the same sink as without them
