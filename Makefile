@@ -33,6 +33,7 @@ OBJS = \
 	src/catalog.o \
 	src/journal.o \
 	src/sink.o \
+	src/table_sink.o \
 	src/keccak.o \
 	src/abi_core.o \
 	src/abi.o \

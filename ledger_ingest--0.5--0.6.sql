@@ -1,4 +1,4 @@
-/* ledger_ingest--0.5--0.6.sql: the stellar_rpc source, block handlers */
+/* ledger_ingest--0.5--0.6.sql: the stellar_rpc source, block handlers, table sinks */
 
 \echo Use "ALTER EXTENSION ledger_ingest UPDATE TO '0.6'" to load this file. \quit
 
@@ -10,6 +10,12 @@ ALTER TABLE pipeline
 -- Block handlers: a handler row with "every" is called once per ledger whose
 -- number is a multiple of it, with the ledger's header (add_block_handler)
 ALTER TABLE handler ADD COLUMN every integer CHECK (every OPERATOR(pg_catalog.>=) 1);
+
+-- Table sinks: a sink row with "event" is a table sink (add_table_sink)
+ALTER TABLE sink
+	ADD COLUMN event text,
+	ADD COLUMN address bytea CHECK (pg_catalog.length(address) OPERATOR(pg_catalog.=) 20),
+	ADD COLUMN columns jsonb;
 
 -- create_pipeline(name, source 'inbox'|'evm_rpc'|'stellar_rpc', options
 -- jsonb): creates a stopped pipeline owned by current_user with its cursor
@@ -150,3 +156,75 @@ REVOKE ALL ON FUNCTION add_block_handler(text, regprocedure, integer) FROM PUBLI
 GRANT EXECUTE ON FUNCTION add_block_handler(text, regprocedure, integer) TO ledger_ingest_admin;
 COMMENT ON FUNCTION add_block_handler(text, regprocedure, integer) IS
 	'Registers a handler taking ledger_ingest.ledger, called once per applied ledger whose number is a multiple of every, after its event handlers. Returns the handler id.';
+
+-- _table_sink_check(tbl, event, columns): add_table_sink's checks (the
+-- signature, and each column of tbl against the event's arguments and the
+-- fields of ledger_ingest.event, src/table_sink.c); the canonical signature
+CREATE FUNCTION _table_sink_check(tbl regclass, event text, columns jsonb) RETURNS text
+	AS 'MODULE_PATHNAME', 'ledger_ingest_table_sink_check'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- add_table_sink(pipeline, tbl, event, address, columns): each log of the
+-- Solidity event (of contract address, when given) lands as a row of tbl,
+-- in the apply transaction: its arguments decoded in C into the columns
+-- named after them (or as columns maps them: {"column": "argument or
+-- event field"}), fields of ledger_ingest.event into columns named after
+-- them (src/table_sink.c says which types hold which arguments).  Columns
+-- that fit nothing are refused unless they have a default.  The pipeline
+-- owner needs INSERT on tbl; no row-level security.
+CREATE FUNCTION add_table_sink(pipeline text, tbl regclass, event text,
+							   address bytea DEFAULT NULL, columns jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF tbl IS NULL OR event IS NULL THEN
+		RAISE EXCEPTION 'tbl and event must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF EXISTS (SELECT 1 FROM ledger_ingest.pipeline p WHERE p.name = add_table_sink.pipeline
+			   AND (p.options->>'chain' = 'stellar' OR p.source = 'stellar_rpc')) THEN
+		RAISE EXCEPTION 'pipeline "%" follows Stellar ledgers: a table sink decodes Solidity ABI events', pipeline
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use add_raw_sink, and decode with ledger_ingest.scval_to_native().';
+	END IF;
+	IF address IS NOT NULL AND length(address) <> 20 THEN
+		RAISE EXCEPTION 'address must be 20 bytes, got %', length(address)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT has_table_privilege(current_user, tbl, 'INSERT') THEN
+		RAISE EXCEPTION 'permission denied for table %', tbl USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = tbl) THEN
+		RAISE EXCEPTION 'table sink table % has row-level security enabled', tbl
+			USING ERRCODE = 'feature_not_supported';
+	END IF;
+	PERFORM ledger_ingest._table_sink_check(tbl, event, columns);
+	PERFORM ledger_ingest._catalog_write('add_table_sink', pipeline,
+		ARRAY[tbl::oid::text, event, encode(address, 'hex'), columns::text]);
+END
+$$;
+
+-- remove_table_sink(pipeline, tbl): stops writing logs into tbl.
+CREATE FUNCTION remove_table_sink(pipeline text, tbl regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ledger_ingest._require_pipeline(pipeline);
+	IF ledger_ingest._catalog_write('remove_raw_sink', pipeline, ARRAY[tbl::oid::text]) = 0 THEN
+		RAISE EXCEPTION 'table % is not a sink of pipeline "%"', tbl, pipeline
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION _table_sink_check(regclass, text, jsonb),
+	add_table_sink(text, regclass, text, bytea, jsonb), remove_table_sink(text, regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _table_sink_check(regclass, text, jsonb),
+	add_table_sink(text, regclass, text, bytea, jsonb), remove_table_sink(text, regclass) TO ledger_ingest_admin;
+COMMENT ON FUNCTION _table_sink_check(regclass, text, jsonb) IS
+	'Internal: add_table_sink''s checks of a table against an event signature';
+COMMENT ON FUNCTION add_table_sink(text, regclass, text, bytea, jsonb) IS
+	'Writes each log of a Solidity event as a row of a table, its arguments decoded into typed columns, in the apply transaction.';
+COMMENT ON FUNCTION remove_table_sink(text, regclass) IS
+	'Stops writing a table sink.';

@@ -378,3 +378,10 @@ ledger_ingest_decode_event(PG_FUNCTION_ARGS)
 											 (const uint8 *) VARDATA_ANY(data),
 											 VARSIZE_ANY_EXHDR(data)));
 }
+
+/* li_abi_event_core: see abi.h */
+LiAbiDesc *
+li_abi_event_core(void *desc)
+{
+	return ((LiAbiHolder *) desc)->desc;
+}

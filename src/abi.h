@@ -53,5 +53,7 @@ extern Jsonb *li_abi_try_decode_event_jsonb(void *desc, const uint8 (*topics)[32
 
 /* li_abi_event_signature: the canonical signature, e.g. "Transfer(address,address,uint256)". */
 extern const char *li_abi_event_signature(void *desc);
+/* the core descriptor (abi_core.h) of a compiled event */
+extern struct LiAbiDesc *li_abi_event_core(void *desc);
 
 #endif							/* LI_ABI_H */

@@ -1135,6 +1135,8 @@ out_fail(Decoder *d, LiAbiStatus st)
 static int
 out_char(Decoder *d, char c)
 {
+	if (d->out == NULL)
+		return 0;				/* validating only */
 	RESERVE(d, 1);
 	d->out->data[d->out->len++] = c;
 	return 0;
@@ -1143,6 +1145,8 @@ out_char(Decoder *d, char c)
 static int
 out_mem(Decoder *d, const char *s, size_t n)
 {
+	if (d->out == NULL)
+		return 0;
 	RESERVE(d, n);
 	memcpy(d->out->data + d->out->len, s, n);
 	d->out->len += n;
@@ -1156,6 +1160,8 @@ out_hex(Decoder *d, const unsigned char *p, size_t n)
 	char	   *o;
 	size_t		i;
 
+	if (d->out == NULL)
+		return 0;
 	if (n > (SIZE_MAX - 4) / 2)
 		return out_fail(d, LI_ABI_ELIMIT);
 	RESERVE(d, 2 * n + 4);
@@ -1256,6 +1262,8 @@ out_u256(Decoder *d, const unsigned char *w, int neg)
 {
 	char		dec[LI_ABI_DECIMAL_MAX];
 
+	if (d->out == NULL)
+		return 0;
 	return out_mem(d, dec, li_abi_decimal(w, neg, dec));
 }
 
@@ -1435,6 +1443,8 @@ out_string(Decoder *d, const unsigned char *s, size_t n)
 			i += k;
 		}
 	}
+	if (d->out == NULL)
+		return 0;
 	RESERVE(d, outlen);
 	o = d->out->data + d->out->len;
 	*o++ = '"';
@@ -1649,7 +1659,8 @@ decode_params(const LiAbiDesc *desc, const unsigned char (*topics)[32],
 	d.err = err;
 	d.topic = 0;
 	d.depth = 1;
-	out->len = 0;
+	if (out != NULL)
+		out->len = 0;
 	if (out_char(&d, desc->is_event ? '{' : '[') != 0)
 		return err->status;
 	for (i = 0; i < desc->nparams; i++)
@@ -1683,7 +1694,8 @@ decode_params(const LiAbiDesc *desc, const unsigned char (*topics)[32],
 	}
 	if (out_char(&d, desc->is_event ? '}' : ']') != 0)
 		return err->status;
-	out->data[out->len] = '\0';
+	if (out != NULL)
+		out->data[out->len] = '\0';
 	return LI_ABI_OK;
 }
 
@@ -1730,4 +1742,96 @@ li_abi_core_decode(const LiAbiDesc *desc, const unsigned char *data, size_t len,
 		return err->status;
 	}
 	return decode_params(desc, NULL, data, len, out, err);
+}
+
+/* li_abi_core_nparams: see abi_core.h */
+size_t
+li_abi_core_nparams(const LiAbiDesc *desc)
+{
+	return desc->nparams;
+}
+
+/* li_abi_core_param: see abi_core.h */
+void
+li_abi_core_param(const LiAbiDesc *desc, size_t i, LiAbiParamInfo *info)
+{
+	const AbiParam *prm = &desc->params[i];
+	const AbiType *t = prm->type;
+
+	info->name = prm->name;
+	info->indexed = prm->indexed;
+	info->bits = t->size;
+	switch (t->kind)
+	{
+		case K_UINT:
+			info->kind = LI_ABI_V_UINT;
+			break;
+		case K_INT:
+			info->kind = LI_ABI_V_INT;
+			break;
+		case K_ADDRESS:
+			info->kind = LI_ABI_V_ADDRESS;
+			break;
+		case K_BOOL:
+			info->kind = LI_ABI_V_BOOL;
+			break;
+		case K_FIXEDBYTES:
+			info->kind = LI_ABI_V_FIXEDBYTES;
+			break;
+		case K_BYTES:
+			info->kind = prm->indexed ? LI_ABI_V_HASH : LI_ABI_V_BYTES;
+			break;
+		case K_STRING:
+			info->kind = prm->indexed ? LI_ABI_V_HASH : LI_ABI_V_STRING;
+			break;
+		default:
+			info->kind = prm->indexed ? LI_ABI_V_HASH : LI_ABI_V_COMPOSITE;
+			break;
+	}
+}
+
+/* li_abi_core_check_event: see abi_core.h */
+LiAbiStatus
+li_abi_core_check_event(const LiAbiDesc *desc, const unsigned char (*topics)[32], int ntopics,
+						const unsigned char *data, size_t len, LiAbiError *err)
+{
+	return li_abi_core_decode_event(desc, topics, ntopics, data, len, NULL, err);
+}
+
+/* li_abi_core_value: see abi_core.h */
+void
+li_abi_core_value(const LiAbiDesc *desc, size_t i, const unsigned char (*topics)[32],
+				  const unsigned char *data, LiAbiValue *v)
+{
+	const AbiParam *prm = &desc->params[i];
+
+	if (prm->indexed)
+	{
+		int			ti = desc->anonymous ? 0 : 1;
+
+		/* the topic of the i-th argument: count the indexed ones before it */
+		for (size_t j = 0; j < i; j++)
+			ti += desc->params[j].indexed;
+		v->p = topics[ti];
+		v->len = 32;
+	}
+	else if (prm->type->kind == K_BYTES || prm->type->kind == K_STRING)
+	{
+		/* head: offset; at the offset: length, then the contents (checked) */
+		const unsigned char *w = data + prm->headpos;
+		size_t		off = 0;
+		size_t		n = 0;
+
+		for (int k = 24; k < 32; k++)
+			off = (off << 8) | w[k];
+		for (int k = 24; k < 32; k++)
+			n = (n << 8) | data[off + k];
+		v->p = data + off + 32;
+		v->len = n;
+	}
+	else
+	{
+		v->p = data + prm->headpos;
+		v->len = 32;
+	}
 }

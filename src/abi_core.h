@@ -168,6 +168,60 @@ extern LiAbiStatus li_abi_core_decode(const LiAbiDesc *desc,
 									  const unsigned char *data, size_t len,
 									  LiAbiBuf *out, LiAbiError *err);
 
+/*
+ * li_abi_core_check_event: li_abi_core_decode_event's checks, writing
+ * nothing (no output limit applies).  Returns LI_ABI_OK or the status
+ * li_abi_core_decode_event would return, with err set.
+ */
+extern LiAbiStatus li_abi_core_check_event(const LiAbiDesc *desc,
+										   const unsigned char (*topics)[32],
+										   int ntopics,
+										   const unsigned char *data,
+										   size_t len, LiAbiError *err);
+
+/* what a top-level event argument holds, as li_abi_core_value gives it */
+typedef enum LiAbiValueKind
+{
+	LI_ABI_V_UINT,				/* a 32-byte big-endian word, bits wide */
+	LI_ABI_V_INT,				/* the same, two's complement */
+	LI_ABI_V_ADDRESS,			/* a word, the address in its last 20 bytes */
+	LI_ABI_V_BOOL,				/* a word, 0 or 1 */
+	LI_ABI_V_FIXEDBYTES,		/* a word, bits = N of bytesN, left-aligned */
+	LI_ABI_V_BYTES,				/* the contents */
+	LI_ABI_V_STRING,			/* the contents: UTF-8, no NUL */
+	LI_ABI_V_HASH,				/* an indexed dynamic value: its keccak256 topic */
+	LI_ABI_V_COMPOSITE			/* an array or tuple (not given by li_abi_core_value) */
+} LiAbiValueKind;
+
+typedef struct LiAbiParamInfo
+{
+	const char *name;			/* NULL when unnamed */
+	LiAbiValueKind kind;
+	unsigned	bits;			/* uintN/intN: N; bytesN: N */
+	int			indexed;
+} LiAbiParamInfo;
+
+typedef struct LiAbiValue
+{
+	const unsigned char *p;
+	size_t		len;			/* 32 for a word or a hash */
+} LiAbiValue;
+
+/* li_abi_core_nparams: an event's number of arguments. */
+extern size_t li_abi_core_nparams(const LiAbiDesc *desc);
+
+/* li_abi_core_param: argument i's name, kind and width. */
+extern void li_abi_core_param(const LiAbiDesc *desc, size_t i, LiAbiParamInfo *info);
+
+/*
+ * li_abi_core_value: where argument i (not LI_ABI_V_COMPOSITE) of a log
+ * lies: its topic, its head word in data, or a dynamic value's contents.
+ * Only for a log li_abi_core_check_event accepted.
+ */
+extern void li_abi_core_value(const LiAbiDesc *desc, size_t i,
+							  const unsigned char (*topics)[32],
+							  const unsigned char *data, LiAbiValue *v);
+
 /* li_abi_buf_free: releases a buffer's memory and zeroes it (keeps max). */
 extern void li_abi_buf_free(LiAbiBuf *buf);
 

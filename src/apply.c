@@ -131,6 +131,19 @@ prepare_apply_plans(void)
 	}
 }
 
+/*
+ * li_apply_enter_ledger -- what runs next belongs to ledger l: the error
+ * context names it, and the journal trigger records changes to tracked
+ * tables under it (when l is above the journal floor).
+ */
+void
+li_apply_enter_ledger(LiPipeline *p, const LiLedger *l)
+{
+	li_apply_ctx.ledger = l->number;
+	li_apply_ctx.journal = p->ntracked > 0 && p->opts.reorg_window > 0 &&
+		l->number > p->journal_floor;
+}
+
 /* errcontext for handler errors: which ledger, event and handler */
 static void
 apply_error_callback(void *arg)
@@ -344,9 +357,7 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 		LiLedger   *l = segs[s].ledger;
 		Datum		ledger_hash = PointerGetDatum(li_bytes_to_bytea(l->hash, LI_HASH_LEN));
 
-		li_apply_ctx.ledger = l->number;
-		li_apply_ctx.journal = p->ntracked > 0 && p->opts.reorg_window > 0 &&
-			l->number > p->journal_floor;
+		li_apply_enter_ledger(p, l);
 		/* a ledger begun in an earlier transaction was not all journaled */
 		if (li_apply_ctx.journal && first_journaled < 0)
 			first_journaled = segs[s].first == 0 ? l->number : l->number + 1;
@@ -395,6 +406,7 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 		li_apply_ctx.event_index = -1;
 		li_sink_write(p, ls, firsts, lasts, nsegs);
 		li_apply_ctx.handler = NULL;
+		li_table_sinks_write(p, ls, firsts, lasts, nsegs);
 	}
 	li_apply_ctx.active = false;
 	li_apply_ctx.journal = false;

@@ -33,6 +33,10 @@ extern LiApplyResult li_revert(LiPipeline *p, int64 fork, const uint8 *fork_hash
 /* sink.c */
 /* load the segments' events into each raw sink (inside the apply transaction); rows written */
 extern uint64 li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nsegs);
+/* what runs next belongs to ledger l (error context, journal) */
+extern void li_apply_enter_ledger(LiPipeline *p, const LiLedger *l);
+/* table_sink.c: the logs of each table sink's event into its table, decoded */
+extern uint64 li_table_sinks_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nsegs);
 
 /* journal.c */
 /* start an empty journal buffer for an apply transaction */

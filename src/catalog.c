@@ -358,17 +358,46 @@ read_sinks(LiPipeline *p, MemoryContext cxt, char **missing)
 {
 	bool		isnull;
 
+	/* event, address and columns are 0.6's (table sinks) */
 	p->nsinks = (int) select_for_pipeline("SELECT s.tbl::pg_catalog.oid, "
 										  "EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
-										  "        WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid) "
+										  "        WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid), "
+										  "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'event', "
+										  "pg_catalog.decode(pg_catalog.substr(pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'address', 3), 'hex'), "
+										  "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->) 'columns' "
 										  "FROM ledger_ingest.sink s "
 										  "WHERE s.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY 1",
-										  p->name, "the raw sinks");
+										  p->name, "the sinks");
 	p->sinks = MemoryContextAllocZero(cxt, sizeof(LiSink) * Max(p->nsinks, 1));
 	for (int i = 0; i < p->nsinks; i++)
 	{
+		LiSink	   *sink = &p->sinks[i];
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		d;
+
 		p->sinks[i].relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 															SPI_tuptable->tupdesc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		if (!isnull)
+		{
+			sink->event = MemoryContextStrdup(cxt, TextDatumGetCString(d));
+			sink->abi = li_abi_compile_event(sink->event, cxt);
+		}
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)) == LI_ADDRESS_LEN)
+		{
+			sink->has_address = true;
+			memcpy(sink->address, VARDATA_ANY(DatumGetByteaPP(d)), LI_ADDRESS_LEN);
+		}
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		if (!isnull && JB_ROOT_IS_OBJECT(DatumGetJsonbP(d)))
+		{
+			Jsonb	   *j = DatumGetJsonbP(d);
+
+			sink->columns = MemoryContextAlloc(cxt, VARSIZE(j));
+			memcpy(sink->columns, j, VARSIZE(j));
+		}
 		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)) &&
 			*missing == NULL)
 			*missing = psprintf("raw sink table (OID %u) of pipeline \"%s\" no longer exists; remove_raw_sink() it",
@@ -740,6 +769,11 @@ static const LiWriteOp write_ops[] = {
 		"WITH d AS (DELETE FROM ledger_ingest.handler h WHERE h.pipeline = $1 AND h.handler = $2[1] "
 		"      RETURNING 1) SELECT count(*) FROM d"},
 	/* args: table oid */
+	{"add_table_sink", 4, LI_CHECK_PIPELINE_OWNER,
+		"INSERT INTO ledger_ingest.sink (pipeline, tbl, event, address, columns) "
+		"VALUES ($1, $2[1]::oid, $2[2], decode($2[3], 'hex'), $2[4]::jsonb) "
+		"ON CONFLICT (pipeline, tbl) DO UPDATE SET event = excluded.event, "
+		"address = excluded.address, columns = excluded.columns RETURNING 1"},
 	{"add_raw_sink", 1, LI_CHECK_PIPELINE_OWNER,
 		"WITH i AS (INSERT INTO ledger_ingest.sink (pipeline, tbl) VALUES ($1, $2[1]::oid) "
 		"      ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i"},

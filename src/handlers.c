@@ -88,16 +88,17 @@ li_decode_args(LiHandler *h, LiEvent *e, char **error)
 }
 
 /*
- * A log that handler h cannot decode.  With on_decode_error "fail" it is a
- * handler error (the transaction rolls back, retried up to max_retries);
- * by default the handler skips the event and the log is kept, with the
- * error, in ledger_ingest.decode_error, in the apply transaction (so it is
- * recorded exactly once, and a reorg that orphans the ledger forgets it).
- * "ev" is the event value without args.
+ * li_decode_failed -- a log that handler (or table sink) "who" cannot
+ * decode as signature.  With on_decode_error "fail" it is a handler error
+ * (the transaction rolls back, retried up to max_retries); by default the
+ * handler skips the event and the log is kept, with the error, in
+ * ledger_ingest.decode_error, in the apply transaction (so it is recorded
+ * exactly once, and a reorg that orphans the ledger forgets it).  "ev" is
+ * the event value without args.
  */
-static void
-decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
-			  const char *error)
+void
+li_decode_failed(LiPipeline *p, const char *who, const char *signature, LiLedger *l,
+				 LiEvent *e, Datum ev, const char *error)
 {
 	Datum		v[7];
 	int			ret;
@@ -106,7 +107,7 @@ decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("%s", error),
-				 errdetail("Decoding as %s.", li_abi_event_signature(h->abi))));
+				 errdetail("Decoding as %s.", signature)));
 	if (decode_error_plan == NULL)
 	{
 		Oid			types[7] = {TEXTOID, INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID,
@@ -125,8 +126,8 @@ decode_failed(LiPipeline *p, LiHandler *h, LiLedger *l, LiEvent *e, Datum ev,
 	v[1] = Int64GetDatum(l->number);
 	v[2] = Int32GetDatum(e->tx_index);
 	v[3] = Int32GetDatum(e->event_index);
-	v[4] = CStringGetTextDatum(h->name);
-	v[5] = CStringGetTextDatum(psprintf("%s (decoding as %s)", error, li_abi_event_signature(h->abi)));
+	v[4] = CStringGetTextDatum(who);
+	v[5] = CStringGetTextDatum(psprintf("%s (decoding as %s)", error, signature));
 	v[6] = ev;
 	ret = SPI_execute_plan(decode_error_plan, v, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
@@ -234,7 +235,8 @@ handler_event(LiPipeline *p, LiHandler *h, EventValues *v)
 		if (args != NULL)
 			v->last_ev = li_event_datum(v->pipeline_text, v->ledger_hash, v->l, v->e, args);
 		else
-			decode_failed(p, h, v->l, v->e, base_event(v), error);
+			li_decode_failed(p, h->name, li_abi_event_signature(h->abi), v->l, v->e,
+							 base_event(v), error);
 	}
 	return v->last_ev;
 }

@@ -36,6 +36,13 @@ extern void li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Dat
 /* call each set-based handler once with the events it matched */
 extern void li_run_set_handlers(LiPipeline *p, LiEventSet *sets);
 /*
+ * a log "who" (a handler or table sink) cannot decode as signature: ERROR
+ * with on_decode_error "fail", else recorded in ledger_ingest.decode_error
+ * (ev: the event value without args)
+ */
+extern void li_decode_failed(LiPipeline *p, const char *who, const char *signature,
+							 LiLedger *l, LiEvent *e, Datum ev, const char *error);
+/*
  * call each block handler whose every divides l's number with l's header
  * (a ledger_ingest.ledger value), as the owner, in registration order
  */

@@ -61,6 +61,12 @@ typedef struct LiTracked
 typedef struct LiSink
 {
 	Oid			relid;
+	/* a table sink (table_sink.c): the event it takes, else NULL */
+	char	   *event;
+	void	   *abi;			/* event compiled (abi.h) */
+	bool		has_address;	/* only the logs of this contract */
+	uint8		address[LI_ADDRESS_LEN];
+	Jsonb	   *columns;		/* column -> argument or field, or NULL */
 } LiSink;
 
 typedef struct LiPipeline

@@ -55,6 +55,7 @@
 
 #include "apply.h"
 #include "event.h"
+#include "sink.h"
 
 /* the event fields a sink table may have: li_event_field_names */
 #define NFIELDS LI_EVENT_ARGS
@@ -235,13 +236,13 @@ sink_field_of(TupleDesc desc, int *field_of)
 }
 
 /*
- * direct_ok -- whether rel can take the direct path: a plain table (not a
+ * li_sink_direct_ok -- whether rel can take the direct path: a plain table (not a
  * partition) without triggers, identity or generated columns, whose columns
  * other than event fields get NULL (they have no default and are not of a
  * domain type).
  */
-static bool
-direct_ok(Relation rel, const int *field_of)
+bool
+li_sink_direct_ok(Relation rel, const int *field_of)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
@@ -269,11 +270,24 @@ direct_ok(Relation rel, const int *field_of)
 	return true;
 }
 
-/* slot := the row of event e: its fields in the columns named after them, NULL elsewhere */
-static inline void
-fill_row(TupleTableSlot *slot, int natts, const int *field_of, Datum pipeline,
-		 Datum ledger_hash, const LiLedger *l, const LiEvent *e)
+/* what fill_raw_row needs */
+typedef struct RawRows
 {
+	int			natts;
+	const int  *field_of;
+	Datum		pipeline;
+} RawRows;
+
+/* slot := the row of event e: its fields in the columns named after them, NULL elsewhere */
+static bool
+fill_raw_row(void *arg, TupleTableSlot *slot, Datum ledger_hash, const LiLedger *l,
+			 const LiEvent *e)
+{
+	RawRows    *r = (RawRows *) arg;
+	int			natts = r->natts;
+	const int  *field_of = r->field_of;
+	Datum		pipeline = r->pipeline;
+
 	ExecClearTuple(slot);
 	for (int a = 0; a < natts; a++)
 	{
@@ -287,6 +301,7 @@ fill_row(TupleTableSlot *slot, int natts, const int *field_of, Datum pipeline,
 												 ledger_hash, l, e, &slot->tts_isnull[a]);
 	}
 	ExecStoreVirtualTuple(slot);
+	return true;
 }
 
 /* insert n filled slots, then their index entries; returns n */
@@ -308,14 +323,15 @@ direct_flush(Relation rel, ResultRelInfo *rri, EState *estate,
 }
 
 /*
- * sink_direct -- the direct path (see the file's comment) for rel, whose
- * range table entry is rtable's only one.  Returns the rows written, or -1
- * (nothing done) when a unique index is deferrable: its checks need the
+ * li_sink_direct -- the direct path (see the file's comment) for rel, whose
+ * range table entry is rtable's only one: fill(arg, slot, ...) makes each
+ * event's row (false: the event has none).  Returns the rows written, or
+ * -1 (nothing done) when a unique index is deferrable: its checks need the
  * after-trigger queue that COPY sets up.
  */
-static int64
-sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
-			LiLedger **ledgers, int *first, int *last, int nsegs)
+int64
+li_sink_direct(Relation rel, List *rtable, LiSinkFill fill, void *arg,
+			   LiLedger **ledgers, int *first, int *last, int nsegs)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	EState	   *estate = CreateExecutorState();
@@ -325,7 +341,6 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
 	MemoryContext rows_cxt;
 	MemoryContext old;
 	CommandId	cid = GetCurrentCommandId(true);
-	Datum		pipeline = CStringGetTextDatum(p->name);
 	bool		check = desc->constr != NULL;
 	int			n = 0;
 	int64		total = 0;
@@ -357,8 +372,8 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
 		{
 			TupleTableSlot *slot = slots[n];
 
-			fill_row(slot, desc->natts, field_of, pipeline, ledger_hash, ledgers[s],
-					 &ledgers[s]->events[ev]);
+			if (!fill(arg, slot, ledger_hash, ledgers[s], &ledgers[s]->events[ev]))
+				continue;
 			if (check)
 			{
 				ExecConstraints(rri, slot, estate);
@@ -395,15 +410,14 @@ sink_direct(Relation rel, List *rtable, const int *field_of, LiPipeline *p,
  * that rel has columns for, in COPY BINARY format in copybuf, loaded by
  * CopyFrom with pstate's range table.  Returns the rows written.
  */
-static int64
-sink_copy(Relation rel, ParseState *pstate, const int *field_of, LiPipeline *p,
-		  LiLedger **ledgers, int *first, int *last, int nsegs)
+/*
+ * copy_begin -- copybuf := the COPY BINARY header; the names of the
+ * attributes with field_of[a] >= 0 into *attnames.  Returns their number.
+ */
+static int
+copy_begin(TupleDesc desc, const int *field_of, List **attnames)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	List	   *attnames = NIL;
 	int			nfields = 0;
-	CopyFromState cstate;
-	int64		n;
 
 	if (copybuf.data == NULL)
 	{
@@ -417,23 +431,24 @@ sink_copy(Relation rel, ParseState *pstate, const int *field_of, LiPipeline *p,
 	appendBinaryStringInfoNT(&copybuf, "PGCOPY\n\377\r\n\0", 11);
 	put_int32(&copybuf, 0);
 	put_int32(&copybuf, 0);
+	*attnames = NIL;
 	for (int a = 0; a < desc->natts; a++)
 		if (field_of[a] >= 0)
 		{
-			attnames = lappend(attnames,
-							   makeString(pstrdup(NameStr(TupleDescAttr(desc, a)->attname))));
+			*attnames = lappend(*attnames,
+								makeString(pstrdup(NameStr(TupleDescAttr(desc, a)->attname))));
 			nfields++;
 		}
-	for (int s = 0; s < nsegs; s++)
-	{
-		for (int ev = first[s]; ev < last[s]; ev++)
-		{
-			put_int16(&copybuf, nfields);
-			for (int a = 0; a < desc->natts; a++)
-				if (field_of[a] >= 0)
-					append_field(&copybuf, field_of[a], p, ledgers[s], &ledgers[s]->events[ev]);
-		}
-	}
+	return nfields;
+}
+
+/* copy_load -- COPY copybuf (header, rows, then the trailer) into rel */
+static int64
+copy_load(Relation rel, ParseState *pstate, List *attnames)
+{
+	CopyFromState cstate;
+	int64		n;
+
 	put_int16(&copybuf, -1);	/* trailer */
 	copypos = 0;
 
@@ -449,6 +464,156 @@ sink_copy(Relation rel, ParseState *pstate, const int *field_of, LiPipeline *p,
 		copybuf.data = NULL;
 	}
 	return n;
+}
+
+/*
+ * The segments one COPY loads from s0 on: all of them, or, into a table
+ * the pipeline tracks, one ledger's, so that the journal trigger records
+ * each row under its own ledger (li_apply_enter_ledger).
+ */
+static int
+copy_chunk_end(LiPipeline *p, Relation rel, int s0, int nsegs, LiLedger **ledgers)
+{
+	for (int i = 0; i < p->ntracked; i++)
+		if (p->tracked[i].relid == RelationGetRelid(rel))
+		{
+			li_apply_enter_ledger(p, ledgers[s0]);
+			return s0 + 1;
+		}
+	return nsegs;
+}
+
+static int64
+sink_copy(Relation rel, ParseState *pstate, const int *field_of, LiPipeline *p,
+		  LiLedger **ledgers, int *first, int *last, int nsegs)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int64		total = 0;
+
+	for (int s0 = 0, s1; s0 < nsegs; s0 = s1)
+	{
+		List	   *attnames;
+		int			nfields = copy_begin(desc, field_of, &attnames);
+
+		s1 = copy_chunk_end(p, rel, s0, nsegs, ledgers);
+		for (int s = s0; s < s1; s++)
+		{
+			for (int ev = first[s]; ev < last[s]; ev++)
+			{
+				put_int16(&copybuf, nfields);
+				for (int a = 0; a < desc->natts; a++)
+					if (field_of[a] >= 0)
+						append_field(&copybuf, field_of[a], p, ledgers[s], &ledgers[s]->events[ev]);
+			}
+		}
+		total += copy_load(rel, pstate, attnames);
+	}
+	return total;
+}
+
+/*
+ * li_sink_copy -- the COPY path for rows that fill(arg, slot, ...) makes
+ * (false: the event has none): the attributes with field_of[a] >= 0, each
+ * in its type's binary send format.  Returns the rows written.
+ */
+int64
+li_sink_copy(LiPipeline *p, Relation rel, ParseState *pstate, const int *field_of, LiSinkFill fill,
+			 void *arg, LiLedger **ledgers, int *first, int *last, int nsegs)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int64		total = 0;
+	FmgrInfo   *send = palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "ledger_ingest sink row",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	for (int a = 0; a < desc->natts; a++)
+		if (field_of[a] >= 0)
+		{
+			Oid			func;
+			bool		isvarlena;
+
+			getTypeBinaryOutputInfo(TupleDescAttr(desc, a)->atttypid, &func, &isvarlena);
+			fmgr_info(func, &send[a]);
+		}
+	for (int s0 = 0, s1; s0 < nsegs; s0 = s1)
+	{
+		List	   *attnames;
+		int			nfields = copy_begin(desc, field_of, &attnames);
+
+		s1 = copy_chunk_end(p, rel, s0, nsegs, ledgers);
+		for (int s = s0; s < s1; s++)
+		{
+			Datum		ledger_hash = PointerGetDatum(li_bytes_to_bytea(ledgers[s]->hash, LI_HASH_LEN));
+
+			for (int ev = first[s]; ev < last[s]; ev++)
+			{
+				MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+				CHECK_FOR_INTERRUPTS();
+				if (!fill(arg, slot, ledger_hash, ledgers[s], &ledgers[s]->events[ev]))
+				{
+					MemoryContextSwitchTo(old);
+					MemoryContextReset(row_cxt);
+					continue;
+				}
+				put_int16(&copybuf, nfields);
+				for (int a = 0; a < desc->natts; a++)
+				{
+					bytea	   *b;
+
+					if (field_of[a] < 0)
+						continue;
+					if (slot->tts_isnull[a])
+					{
+						put_null(&copybuf);
+						continue;
+					}
+					b = SendFunctionCall(&send[a], slot->tts_values[a]);
+					put_bytes(&copybuf, VARDATA(b), VARSIZE(b) - VARHDRSZ);
+				}
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(row_cxt);
+			}
+		}
+		total += copy_load(rel, pstate, attnames);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(row_cxt);
+	return total;
+}
+
+/*
+ * li_sink_open -- open table relid for writing as p's owner (see sink.h).
+ */
+void
+li_sink_open(LiPipeline *p, Oid relid, const char *what, LiSinkTable *t)
+{
+	GetUserIdAndSecContext(&t->save_userid, &t->save_sec_context);
+	SetUserIdAndSecContext(p->owner, t->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	t->rel = table_open(relid, RowExclusiveLock);
+	if (pg_class_aclcheck(relid, p->owner, ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", RelationGetRelationName(t->rel))));
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s table %s has row-level security enabled",
+						what, RelationGetRelationName(t->rel))));
+	/* as DoCopy does: the target is range table entry 1 */
+	t->pstate = make_parsestate(NULL);
+	(void) addRangeTableEntryForRelation(t->pstate, t->rel, RowExclusiveLock, NULL, false, false);
+}
+
+/* li_sink_close -- close a table of li_sink_open, become the caller again */
+void
+li_sink_close(LiSinkTable *t)
+{
+	free_parsestate(t->pstate);
+	table_close(t->rel, NoLock);
+	SetUserIdAndSecContext(t->save_userid, t->save_sec_context);
 }
 
 /*
@@ -470,29 +635,17 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 	for (int s = 0; s < p->nsinks; s++)
 	{
 		LiSink	   *sink = &p->sinks[s];
+		LiSinkTable t;
 		Relation	rel;
 		ParseState *pstate;
-		Oid			save_userid;
-		int			save_sec_context;
 		int		   *field_of;
 		int64		n = -1;
 
-		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(p->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		rel = table_open(sink->relid, RowExclusiveLock);
-		if (pg_class_aclcheck(sink->relid, p->owner, ACL_INSERT) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s", RelationGetRelationName(rel))));
-		if (check_enable_rls(sink->relid, InvalidOid, false) == RLS_ENABLED)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("raw sink table %s has row-level security enabled",
-							RelationGetRelationName(rel))));
-		/* as DoCopy does: the target is range table entry 1 */
-		pstate = make_parsestate(NULL);
-		(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
+		if (sink->event != NULL)
+			continue;			/* a table sink: table_sink.c */
+		li_sink_open(p, sink->relid, "raw sink", &t);
+		rel = t.rel;
+		pstate = t.pstate;
 
 		field_of = palloc(sizeof(int) * Max(RelationGetDescr(rel)->natts, 1));
 		if (sink_field_of(RelationGetDescr(rel), field_of) == 0)
@@ -500,14 +653,16 @@ li_sink_write(LiPipeline *p, LiLedger **ledgers, int *first, int *last, int nseg
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("raw sink table %s has no column named after a field of ledger_ingest.event",
 							RelationGetRelationName(rel))));
-		if (direct_ok(rel, field_of))
-			n = sink_direct(rel, pstate->p_rtable, field_of, p, ledgers, first, last, nsegs);
+		if (li_sink_direct_ok(rel, field_of))
+		{
+			RawRows		rows = {RelationGetDescr(rel)->natts, field_of, CStringGetTextDatum(p->name)};
+
+			n = li_sink_direct(rel, pstate->p_rtable, fill_raw_row, &rows, ledgers, first, last, nsegs);
+		}
 		if (n < 0)
 			n = sink_copy(rel, pstate, field_of, p, ledgers, first, last, nsegs);
 		total += n;
-		free_parsestate(pstate);
-		table_close(rel, NoLock);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
+		li_sink_close(&t);
 	}
 	return total;
 }

@@ -95,6 +95,8 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 		int			nt;
 		int			have;
 		int			i;
+		LiAbiStatus st;
+		LiAbiStatus cst;
 
 		d = li_abi_core_compile_event(sig, siglen, &err);
 		if (d == NULL)
@@ -115,9 +117,29 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 			plen -= 32;
 			have++;
 		}
-		if (li_abi_core_decode_event(d, (const unsigned char (*)[32]) topics, have,
-									 payload, plen, &out, &err) == LI_ABI_OK)
+		st = li_abi_core_decode_event(d, (const unsigned char (*)[32]) topics, have,
+									  payload, plen, &out, &err);
+		if (st == LI_ABI_OK)
 			check_json(&out);
+		/* checking only (table sinks) accepts exactly what decoding does */
+		cst = li_abi_core_check_event(d, (const unsigned char (*)[32]) topics, have,
+									  payload, plen, &err);
+		if ((cst == LI_ABI_OK) != (st == LI_ABI_OK) && st != LI_ABI_ELIMIT)
+			abort();
+		/* and the arguments it gives lie inside the log */
+		for (size_t k = 0; cst == LI_ABI_OK && k < li_abi_core_nparams(d); k++)
+		{
+			LiAbiParamInfo info;
+			LiAbiValue	v;
+
+			li_abi_core_param(d, k, &info);
+			if (info.kind == LI_ABI_V_COMPOSITE)
+				continue;
+			li_abi_core_value(d, k, (const unsigned char (*)[32]) topics, payload, &v);
+			if (info.indexed ? (v.p < topics[0] || v.p + 32 > (const unsigned char *) topics + sizeof(topics)) :
+				(v.p < payload || v.len > plen || v.p + v.len > payload + plen))
+				abort();
+		}
 	}
 	li_abi_core_free(d);
 	/* don't let one huge output keep its buffer */
