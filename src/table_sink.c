@@ -43,6 +43,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 
 #include "abi.h"
@@ -278,6 +279,17 @@ map_columns(Relation rel, LiAbiDesc *desc, Jsonb *columns, SinkMap *m)
 						relname, li_abi_core_signature(desc))));
 }
 
+/* the low 8 bytes of a word, as two's complement */
+static int64
+word_int64(const unsigned char *w)
+{
+	uint64		v = 0;
+
+	for (int i = 24; i < 32; i++)
+		v = (v << 8) | w[i];
+	return (int64) v;
+}
+
 /* a 32-byte word as a numeric: unsigned, or two's complement */
 static Datum
 word_numeric(const unsigned char *w, bool is_signed)
@@ -285,7 +297,13 @@ word_numeric(const unsigned char *w, bool is_signed)
 	char		dec[LI_ABI_DECIMAL_MAX];
 	unsigned char mag[32];
 	bool		neg = is_signed && (w[0] & 0x80);
+	int			k = 0;
 
+	/* most values fit in 63 bits: no decimal text in between */
+	while (k < 24 && w[k] == (neg ? 0xff : 0x00))
+		k++;
+	if (k == 24 && ((w[24] & 0x80) != 0) == neg)
+		return NumericGetDatum(int64_to_numeric(word_int64(w)));
 	if (neg)
 	{
 		int			carry = 1;
@@ -302,17 +320,6 @@ word_numeric(const unsigned char *w, bool is_signed)
 	(void) li_abi_decimal(w, neg, dec);
 	return DirectFunctionCall3(numeric_in, CStringGetDatum(dec), ObjectIdGetDatum(InvalidOid),
 							   Int32GetDatum(-1));
-}
-
-/* the low 8 bytes of a word, as two's complement */
-static int64
-word_int64(const unsigned char *w)
-{
-	uint64		v = 0;
-
-	for (int i = 24; i < 32; i++)
-		v = (v << 8) | w[i];
-	return (int64) v;
 }
 
 /* argument pi, found at v, as a Datum of column type t (holds() said it fits) */
