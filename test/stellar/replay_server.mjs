@@ -16,6 +16,9 @@
 //                    pubnet's)
 //   --headers FILE   also hold the ledgers of FILE (2024_ledgers.golden:
 //                    real headers, contiguous) without their transactions
+//   --header-events N  and give each of those, L, the first L % N events of
+//                    the first LedgerCloseMeta ledger, re-numbered as L's
+//                    (test-only: events in contiguous ledgers)
 //
 // Methods, in the shapes of stellar-rpc (cmd/stellar-rpc/internal/methods)
 // and go-stellar-sdk's protocols/rpc, which @stellar/stellar-sdk's
@@ -171,6 +174,24 @@ if (headersFile) {
 			header: raw.toString("base64"),
 			metadataXdr: meta.toString("base64"),
 			events: [],
+		});
+	}
+}
+// --header-events N: each header-only ledger L gets the first L % N events
+// of the first LedgerCloseMeta ledger, as if emitted in L (ids, ledger and
+// close time rewritten): events in contiguous ledgers, for windows and
+// pages that end inside a run of ledgers with events (test-only data)
+const headerEvents = Number(opt("--header-events", "0"));
+if (headersFile && headerEvents > 0) {
+	const src = ledgers.filter((l) => l.events.length > 0).sort((a, b) => a.sequence - b.sequence)[0];
+	for (const l of ledgers) {
+		if (l.events.length > 0 || l === src) continue;
+		const n = l.sequence % headerEvents;
+		l.events = src.events.slice(0, n).map((e, k) => {
+			const c = { ...e, ledger: l.sequence, ledgerClosedAt: rfc3339(l.closeTime),
+				id: eventId(l.sequence, e.transactionIndex, e.operationIndex, Number(e.id.split("-")[1])) };
+			Object.defineProperty(c, "_topics", { value: e._topics });
+			return c;
 		});
 	}
 }

@@ -11,7 +11,9 @@
 #  c) the 406 headers through windows of 1 and of 50 ledgers: every
 #     fetched header stored with the golden hash; every link checked with
 #     windows of 1; a block handler every 7 ledgers sees each multiple of 7
-#     once with its golden hash;
+#     once with its golden hash; windows cut at batch_max_events (pages
+#     of 3, events in contiguous ledgers: --header-events) give the same
+#     sink as whole windows;
 #  d) faults: 429 with Retry-After, HTTP 500, a hanging getLedgers
 #     (timeout; no transaction open while it hangs), truncated JSON, a
 #     JSON-RPC error, a getEvents page limit ("limit must not exceed N":
@@ -178,6 +180,36 @@ is(q1(qq{SELECT count(*) FROM generate_series($g0, $g1) n WHERE n % 7 = 0}) . ' 
 		WHERE (n % 7 = 0) IS DISTINCT FROM (e.number IS NOT NULL)
 		   OR (e.number IS NOT NULL AND (encode(e.hash, 'hex') IS DISTINCT FROM g.doc->>'ledger_hash' OR e.events <> 0))}),
 	'the block handler saw each multiple of 7 once, with the golden hash');
+
+# windows cut at batch_max_events: a second replay server gives the golden
+# ledgers events (--header-events 7: the first L % 7 events of a real
+# ledger, re-numbered as L's, so that runs of contiguous ledgers have
+# events); with pages of 3 (the server's limit) and batch_max_events 10 a
+# window ends at the last whole ledger once 10 events are held; the sink
+# equals that of a pipeline reading each window in one page
+my $replay2 = li_stellar_replay('--headers', $golden, '--header-events', '7');
+my ($url2, $ctl2) = li_proxy($replay2);
+for my $case ([ 'ge_ref', $replay2, '' ], [ 'ge_cut', $url2, ', "batch_max_events": 10' ])
+{
+	my ($p, $u, $extra) = @$case;
+	$ctl2->('__fault', { mode => 'rpc_error', code => -32602, message => 'limit must not exceed 3', count => 1, method => 'getEvents' })
+	  if $p eq 'ge_cut';
+	q1(qq{
+		SELECT ledger_ingest.create_pipeline('$p', 'stellar_rpc',
+			'{"url": "$u", "network_passphrase": "$pubnet", "from_ledger": $g0, "to_ledger": $g1, "ledger_range": 50, "poll_ms": 100 $extra}');
+		SELECT ledger_ingest.add_raw_sink('$p', 'raw');
+		SELECT ledger_ingest.start('$p');
+	});
+	is(state_of($p), "finished $g1", "$p finished");
+}
+my $windows = grep { $_->{method} eq 'getEvents' && ($_->{params} // '') =~ /startLedger/ } @{ $ctl2->('__stats')->{log} };
+my $ge = q1(q{SELECT count(*) FROM raw WHERE pipeline = 'ge_ref'});
+ok($ge > 1000 && $windows >= 10, "windows cut at batch_max_events: $windows windows among the last 200 calls, $ge events");
+is(q1(q{
+	WITH a AS (SELECT ledger, ledger_hash, ledger_time, tx_index, tx_hash, event_index, address, topics, data FROM raw WHERE pipeline = 'ge_ref'),
+		 b AS (SELECT ledger, ledger_hash, ledger_time, tx_index, tx_hash, event_index, address, topics, data FROM raw WHERE pipeline = 'ge_cut')
+	SELECT (SELECT count(*) FROM (TABLE a EXCEPT ALL TABLE b) x) + (SELECT count(*) FROM (TABLE b EXCEPT ALL TABLE a) y)}),
+	'0', 'the sink of the cut windows equals the sink of whole windows: every event once');
 
 # ---------------------------------------------------------------------
 # d) faults: the same sink as without them
