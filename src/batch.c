@@ -75,6 +75,31 @@ li_check_continuity(LiPipeline *p, const LiLedger *prev, const LiLedger *l, char
 	return true;
 }
 
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * li_sort_unique -- sort v[0..n) (ledger numbers a source will fetch) and
+ * drop repeats; returns how many are left.
+ */
+int
+li_sort_unique(int64 *v, int n)
+{
+	int			k = 0;
+
+	qsort(v, n, sizeof(int64), int64_cmp);
+	for (int i = 0; i < n; i++)
+		if (k == 0 || v[i] != v[k - 1])
+			v[k++] = v[i];
+	return k;
+}
+
 /* li_batch_init -- an empty batch. */
 void
 li_batch_init(LiBatch *b, MemoryContext cxt)

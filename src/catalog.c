@@ -158,10 +158,48 @@ read_pipeline_row(LiPipeline *p, MemoryContext cxt, char **missing, char **state
 	return LI_PIPELINE_RUNNING;
 }
 
+/* the greatest common divisor of a and b (gcd(0, b) = b) */
+static int64
+gcd64(int64 a, int64 b)
+{
+	while (b != 0)
+	{
+		int64		t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * A block handler's row of read_handlers' query (columns 1 to 3: id, oid,
+ * name) into p->block_handlers, with its "every"; p->opts.block_every is
+ * the gcd of them all.
+ */
+static void
+read_block_handler(LiPipeline *p, MemoryContext cxt, char **missing, HeapTuple tup,
+				   TupleDesc desc, int every)
+{
+	LiBlockHandler *h = &p->block_handlers[p->nblock_handlers++];
+	bool		isnull;
+
+	h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	h->name = MemoryContextStrdup(cxt, isnull ? SPI_getvalue(tup, desc, 3) :
+								  format_procedure(h->funcoid));
+	if (isnull && *missing == NULL)
+		*missing = psprintf("block handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
+						   h->name, p->name);
+	h->every = every;
+	/* each handler's ledgers are multiples of the gcd */
+	p->opts.block_every = gcd64(p->opts.block_every, every);
+}
+
 /*
  * The pipeline's handlers, in registration order (allocations in cxt;
- * their number in *nhandlers); the first one whose function is gone sets
- * *missing unless it is set.
+ * their number in *nhandlers), and its block handlers (read_block_handler);
+ * the first one whose function is gone sets *missing unless it is set.
  */
 static LiHandler *
 read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
@@ -179,25 +217,34 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 	 */
 	nh = (int) select_for_pipeline("SELECT h.id, f.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
 								   "r.oid, h.revert::pg_catalog.text, h.event, "
-								   "f.proargtypes[0] OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype "
+								   "f.proargtypes[0] OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype, "
+								   /* every is 0.6's: set for a block handler */
+								   "(pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every')::pg_catalog.int4 "
 								   "FROM ledger_ingest.handler h "
 								   "LEFT JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) "
 								   "  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
 								   "LEFT JOIN pg_catalog.pg_proc r ON r.oid OPERATOR(pg_catalog.=) "
 								   "  pg_catalog.to_regprocedure(h.revert::pg_catalog.text)::pg_catalog.oid "
-								   "WHERE h.pipeline OPERATOR(pg_catalog.=) $1 "
-								   /* every is 0.6's: block handlers are read apart */
-								   "AND (pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every') IS NULL "
-								   "ORDER BY h.id",
+								   "WHERE h.pipeline OPERATOR(pg_catalog.=) $1 ORDER BY h.id",
 								   p->name, "the handlers");
 	handlers = MemoryContextAllocZero(cxt, sizeof(LiHandler) * Max(nh, 1));
-	for (int i = 0; i < nh; i++)
+	p->block_handlers = MemoryContextAllocZero(cxt, sizeof(LiBlockHandler) * Max(nh, 1));
+	p->nblock_handlers = 0;
+	p->opts.block_every = 0;
+	for (int row = 0, i = 0; row < nh; row++)
 	{
 		LiHandler  *h = &handlers[i];
 		Datum		d;
 
-		tup = SPI_tuptable->vals[i];
+		tup = SPI_tuptable->vals[row];
 		desc = SPI_tuptable->tupdesc;
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		if (!isnull)
+		{
+			read_block_handler(p, cxt, missing, tup, desc, DatumGetInt32(d));
+			continue;
+		}
+		i++;
 		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		/* named as PostgreSQL names it under the worker's search_path */
@@ -242,6 +289,7 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 		}
 		h->set_based = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 	}
+	nh -= p->nblock_handlers;
 	p->has_revert = false;
 	p->has_set_based = false;
 	for (int i = 0; i < nh; i++)
@@ -253,62 +301,6 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 	return handlers;
 }
 
-/* the greatest common divisor of a and b (gcd(0, b) = b) */
-static int64
-gcd64(int64 a, int64 b)
-{
-	while (b != 0)
-	{
-		int64		t = a % b;
-
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
-/*
- * The pipeline's block handlers (0.6) into p->block_handlers, and the gcd
- * of their "every" into p->opts.block_every (allocations in cxt; *missing
- * as read_handlers).
- */
-static void
-read_block_handlers(LiPipeline *p, MemoryContext cxt, char **missing)
-{
-	TupleDesc	desc;
-	HeapTuple	tup;
-	bool		isnull;
-	int64		g = 0;
-
-	p->nblock_handlers = (int) select_for_pipeline("SELECT h.id, f.oid, h.handler::pg_catalog.text, "
-												   "(pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every')::pg_catalog.int4 "
-												   "FROM ledger_ingest.handler h "
-												   "LEFT JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) "
-												   "  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
-												   "WHERE h.pipeline OPERATOR(pg_catalog.=) $1 "
-												   "AND (pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every') IS NOT NULL "
-												   "ORDER BY h.id",
-												   p->name, "the block handlers");
-	p->block_handlers = MemoryContextAllocZero(cxt, sizeof(LiBlockHandler) * Max(p->nblock_handlers, 1));
-	for (int i = 0; i < p->nblock_handlers; i++)
-	{
-		LiBlockHandler *h = &p->block_handlers[i];
-
-		tup = SPI_tuptable->vals[i];
-		desc = SPI_tuptable->tupdesc;
-		h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		h->name = MemoryContextStrdup(cxt, isnull ? SPI_getvalue(tup, desc, 3) :
-									  format_procedure(h->funcoid));
-		if (isnull && *missing == NULL)
-			*missing = psprintf("block handler function %s of pipeline \"%s\" does not exist (dropped or renamed)",
-							   h->name, p->name);
-		h->every = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		/* the gcd: each handler's ledgers are multiples of it */
-		g = gcd64(g, h->every);
-	}
-	p->opts.block_every = g;
-}
 
 /* The pipeline's tracked tables into p->tracked (allocations in cxt; *missing as read_handlers). */
 static void
@@ -422,7 +414,6 @@ li_catalog_read_pipeline(LiPipeline *p, MemoryContext cxt, char **missing, char 
 	if (found != LI_PIPELINE_RUNNING)
 		return found;
 	handlers = read_handlers(p, cxt, missing, &nhandlers);
-	read_block_handlers(p, cxt, missing);
 	read_tracked(p, cxt, missing);
 	read_sinks(p, cxt, missing);
 	p->handlers = handlers;

@@ -146,6 +146,8 @@ extern bool li_is_stellar_document(JsonbContainer *doc);
  * getEvents "events") into *out; ERROR 22023 naming the field
  */
 extern void li_parse_stellar_ledger(JsonbContainer *doc, LiLedger *out);
+/* NULL when doc's header hashes to its "hash", else what is wrong (a field named) */
+extern char *li_stellar_header_error(JsonbContainer *doc);
 /* the header fields (number, hash, parentHash, timestamp) of doc into *out, no events */
 extern void li_parse_ledger_header(JsonbContainer *doc, LiLedger *out);
 /* an element of "logs" (any JSON value, as jsonb) as a raw log */

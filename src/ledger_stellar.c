@@ -224,6 +224,52 @@ parse_event(JsonbContainer *c, int i, int64 sequence, LiEvent *e, const LiEvent 
 }
 
 /*
+ * The header of document doc into *h: NULL, or what is wrong with it (a
+ * headerXdr that is not a ledger header, or whose SHA-256 is not "hash"),
+ * with the field to blame in *field.  A missing or mistyped "hash" or
+ * "headerXdr", or one that is not hex or base64, raises.
+ */
+static char *
+header_error(JsonbContainer *doc, LiStellarHeader *h, const char **field)
+{
+	bytea	   *header;
+	LiAbiError	err;
+	uint8		hash[LI_HASH_LEN];
+
+	hex_field(string_field(doc, "hash", "hash"), "hash", hash, LI_HASH_LEN);
+	header = base64_field(string_field(doc, "headerXdr", "headerXdr"), "headerXdr");
+	if (li_stellar_parse_header((const unsigned char *) VARDATA(header), VARSIZE(header) - VARHDRSZ,
+								h, &err) != LI_ABI_OK)
+	{
+		*field = "headerXdr";
+		return psprintf("is not a ledger header: %s", err.message);
+	}
+	if (memcmp(h->hash, hash, LI_HASH_LEN) != 0)
+	{
+		*field = "hash";
+		return psprintf("is not the SHA-256 of the header (%s)", li_bytes_to_hex(h->hash, LI_HASH_LEN) + 2);
+	}
+	return NULL;
+}
+
+/*
+ * li_stellar_header_error -- NULL when Stellar ledger document (or
+ * getLedgers entry) doc has a header whose SHA-256 is its "hash"; else
+ * what is wrong, as "field \"f\" ..." (stellar_rpc fails the pipeline on
+ * it).  A missing or malformed field raises li_parse_stellar_ledger's
+ * error.
+ */
+char *
+li_stellar_header_error(JsonbContainer *doc)
+{
+	LiStellarHeader h;
+	const char *field;
+	char	   *why = header_error(doc, &h, &field);
+
+	return why ? psprintf("field \"%s\" %s", field, why) : NULL;
+}
+
+/*
  * li_parse_stellar_ledger -- a Stellar ledger document (see the header
  * comment) into *out, validated.
  */
@@ -231,23 +277,17 @@ void
 li_parse_stellar_ledger(JsonbContainer *doc, LiLedger *out)
 {
 	const JsonbValue *v;
-	bytea	   *header;
 	LiStellarHeader h;
-	LiAbiError	err;
-	uint8		hash[LI_HASH_LEN];
+	const char *field;
+	char	   *why;
 	JsonbValue *events;
 	int64		close_time;
 
 	memset(out, 0, sizeof(LiLedger));
 	out->stellar = true;
 	out->number = int_field(doc, "sequence", "sequence", 1, PG_UINT32_MAX);
-	hex_field(string_field(doc, "hash", "hash"), "hash", hash, LI_HASH_LEN);
-	header = base64_field(string_field(doc, "headerXdr", "headerXdr"), "headerXdr");
-	if (li_stellar_parse_header((const unsigned char *) VARDATA(header), VARSIZE(header) - VARHDRSZ,
-								&h, &err) != LI_ABI_OK)
-		bad_document("headerXdr", "is not a ledger header: %s", err.message);
-	if (memcmp(h.hash, hash, LI_HASH_LEN) != 0)
-		bad_document("hash", "is not the SHA-256 of the header (%s)", li_bytes_to_hex(h.hash, LI_HASH_LEN) + 2);
+	if ((why = header_error(doc, &h, &field)) != NULL)
+		bad_document(field, "%s", why);
 	if ((int64) h.sequence != out->number)
 		bad_document("sequence", "is not the header's ledgerSeq %u", h.sequence);
 	v = string_field(doc, "ledgerCloseTime", "ledgerCloseTime");
@@ -263,7 +303,7 @@ li_parse_stellar_ledger(JsonbContainer *doc, LiLedger *out)
 	}
 	if (h.close_time > ((uint64) 1 << 40))
 		bad_document("headerXdr", "has a closeTime out of range");
-	memcpy(out->hash, hash, LI_HASH_LEN);
+	memcpy(out->hash, h.hash, LI_HASH_LEN);
 	memcpy(out->parent_hash, h.previous_hash, LI_HASH_LEN);
 	out->has_parent = true;
 	out->time = (TimestampTz) ((int64) h.close_time -

@@ -141,6 +141,8 @@ extern LiLedger *li_batch_add(LiBatch *b);
  * *error = "reorg at ledger N: ..." when its parentHash (or, resuming a
  * partial ledger, its hash) does not match; true when it cannot be checked
  */
+/* sort ledger numbers v[0..n), dropping repeats; how many are left */
+extern int	li_sort_unique(int64 *v, int n);
 extern bool li_check_continuity(LiPipeline *p, const LiLedger *prev,
 								const LiLedger *l, char **error);
 

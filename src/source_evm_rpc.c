@@ -197,15 +197,6 @@ typedef struct RangeLogs
 	int			nlogs;
 } RangeLogs;
 
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
 /* eth_getBlockByNumber's params for block n, without transactions */
 static char *
 header_params(int64 n)
@@ -678,7 +669,6 @@ blocks_to_fetch(LiPipeline *p, const RangeLogs *range, int64 **numbers_out)
 	int64		nmult = every > 0 ? end / every - (next + every - 1) / every + 1 : 0;
 	int64	   *numbers = palloc(sizeof(int64) * (range->nblocks + 2 + Max(nmult, 0)));
 	int			n = 0;
-	int			k = 0;
 
 	numbers[n++] = end;
 	if (next != end && !range->final)
@@ -690,12 +680,8 @@ blocks_to_fetch(LiPipeline *p, const RangeLogs *range, int64 **numbers_out)
 	if (every > 0)
 		for (int64 m = (next + every - 1) / every * every; m <= end; m += every)
 			numbers[n++] = m;
-	qsort(numbers, n, sizeof(int64), int64_cmp);
-	for (int j = 0; j < n; j++)
-		if (k == 0 || numbers[j] != numbers[k - 1])
-			numbers[k++] = numbers[j];
 	*numbers_out = numbers;
-	return k;
+	return li_sort_unique(numbers, n);
 }
 
 /*

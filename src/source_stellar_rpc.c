@@ -43,7 +43,6 @@
  */
 #include "postgres.h"
 
-#include "common/base64.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
@@ -54,7 +53,6 @@
 #include "ledger.h"
 #include "rpc_client.h"
 #include "source.h"
-#include "stellar_core.h"
 
 /* the head this far below the cursor is a network reset, not a lagging server */
 #define LI_STELLAR_RESET_LEDGERS 1000
@@ -359,15 +357,6 @@ fetch_events(LiPipeline *p, Window *w)
 	}
 }
 
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * The ledgers to fetch: the window's ends, every ledger with events and the
  * multiples of the block handlers' block_every, increasing, each once.
@@ -378,7 +367,6 @@ window_ledgers(const Window *w, int64 every, int *n)
 	int64		nmult = every > 0 ? w->last / every - (w->first + every - 1) / every + 1 : 0;
 	int64	   *s = palloc(sizeof(int64) * (w->nevents + 2 + Max(nmult, 0)));
 	int			m = 0;
-	int			k = 0;
 
 	s[m++] = w->first;
 	s[m++] = w->last;
@@ -387,11 +375,7 @@ window_ledgers(const Window *w, int64 every, int *n)
 	if (every > 0)
 		for (int64 x = (w->first + every - 1) / every * every; x <= w->last; x += every)
 			s[m++] = x;
-	qsort(s, m, sizeof(int64), int64_cmp);
-	for (int i = 0; i < m; i++)
-		if (k == 0 || s[i] != s[k - 1])
-			s[k++] = s[i];
-	*n = k;
+	*n = li_sort_unique(s, m);
 	return s;
 }
 
@@ -447,44 +431,6 @@ fetch_ledgers(const int64 *seqs, int n, JsonbValue **entries)
 			entries[start[c] + j] = e;
 		}
 	}
-}
-
-/*
- * Is the getLedgers entry's headerXdr a ledger header (a history entry's
- * own hash included) whose SHA-256 is its "hash"?  Checked here
- * (li_parse_stellar_ledger checks it again) because a forged or corrupt
- * header fails the pipeline instead of being retried; *why says what is
- * wrong.
- */
-static bool
-header_hash_ok(JsonbContainer *entry, char **why)
-{
-	JsonbValue *h = li_jsonb_get(entry, "headerXdr");
-	JsonbValue *hash = li_jsonb_get(entry, "hash");
-	LiStellarHeader hdr;
-	LiAbiError	err;
-	char	   *x;
-	int			len;
-	char	   *hex;
-
-	if (h == NULL || h->type != jbvString || hash == NULL || hash->type != jbvString)
-		return true;			/* the parser names what is missing */
-	x = palloc(pg_b64_dec_len(h->val.string.len) + 1);
-	len = pg_b64_decode(h->val.string.val, h->val.string.len, x, pg_b64_dec_len(h->val.string.len));
-	if (len < 0)
-		return true;			/* not base64: the parser's error, retried */
-	if (li_stellar_parse_header((const unsigned char *) x, len, &hdr, &err) != LI_ABI_OK)
-	{
-		*why = psprintf("its headerXdr is not a ledger header: %s", err.message);
-		return false;
-	}
-	hex = li_bytes_to_hex(hdr.hash, LI_HASH_LEN) + 2;
-	if (hash->val.string.len == 2 * LI_HASH_LEN &&
-		pg_strncasecmp(hash->val.string.val, hex, 2 * LI_HASH_LEN) == 0)
-		return true;
-	*why = psprintf("its header's SHA-256 is %s, not its hash %s", hex,
-					pnstrdup(hash->val.string.val, Min(hash->val.string.len, 2 * LI_HASH_LEN)));
-	return false;
 }
 
 /*
@@ -606,7 +552,8 @@ li_stellar_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		char	   *why;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!header_hash_ok(entry, &why))
+		/* checked again by the parser, which would only raise */
+		if ((why = li_stellar_header_error(entry)) != NULL)
 		{
 			fail(batch, psprintf("Stellar ledger " INT64_FORMAT " from the server%s is forged or corrupt: %s",
 								 seqs[i], li_rpc_endpoint_label(), why));

@@ -7,6 +7,9 @@
 #     balances they sum to equal the ERC-20 deltas computed outside the
 #     project, and every row equals the raw sink's log it came from;
 #  b) a sink of one contract (address) holds exactly that contract's rows;
+#     garbage under Transfer's topic0 (a short value, an address topic with
+#     high bytes set) goes to decode_error, or fails the pipeline with
+#     on_decode_error "fail", nothing applied;
 #     a tracked table sink (an anonymous event) follows a reorg: the rows
 #     of the orphaned ledgers go, the new branch's come;
 #  c) what add_table_sink refuses, naming it: a column that cannot hold an
@@ -85,6 +88,45 @@ is(q1(q{SELECT count(*) FROM transfers WHERE sender !~ '^0x[0-9a-f]{40}$'}), '0'
 is(q1(q{SELECT count(*) FROM usdt}) . ' ' . q1(qq{SELECT count(*) FROM usdt u JOIN "Transfer" t USING (ledger, event_index) WHERE t.address = '$usdt' AND t.value = u.value}),
 	join(' ', (q1(qq{SELECT count(*) FROM "Transfer" WHERE address = '$usdt'})) x 2),
 	'a sink with an address holds exactly that contract\'s rows');
+
+# ---------------------------------------------------------------------
+# a contract sending garbage under Transfer's topic0: a log whose value is
+# 31 bytes, one whose "from" topic has non-zero high bytes, next to a valid
+# one: the valid one lands, the others go to decode_error naming the
+# problem; with on_decode_error "fail" nothing of the ledger is applied
+# and the error says why
+# ---------------------------------------------------------------------
+my $t0 = "0x$topic0";
+my $word = sub { '"0x' . ('00' x 12) . ($_[0] x 20) . '"' };
+my $log = sub {
+	my ($from, $data, $i) = @_;
+	return '{"address": "0x' . ('ab' x 20) . qq|", "topics": ["$t0", $from, | . $word->('02')
+	  . qq|], "data": "0x$data", "transactionIndex": "0x0", "logIndex": "0x$i"}|;
+};
+my $garbage = '{"number": 1, "hash": "0x' . ('11' x 32) . '", "logs": ['
+  . join(', ', $log->($word->('01'), ('00' x 31) . '07', 0), $log->($word->('01'), '00' x 30, 1),
+	$log->('"0x' . ('ff' x 32) . '"', ('00' x 31) . '09', 2)) . ']}';
+for my $mode ('skip', 'fail')
+{
+	q1(qq{
+		CREATE TABLE garbage_$mode (ledger bigint, event_index int, "from" bytea, "to" bytea, value numeric);
+		SELECT ledger_ingest.create_pipeline('garbage_$mode', 'inbox', '{"on_decode_error": "$mode", "max_retries": 1}');
+		SELECT ledger_ingest.add_table_sink('garbage_$mode', 'garbage_$mode', '$transfer');
+		INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('garbage_$mode', '$garbage');
+		SELECT ledger_ingest.start('garbage_$mode');
+	});
+}
+ok(li_wait($node, 'garbage_skip', 1, 60), 'on_decode_error skip: the ledger was applied');
+is(q1(q{SELECT string_agg(event_index || ':' || value, ',') FROM garbage_skip}), '0:7', 'only the valid log became a row');
+is(q1(q{SELECT string_agg(event_index || ' ' || handler || ' ' || CASE WHEN error LIKE '%data too short%' THEN 'short'
+		WHEN error LIKE '%non-zero high bytes in address%' THEN 'address' ELSE error END, ',' ORDER BY event_index)
+	FROM ledger_ingest.decode_error WHERE pipeline = 'garbage_skip'}),
+	'1 table sink garbage_skip short,2 table sink garbage_skip address', 'the two others are in decode_error, each with the decoder\'s reason');
+is(li_wait_state($node, 'garbage_fail', 'failed', 60), 'failed', 'on_decode_error fail: the pipeline fails after its retries');
+like(q1(q{SELECT last_error FROM ledger_ingest.status WHERE pipeline = 'garbage_fail'}), qr/data too short|non-zero high bytes in address/,
+	'its error is the decoder\'s');
+is(q1(q{SELECT count(*) FROM garbage_fail}) . ' ' . q1(q{SELECT ledger FROM ledger_ingest.cursor WHERE pipeline = 'garbage_fail'}),
+	'0 -1', 'nothing of the ledger was applied');
 
 # ---------------------------------------------------------------------
 # reorgs: a tracked table sink follows the winning branch (li_chain_sql's
