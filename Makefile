@@ -34,6 +34,7 @@ OBJS = \
 	src/journal.o \
 	src/sink.o \
 	src/table_sink.o \
+	src/factory.o \
 	src/keccak.o \
 	src/abi_core.o \
 	src/abi.o \
@@ -43,7 +44,7 @@ OBJS = \
 	src/stellar.o
 
 EXTENSION = ledger_ingest
-DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql ledger_ingest--0.4--0.5.sql ledger_ingest--0.5--0.6.sql
+DATA = ledger_ingest--0.3.sql ledger_ingest--0.1.sql ledger_ingest--0.1--0.2.sql ledger_ingest--0.2--0.3.sql ledger_ingest--0.3--0.4.sql ledger_ingest--0.4--0.5.sql ledger_ingest--0.5--0.6.sql ledger_ingest--0.6--0.7.sql
 PGFILEDESC = "ledger_ingest - blockchain ledger ingestion inside PostgreSQL"
 
 # The suites, on PGXS's conventions: "make installcheck" runs pg_regress

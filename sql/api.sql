@@ -514,6 +514,35 @@ SELECT ledger_ingest.create_pipeline('api_inbox', 'inbox');
 SELECT pipeline, ledger, events_applied FROM ledger_ingest.cursor WHERE pipeline = 'api_inbox';
 SELECT ledger_ingest.wait_for('api_inbox', 3, '0');
 
+-- Factories (add_factory): the event's argument of type address names the
+-- child; the same factory twice is one row; each check names what is wrong
+SELECT ledger_ingest.create_pipeline('api_dex', 'evm_rpc', '{"url": "http://127.0.0.1:1", "from_block": 10}');
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PairCreated(address indexed token0, address indexed token1, address pair, uint256)', 'pair') AS id \gset
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PairCreated(address indexed token0, address indexed token1, address pair, uint256)', 'pair') = :id AS same_id;
+SELECT pipeline, encode(address, 'hex') AS address, event, param FROM ledger_ingest.factory ORDER BY id;
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PairCreated(address indexed token0, address indexed token1, address pair, uint256)', 'pool');
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PoolCreated(uint256 fee, address)', 'fee');
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PoolCreated(address, address)', 'pool');
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PoolCreated(address pool) anonymous', 'pool');
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PoolCreated(address pool', 'pool');
+SELECT ledger_ingest.add_factory('api_dex', '\x5c69', 'event PoolCreated(address pool)', 'pool');
+SELECT ledger_ingest.add_factory('api_dex', NULL, 'event PoolCreated(address pool)', 'pool');
+SELECT ledger_ingest.add_factory('api_nope', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PoolCreated(address pool)', 'pool');
+SELECT ledger_ingest.create_pipeline('api_xlm', 'inbox', '{"chain": "stellar"}');
+SELECT ledger_ingest.add_factory('api_xlm', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f',
+	'event PoolCreated(address pool)', 'pool');
+SELECT ledger_ingest.remove_factory('api_dex', '\x0000000000000000000000000000000000000001');
+SELECT ledger_ingest.remove_factory('api_dex', '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f');
+SELECT count(*) FROM ledger_ingest.factory;
+
 -- clean up
 SELECT ledger_ingest.drop_pipeline(name) FROM ledger_ingest.pipeline ORDER BY name COLLATE "C";
 SELECT count(*) FROM ledger_ingest.pipeline;

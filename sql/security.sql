@@ -117,6 +117,7 @@ SELECT count(*) FROM ledger_ingest.inbox;
 SET ROLE regress_li_alice;
 SELECT ledger_ingest.create_pipeline('sec_alice', 'inbox');
 SELECT ledger_ingest.add_handler('sec_alice', 'sec_handler(ledger_ingest.event)');
+SELECT ledger_ingest.add_factory('sec_alice', decode(repeat('11', 20), 'hex'), 'event Created(address child)', 'child') > 0 AS factory;
 INSERT INTO ledger_ingest.inbox (pipeline, doc)
 	VALUES ('sec_alice', '{"number": "0x1", "hash": "0x1111111111111111111111111111111111111111111111111111111111111111"}');
 -- the shared cursor of sec_alice now exists (nothing is applied yet)
@@ -125,6 +126,9 @@ RESET ROLE;
 -- a header, as the worker would have recorded it
 INSERT INTO ledger_ingest.ledger (pipeline, number, hash, events)
 	VALUES ('sec_alice', 0, decode(repeat('10', 32), 'hex'), 0);
+-- and a child, as the worker would have recorded it
+INSERT INTO ledger_ingest.child (pipeline, address, factory, ledger, tx_index, event_index)
+	SELECT 'sec_alice', decode(repeat('22', 20), 'hex'), id, 0, 0, 0 FROM ledger_ingest.factory;
 
 SET ROLE regress_li_bob;
 SELECT ledger_ingest.create_pipeline('sec_bob', 'inbox');
@@ -135,6 +139,8 @@ SELECT pipeline, ledger FROM ledger_ingest.cursor;
 SELECT pipeline, handler FROM ledger_ingest.handler;
 SELECT pipeline, ledger FROM ledger_ingest.inbox;
 SELECT pipeline, number FROM ledger_ingest.ledger;
+SELECT pipeline, address FROM ledger_ingest.factory;
+SELECT pipeline, address FROM ledger_ingest.child;
 SELECT pipeline, state, owner FROM ledger_ingest.status;
 -- nor in the shared-memory state behind status
 SELECT pipeline FROM ledger_ingest._shmem_status() WHERE pipeline <> 'sec_bob';
@@ -148,6 +154,8 @@ SELECT ledger_ingest.rewind('sec_alice', -1);
 SELECT ledger_ingest.wait_for('sec_alice', 0, '0');
 SELECT ledger_ingest.drop_pipeline('sec_alice');
 SELECT ledger_ingest.track_table('sec_alice', 'pg_class');
+SELECT ledger_ingest.add_factory('sec_alice', decode(repeat('33', 20), 'hex'), 'event Created(address child)', 'child');
+SELECT ledger_ingest.remove_factory('sec_alice', decode(repeat('11', 20), 'hex'));
 -- bob holds SELECT on the tables and INSERT on the inbox only: direct
 -- changes, even to his own rows, are refused, and so is every lock that
 -- could stall another owner's worker
@@ -157,6 +165,8 @@ UPDATE ledger_ingest.cursor SET ledger = 100 WHERE pipeline = 'sec_alice';
 DELETE FROM ledger_ingest.handler WHERE pipeline = 'sec_alice';
 UPDATE ledger_ingest.inbox SET doc = '{}' WHERE pipeline = 'sec_alice';
 DELETE FROM ledger_ingest.inbox WHERE pipeline = 'sec_alice';
+DELETE FROM ledger_ingest.child WHERE pipeline = 'sec_alice';
+DELETE FROM ledger_ingest.factory WHERE pipeline = 'sec_alice';
 -- and rows for alice's pipeline cannot be added or moved there
 INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('sec_alice', '{"number": 2}');
 INSERT INTO ledger_ingest.handler (pipeline, handler) VALUES ('sec_alice', 'sec_handler(ledger_ingest.event)');

@@ -37,6 +37,7 @@
 #include "utils/timestamp.h"
 
 #include "apply.h"
+#include "factory.h"
 #include "handlers.h"
 #include "publish.h"
 #include "xact.h"
@@ -370,6 +371,12 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 			bool		any = false;
 
 			CHECK_FOR_INTERRUPTS();
+			if (p->nfactories > 0)
+			{
+				old = MemoryContextSwitchTo(txn_cxt);
+				li_factory_announce(p, pipeline_text, l, ledger_hash, e);
+				MemoryContextSwitchTo(old);
+			}
 			for (int h = 0; h < p->nhandlers && !any; h++)
 				any = li_handler_matches(&p->handlers[h], e);
 			if (!any)

@@ -54,6 +54,7 @@
 
 #include "abi.h"
 #include "catalog.h"
+#include "factory.h"
 #include "ledger_ingest.h"
 
 
@@ -67,8 +68,8 @@
  * Run a read-only SELECT with $1 = the pipeline's name; ERROR naming
  * "what" unless it succeeds.  Returns the rows (SPI_tuptable).
  */
-static uint64
-select_for_pipeline(const char *sql, const char *pipeline, const char *what)
+uint64
+li_select_for_pipeline(const char *sql, const char *pipeline, const char *what)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(pipeline)};
@@ -109,7 +110,8 @@ read_pipeline_row(LiPipeline *p, MemoryContext cxt, char **missing, char **state
 								"EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
 								"        WHERE r.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid), "
 								"pg_catalog.to_regclass('ledger_ingest.decode_error') IS NOT NULL, "
-								"coalesce(pg_catalog.starts_with(p.last_error, $2), false) "
+								"coalesce(pg_catalog.starts_with(p.last_error, $2), false), "
+								"pg_catalog.to_regclass('ledger_ingest.factory') IS NOT NULL "
 								"FROM ledger_ingest.pipeline p JOIN ledger_ingest.cursor c "
 								"ON c.pipeline OPERATOR(pg_catalog.=) p.name "
 								"WHERE p.name OPERATOR(pg_catalog.=) $1",
@@ -152,6 +154,7 @@ read_pipeline_row(LiPipeline *p, MemoryContext cxt, char **missing, char **state
 	MemoryContextSwitchTo(old);
 	p->sql_0_2 = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 	*start_failure = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
+	p->sql_0_7 = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
 	if (!DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
 		*missing = psprintf("the owner of pipeline \"%s\" (role OID %u) no longer exists",
 						   p->name, p->owner);
@@ -215,7 +218,7 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 	 * reads both, so this library also runs a pipeline whose extension is
 	 * not yet updated).
 	 */
-	nh = (int) select_for_pipeline("SELECT h.id, f.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
+	nh = (int) li_select_for_pipeline("SELECT h.id, f.oid, h.handler::pg_catalog.text, h.topic0, h.address, "
 								   "r.oid, h.revert::pg_catalog.text, h.event, "
 								   "f.proargtypes[0] OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype, "
 								   /* every is 0.6's: set for a block handler */
@@ -310,7 +313,7 @@ read_tracked(LiPipeline *p, MemoryContext cxt, char **missing)
 	HeapTuple	tup;
 	bool		isnull;
 
-	p->ntracked = (int) select_for_pipeline("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk, "
+	p->ntracked = (int) li_select_for_pipeline("SELECT t.tbl::pg_catalog.oid, t.tbl::pg_catalog.text, t.pk, "
 											"EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 											"        WHERE c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid), "
 											/* since_ledger is 0.2's: read it so that 0.1 works too */
@@ -351,7 +354,7 @@ read_sinks(LiPipeline *p, MemoryContext cxt, char **missing)
 	bool		isnull;
 
 	/* event, address and columns are 0.6's (table sinks) */
-	p->nsinks = (int) select_for_pipeline("SELECT s.tbl::pg_catalog.oid, "
+	p->nsinks = (int) li_select_for_pipeline("SELECT s.tbl::pg_catalog.oid, "
 										  "EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 										  "        WHERE c.oid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid), "
 										  "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'event', "
@@ -409,13 +412,19 @@ li_catalog_read_pipeline(LiPipeline *p, MemoryContext cxt, char **missing, char 
 	LiPipelineFound found;
 	LiHandler  *handlers;
 	int			nhandlers;
+	LiPosition	held = p->cursor;
 
 	found = read_pipeline_row(p, cxt, missing, state, start_failure);
 	if (found != LI_PIPELINE_RUNNING)
 		return found;
+	/* moved by someone else (rewind, cursor_cas): children may be gone */
+	if (held.ledger != p->cursor.ledger || held.complete != p->cursor.complete ||
+		held.tx_index != p->cursor.tx_index || held.event_index != p->cursor.event_index)
+		li_factories_forget();
 	handlers = read_handlers(p, cxt, missing, &nhandlers);
 	read_tracked(p, cxt, missing);
 	read_sinks(p, cxt, missing);
+	li_factories_read(p, cxt);
 	p->handlers = handlers;
 	p->nhandlers = nhandlers;
 	return LI_PIPELINE_RUNNING;
@@ -759,6 +768,16 @@ static const LiWriteOp write_ops[] = {
 	{"remove_handler", 1, LI_CHECK_PIPELINE_OWNER,
 		"WITH d AS (DELETE FROM ledger_ingest.handler h WHERE h.pipeline = $1 AND h.handler = $2[1] "
 		"      RETURNING 1) SELECT count(*) FROM d"},
+	/* args: factory address (hex), event signature, argument */
+	{"add_factory", 3, LI_CHECK_PIPELINE_OWNER,
+		"WITH i AS (INSERT INTO ledger_ingest.factory (pipeline, address, event, param) "
+		"      VALUES ($1, decode($2[1], 'hex'), $2[2], $2[3]) ON CONFLICT DO NOTHING RETURNING id) "
+		"SELECT coalesce((SELECT id FROM i), (SELECT f.id FROM ledger_ingest.factory f WHERE f.pipeline = $1 "
+		"      AND f.address = decode($2[1], 'hex') AND f.event = $2[2] AND f.param = $2[3]))"},
+	/* args: factory address (hex); its children go by ON DELETE CASCADE */
+	{"remove_factory", 1, LI_CHECK_PIPELINE_OWNER,
+		"WITH d AS (DELETE FROM ledger_ingest.factory f WHERE f.pipeline = $1 "
+		"      AND f.address = decode($2[1], 'hex') RETURNING 1) SELECT count(*) FROM d"},
 	/* args: table oid */
 	{"add_table_sink", 4, LI_CHECK_PIPELINE_OWNER,
 		"INSERT INTO ledger_ingest.sink (pipeline, tbl, event, address, columns) "

@@ -54,6 +54,12 @@ extern int	li_catalog_stored_headers(LiPipeline *p, int64 from, int64 to, Memory
 									  int64 **numbers, uint8 (**hashes)[LI_HASH_LEN]);
 
 /*
+ * run a read-only SELECT with $1 = pipeline (SPI connected); ERROR naming
+ * "what" unless it succeeds.  Returns the number of rows (SPI_tuptable).
+ */
+extern uint64 li_select_for_pipeline(const char *sql, const char *pipeline, const char *what);
+
+/*
  * SQL side (in the caller's transaction, as the caller: row-level security
  * applies; each connects to SPI itself)
  */

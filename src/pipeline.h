@@ -69,6 +69,17 @@ typedef struct LiSink
 	Jsonb	   *columns;		/* column -> argument or field, or NULL */
 } LiSink;
 
+/* A factory contract: its event announces children (factory.c). */
+typedef struct LiFactory
+{
+	int64		id;
+	uint8		address[LI_ADDRESS_LEN];
+	void	   *abi;			/* the event compiled (abi.h) */
+	int			param;			/* the argument holding the child's address */
+	int			ntopics;		/* topics a log of the event has */
+	uint8		topic0[LI_HASH_LEN];
+} LiFactory;
+
 typedef struct LiPipeline
 {
 	char		name[LI_NAME_MAX];
@@ -87,6 +98,11 @@ typedef struct LiPipeline
 	int			nsinks;
 	LiSink	   *sinks;
 	int64		journal_floor;	/* journal ledgers above this one */
+	int			nfactories;
+	LiFactory  *factories;
+	/* with factories: the options' own "addresses" and "topics" filter */
+	Jsonb	   *watch_addresses;
+	Jsonb	   *watch_topics;
 	/*
 	 * The installed extension's SQL is 0.2 or later (it has
 	 * ledger_ingest.decode_error and tracked.since_ledger); this library
@@ -94,6 +110,7 @@ typedef struct LiPipeline
 	 * ledger_ingest UPDATE).
 	 */
 	bool		sql_0_2;
+	bool		sql_0_7;		/* it has factories (ledger_ingest.factory) */
 	/* ledger hash at the cursor, for parentHash continuity */
 	bool		has_cursor_hash;
 	uint8		cursor_hash[LI_HASH_LEN];

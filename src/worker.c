@@ -58,6 +58,7 @@
 
 #include "apply.h"
 #include "catalog.h"
+#include "factory.h"
 #include "ledger_ingest.h"
 #include "prefetch.h"
 #include "publish.h"
@@ -434,11 +435,14 @@ worker_cycle(MemoryContext batch_cxt)
 
 	phase = PHASE_FETCH;
 	fetch_batch(batch_cxt, &batch);
+	if (batch.nledgers > 0 && pipeline.nfactories > 0)
+		li_factories_filter(&pipeline, &batch);
 	if (batch.nledgers > 0)
 	{
 		phase = PHASE_APPLY;
 		if (li_apply_batch(&pipeline, &batch) == LI_APPLY_LOST_CAS)
 		{
+			li_factories_forget();
 			ereport(LOG,
 					(errmsg("ledger_ingest pipeline \"%s\": cursor moved concurrently; re-reading it",
 							pipeline.name)));
@@ -459,6 +463,7 @@ worker_cycle(MemoryContext batch_cxt)
 	{
 		check_revertible(&batch);
 		phase = PHASE_APPLY;
+		li_factories_forget();
 		if (li_revert(&pipeline, batch.fork_ledger, batch.fork_hash) == LI_APPLY_LOST_CAS)
 			ereport(LOG,
 					(errmsg("ledger_ingest pipeline \"%s\": cursor moved during a reorg; re-reading it",
@@ -672,6 +677,7 @@ try_cycle(MemoryContext batch_cxt, bool *applied)
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		li_apply_ctx.active = false;
+		li_factories_forget();
 		RESUME_INTERRUPTS();
 
 		failed = true;

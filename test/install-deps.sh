@@ -32,7 +32,8 @@ if ! command -v npm >/dev/null; then
 fi
 if [ ! -x "$here/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil" ] ||
    [ ! -x "$here/node_modules/@foundry-rs/cast-linux-amd64/bin/cast" ] ||
-   [ ! -f "$here/node_modules/@openzeppelin/contracts/build/contracts/ERC20PresetMinterPauser.json" ]; then
+   [ ! -f "$here/node_modules/@openzeppelin/contracts/build/contracts/ERC20PresetMinterPauser.json" ] ||
+   [ ! -f "$here/node_modules/@uniswap/v2-core/build/UniswapV2Factory.json" ]; then
 	# "npm install" with the committed lockfile installs exactly the locked
 	# versions; "npm ci" refuses this lockfile because npm 11 leaves the
 	# other platforms' optional anvil/cast binaries out of it.

@@ -156,8 +156,8 @@ sub exact
 	ok(li_wait($node, 'mainnet', $half, 120), 'the 0.1 pipeline applied the first half');
 	my $before = li_scalar($node, q{SELECT ledger, events_applied FROM ledger_ingest.cursor});
 	$node->safe_psql('postgres', q{ALTER EXTENSION ledger_ingest UPDATE});
-	li_case($F, 'ALTER EXTENSION UPDATE 0.1 to 0.6 keeps the pipeline, its cursor and its handler',
-		li_scalar($node, q{SELECT extversion FROM pg_extension WHERE extname = 'ledger_ingest'}) eq '0.6'
+	li_case($F, 'ALTER EXTENSION UPDATE 0.1 to 0.7 keeps the pipeline, its cursor and its handler',
+		li_scalar($node, q{SELECT extversion FROM pg_extension WHERE extname = 'ledger_ingest'}) eq '0.7'
 		  && li_scalar($node, q{SELECT ledger, events_applied FROM ledger_ingest.cursor}) eq $before
 		  && li_scalar($node, q{SELECT handler FROM ledger_ingest.handler}) eq 'public.erc20_on_transfer(ledger_ingest.event)');
 	$node->safe_psql('postgres', qq{
