@@ -35,6 +35,8 @@ OBJS = \
 	src/sink.o \
 	src/table_sink.o \
 	src/factory.o \
+	src/transaction.o \
+	src/ledger_tx.o \
 	src/keccak.o \
 	src/abi_core.o \
 	src/abi.o \

@@ -514,6 +514,32 @@ SELECT ledger_ingest.create_pipeline('api_inbox', 'inbox');
 SELECT pipeline, ledger, events_applied FROM ledger_ingest.cursor WHERE pipeline = 'api_inbox';
 SELECT ledger_ingest.wait_for('api_inbox', 3, '0');
 
+-- Transactions: "transactions" and "receipts" (evm_rpc), transaction
+-- handlers, and event handlers taking (event, transaction)
+SELECT ledger_ingest.create_pipeline('api_tx', 'evm_rpc', '{"url": "http://127.0.0.1:1", "receipts": true}');
+SELECT ledger_ingest.create_pipeline('api_bad', 'evm_rpc', '{"url": "http://127.0.0.1:1", "transactions": "yes"}');
+SELECT ledger_ingest.create_pipeline('api_bad', 'inbox', '{"receipts": true}');
+CREATE FUNCTION api_on_tx(t ledger_ingest.transaction) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+CREATE FUNCTION api_on_ev_tx(e ledger_ingest.event, t ledger_ingest.transaction) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+CREATE FUNCTION api_on_tx_ev(t ledger_ingest.transaction, e ledger_ingest.event) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+SELECT ledger_ingest.add_transaction_handler('api_tx', 'api_on_tx(ledger_ingest.transaction)') > 0 AS any;
+SELECT ledger_ingest.add_transaction_handler('api_tx', 'api_on_tx(ledger_ingest.transaction)',
+	address => '\x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f', selector => substr(ledger_ingest.keccak256(convert_to('transfer(address,uint256)', 'UTF8')), 1, 4),
+	failed => true) > 0 AS filtered;
+SELECT ledger_ingest.add_transaction_handler('api_tx', 'api_on_tx(ledger_ingest.transaction)', selector => '\x') > 0 AS plain;
+SELECT encode(address, 'hex') AS address, coalesce(encode(selector, 'hex'), 'any') AS selector, failed
+	FROM ledger_ingest.handler WHERE pipeline = 'api_tx' ORDER BY id;
+SELECT ledger_ingest.add_transaction_handler('api_tx', 'api_on_tx(ledger_ingest.transaction)', selector => '\xa9059c');
+SELECT ledger_ingest.add_transaction_handler('api_tx', 'api_on_tx(ledger_ingest.transaction)', address => '\x5c69');
+SELECT ledger_ingest.add_transaction_handler('api_tx', 'api_h1(ledger_ingest.event)');
+SELECT ledger_ingest.add_transaction_handler('api_tx', 'api_on_tx(ledger_ingest.transaction)', failed => NULL);
+SELECT ledger_ingest.add_handler('api_tx', 'api_on_ev_tx(ledger_ingest.event, ledger_ingest.transaction)') > 0 AS event_and_transaction;
+SELECT ledger_ingest.add_handler('api_tx', 'api_on_tx_ev(ledger_ingest.transaction, ledger_ingest.event)');
+SELECT ledger_ingest.add_handler('api_tx', 'api_h1(ledger_ingest.event)',
+	revert => 'api_on_ev_tx(ledger_ingest.event, ledger_ingest.transaction)');
+SELECT ledger_ingest.create_pipeline('api_xlm_tx', 'inbox', '{"chain": "stellar"}');
+SELECT ledger_ingest.add_transaction_handler('api_xlm_tx', 'api_on_tx(ledger_ingest.transaction)');
+
 -- Factories (add_factory): the event's argument of type address names the
 -- child; the same factory twice is one row; each check names what is wrong
 SELECT ledger_ingest.create_pipeline('api_dex', 'evm_rpc', '{"url": "http://127.0.0.1:1", "from_block": 10}');
@@ -550,4 +576,6 @@ SELECT count(*) FROM ledger_ingest.handler;
 DROP TABLE api_balances, api_pairs, api_nopk;
 DROP FUNCTION api_h1(ledger_ingest.event), api_h2(ledger_ingest.event), api_text(text),
 	api_two(ledger_ingest.event, integer), api_none(), api_pos(ledger_ingest.position),
-	api_try_options(text, jsonb);
+	api_try_options(text, jsonb), api_on_tx(ledger_ingest.transaction),
+	api_on_ev_tx(ledger_ingest.event, ledger_ingest.transaction),
+	api_on_tx_ev(ledger_ingest.transaction, ledger_ingest.event);

@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 
 #include "abi.h"
 #include "abi_core.h"
@@ -384,4 +385,50 @@ LiAbiDesc *
 li_abi_event_core(void *desc)
 {
 	return ((LiAbiHolder *) desc)->desc;
+}
+
+/* li_abi_word_int64 -- the low 8 bytes of a 32-byte word, as two's complement */
+int64
+li_abi_word_int64(const unsigned char *w)
+{
+	uint64		v = 0;
+
+	for (int i = 24; i < 32; i++)
+		v = (v << 8) | w[i];
+	return (int64) v;
+}
+
+/*
+ * li_abi_word_numeric -- a 32-byte big-endian word as a numeric: unsigned,
+ * or two's complement when is_signed
+ */
+Datum
+li_abi_word_numeric(const unsigned char *w, bool is_signed)
+{
+	char		dec[LI_ABI_DECIMAL_MAX];
+	unsigned char mag[32];
+	bool		neg = is_signed && (w[0] & 0x80);
+	int			k = 0;
+
+	/* most values fit in 63 bits: no decimal text in between */
+	while (k < 24 && w[k] == (neg ? 0xff : 0x00))
+		k++;
+	if (k == 24 && ((w[24] & 0x80) != 0) == neg)
+		return NumericGetDatum(int64_to_numeric(li_abi_word_int64(w)));
+	if (neg)
+	{
+		int			carry = 1;
+
+		for (int i = 32; i-- > 0;)
+		{
+			unsigned	v = (unsigned) (unsigned char) ~w[i] + (unsigned) carry;
+
+			mag[i] = (unsigned char) v;
+			carry = v > 0xff;
+		}
+		w = mag;
+	}
+	(void) li_abi_decimal(w, neg, dec);
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(dec), ObjectIdGetDatum(InvalidOid),
+							   Int32GetDatum(-1));
 }

@@ -56,4 +56,9 @@ extern const char *li_abi_event_signature(void *desc);
 /* the core descriptor (abi_core.h) of a compiled event */
 extern struct LiAbiDesc *li_abi_event_core(void *desc);
 
+/* the low 8 bytes of a 32-byte big-endian word, as two's complement */
+extern int64 li_abi_word_int64(const unsigned char *w);
+/* a 32-byte big-endian word as a numeric Datum: unsigned, or two's complement */
+extern Datum li_abi_word_numeric(const unsigned char *w, bool is_signed);
+
 #endif							/* LI_ABI_H */

@@ -10,7 +10,8 @@
  *	   the worker re-reads the cursor.  The updated row stays locked until
  *	   commit, so a concurrent cursor_cas waits and then sees the new cursor;
  *	2. calls the matching handlers for every event, in (ledger, tx_index,
- *	   event_index) order and registration order (handlers.c), as the
+ *	   event_index) order and registration order (handlers.c), each
+ *	   transaction's handlers before its events' (transaction.c), as the
  *	   pipeline owner in a security-restricted operation; set-based
  *	   handlers once with all their events; then the raw sinks (sink.c);
  *	3. records the headers of the ledgers it completes and deletes their
@@ -40,6 +41,7 @@
 #include "factory.h"
 #include "handlers.h"
 #include "publish.h"
+#include "transaction.h"
 #include "xact.h"
 
 LiApplyContext li_apply_ctx;
@@ -335,6 +337,8 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 	LiEventSet   *sets;
 	bool		journal_events = false;
 	int64		first_journaled = -1;	/* first ledger journaled in full */
+	bool		run_tx;
+	int32		tx_done;		/* transactions up to it were handled */
 
 	errcb.callback = apply_error_callback;
 	errcb.arg = NULL;
@@ -364,6 +368,9 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 			first_journaled = segs[s].first == 0 ? l->number : l->number + 1;
 		journal_events = p->has_revert && p->opts.reorg_window > 0 &&
 			l->number > p->journal_floor;
+		/* transaction handlers: each transaction before its own events */
+		run_tx = p->ntx_handlers > 0 && l->ntxs > 0;
+		tx_done = segs[s].first > 0 ? l->events[segs[s].first - 1].tx_index : -1;
 		for (int i = segs[s].first; i < segs[s].last; i++)
 		{
 			LiEvent    *e = &l->events[i];
@@ -371,6 +378,14 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 			bool		any = false;
 
 			CHECK_FOR_INTERRUPTS();
+			if (run_tx && e->tx_index > tx_done)
+			{
+				old = MemoryContextSwitchTo(txn_cxt);
+				li_run_tx_handlers(p, pipeline_text, l, ledger_hash, tx_done, e->tx_index);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(txn_cxt);
+				tx_done = e->tx_index;
+			}
 			if (p->nfactories > 0)
 			{
 				old = MemoryContextSwitchTo(txn_cxt);
@@ -383,6 +398,15 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 				continue;
 			old = MemoryContextSwitchTo(txn_cxt);
 			li_run_handlers(p, pipeline_text, l, ledger_hash, e, journal_events, sets, set_cxt);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(txn_cxt);
+		}
+		/* the transactions after its last event, in the transaction that completes it */
+		if (run_tx && segs[s].last == l->nevents)
+		{
+			MemoryContext old = MemoryContextSwitchTo(txn_cxt);
+
+			li_run_tx_handlers(p, pipeline_text, l, ledger_hash, tx_done, PG_INT32_MAX);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(txn_cxt);
 		}

@@ -200,6 +200,40 @@ read_block_handler(LiPipeline *p, MemoryContext cxt, char **missing, HeapTuple t
 }
 
 /*
+ * A transaction handler's row of read_handlers' query (columns 1 to 3 as a
+ * block handler's; 5 its address, 13 its selector, 14 failed) into
+ * p->tx_handlers.
+ */
+static void
+read_tx_handler(LiPipeline *p, MemoryContext cxt, char **missing, HeapTuple tup, TupleDesc desc)
+{
+	LiTxHandler *h = &p->tx_handlers[p->ntx_handlers++];
+	bool		isnull;
+	Datum		d;
+
+	h->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	h->funcoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	h->name = MemoryContextStrdup(cxt, format_procedure(h->funcoid));
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)) == LI_ADDRESS_LEN)
+	{
+		h->has_address = true;
+		memcpy(h->address, VARDATA_ANY(DatumGetByteaPP(d)), LI_ADDRESS_LEN);
+	}
+	d = SPI_getbinval(tup, desc, 13, &isnull);
+	if (!isnull)
+	{
+		bytea	   *sel = DatumGetByteaPP(d);
+
+		h->has_selector = true;
+		h->selector_len = (int) Min(VARSIZE_ANY_EXHDR(sel), 4);
+		memcpy(h->selector, VARDATA_ANY(sel), h->selector_len);
+	}
+	h->failed = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
+	(void) missing;				/* a dropped function: proargtypes is NULL, read as a handler */
+}
+
+/*
  * The pipeline's handlers, in registration order (allocations in cxt;
  * their number in *nhandlers), and its block handlers (read_block_handler);
  * the first one whose function is gone sets *missing unless it is set.
@@ -222,7 +256,13 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 								   "r.oid, h.revert::pg_catalog.text, h.event, "
 								   "f.proargtypes[0] OPERATOR(pg_catalog.<>) 'ledger_ingest.event'::pg_catalog.regtype, "
 								   /* every is 0.6's: set for a block handler */
-								   "(pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every')::pg_catalog.int4 "
+								   "(pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'every')::pg_catalog.int4, "
+								   /* 0.7's: transaction handlers (selector, failed), (event, transaction) */
+								   "coalesce(f.proargtypes[0] OPERATOR(pg_catalog.=) "
+								   "  pg_catalog.to_regtype('ledger_ingest.transaction'), false), "
+								   "f.pronargs OPERATOR(pg_catalog.=) 2, "
+								   "pg_catalog.decode(pg_catalog.substr(pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'selector', 3), 'hex'), "
+								   "coalesce((pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'failed')::pg_catalog.bool, false) "
 								   "FROM ledger_ingest.handler h "
 								   "LEFT JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) "
 								   "  pg_catalog.to_regprocedure(h.handler::pg_catalog.text)::pg_catalog.oid "
@@ -233,6 +273,8 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 	handlers = MemoryContextAllocZero(cxt, sizeof(LiHandler) * Max(nh, 1));
 	p->block_handlers = MemoryContextAllocZero(cxt, sizeof(LiBlockHandler) * Max(nh, 1));
 	p->nblock_handlers = 0;
+	p->tx_handlers = MemoryContextAllocZero(cxt, sizeof(LiTxHandler) * Max(nh, 1));
+	p->ntx_handlers = 0;
 	p->opts.block_every = 0;
 	for (int row = 0, i = 0; row < nh; row++)
 	{
@@ -245,6 +287,11 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 		if (!isnull)
 		{
 			read_block_handler(p, cxt, missing, tup, desc, DatumGetInt32(d));
+			continue;
+		}
+		if (DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull)))
+		{
+			read_tx_handler(p, cxt, missing, tup, desc);
 			continue;
 		}
 		i++;
@@ -291,8 +338,9 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 			h->abi_ntopics = li_abi_event_ntopics(h->abi);
 		}
 		h->set_based = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		h->tx_arg = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull)) && !isnull;
 	}
-	nh -= p->nblock_handlers;
+	nh -= p->nblock_handlers + p->ntx_handlers;
 	p->has_revert = false;
 	p->has_set_based = false;
 	for (int i = 0; i < nh; i++)
@@ -765,6 +813,11 @@ static const LiWriteOp write_ops[] = {
 	{"add_block_handler", 2, LI_CHECK_PIPELINE_OWNER,
 		"INSERT INTO ledger_ingest.handler (pipeline, handler, every) "
 		"VALUES ($1, $2[1], $2[2]::pg_catalog.int4) RETURNING id"},
+	/* args: handler, address (hex), selector (hex), has selector, failed */
+	{"add_transaction_handler", 5, LI_CHECK_PIPELINE_OWNER,
+		"INSERT INTO ledger_ingest.handler (pipeline, handler, address, selector, failed) "
+		"VALUES ($1, $2[1], decode($2[2], 'hex'), CASE WHEN $2[4] = 't' THEN decode(coalesce($2[3], ''), 'hex') END, "
+		"$2[5]::boolean) RETURNING id"},
 	{"remove_handler", 1, LI_CHECK_PIPELINE_OWNER,
 		"WITH d AS (DELETE FROM ledger_ingest.handler h WHERE h.pipeline = $1 AND h.handler = $2[1] "
 		"      RETURNING 1) SELECT count(*) FROM d"},

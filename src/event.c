@@ -32,26 +32,37 @@ const char *const li_event_field_names[LI_EVENT_ARGS] = {
 static TupleDesc event_tupdesc = NULL;
 
 /*
+ * li_type_tupdesc -- the blessed descriptor of composite type
+ * ledger_ingest.<name>, copied into TopMemoryContext (for the caller to
+ * keep; inside a transaction).
+ */
+TupleDesc
+li_type_tupdesc(const char *name)
+{
+	Oid			nsp = get_namespace_oid(LI_SCHEMA, false);
+	Oid			typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										 CStringGetDatum(name), ObjectIdGetDatum(nsp));
+	MemoryContext old;
+	TupleDesc	desc;
+
+	if (!OidIsValid(typoid))
+		elog(ERROR, "type ledger_ingest.%s does not exist", name);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	desc = lookup_rowtype_tupdesc_copy(typoid, -1);
+	BlessTupleDesc(desc);
+	MemoryContextSwitchTo(old);
+	return desc;
+}
+
+/*
  * li_event_tupdesc -- the blessed descriptor of ledger_ingest.event, kept
- * in TopMemoryContext (the first call must be inside a transaction).
+ * for the process (the first call must be inside a transaction).
  */
 TupleDesc
 li_event_tupdesc(void)
 {
 	if (event_tupdesc == NULL)
-	{
-		Oid			nsp = get_namespace_oid(LI_SCHEMA, false);
-		Oid			typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-											 CStringGetDatum("event"),
-											 ObjectIdGetDatum(nsp));
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		if (!OidIsValid(typoid))
-			elog(ERROR, "type ledger_ingest.event does not exist");
-		event_tupdesc = lookup_rowtype_tupdesc_copy(typoid, -1);
-		BlessTupleDesc(event_tupdesc);
-		MemoryContextSwitchTo(old);
-	}
+		event_tupdesc = li_type_tupdesc("event");
 	return event_tupdesc;
 }
 

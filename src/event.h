@@ -83,6 +83,8 @@ li_event_field(LiEventField f, Datum pipeline, Datum ledger_hash,
 
 /* the tuple descriptor of ledger_ingest.event (looked up once, inside a transaction) */
 extern TupleDesc li_event_tupdesc(void);
+/* the blessed descriptor of composite type ledger_ingest.<name>, in TopMemoryContext */
+extern TupleDesc li_type_tupdesc(const char *name);
 /* the ledger_ingest.event value of e, with args (NULL: none) */
 extern Datum li_event_datum(Datum pipeline, Datum ledger_hash, const LiLedger *l,
 							const LiEvent *e, Jsonb *args);

@@ -283,14 +283,18 @@ li_factories_read(LiPipeline *p, MemoryContext cxt)
 
 	p->nfactories = 0;
 	p->factories = NULL;
-	p->watch_addresses = NULL;
-	p->watch_topics = NULL;
-	if (!p->sql_0_7)
-		return;
-	if (li_select_for_pipeline("SELECT id, address, event, param FROM ledger_ingest.factory "
+	p->watch_addresses = p->opts.addresses;
+	p->watch_topics = p->opts.topics;
+	if (!p->sql_0_7 ||
+		li_select_for_pipeline("SELECT id, address, event, param FROM ledger_ingest.factory "
 							   "WHERE pipeline OPERATOR(pg_catalog.=) $1 ORDER BY id",
 							   p->name, "the factories") == 0)
+	{
+		/* transaction handlers follow the "addresses" */
+		if (p->ntx_handlers > 0 && p->watch_addresses != NULL)
+			load_watched(p);
 		return;
+	}
 
 	old = MemoryContextSwitchTo(cxt);
 	p->nfactories = (int) SPI_processed;
@@ -313,8 +317,6 @@ li_factories_read(LiPipeline *p, MemoryContext cxt)
 	}
 
 	/* the fetcher's filter; the options' own one is applied locally */
-	p->watch_addresses = p->opts.addresses;
-	p->watch_topics = p->opts.topics;
 	p->opts.addresses = NULL;
 	p->opts.topics = fetch_topics(p);
 	MemoryContextSwitchTo(old);
@@ -379,6 +381,54 @@ topics_match(const LiEvent *e)
 	return true;
 }
 
+/* li_follows_all -- see factory.h */
+bool
+li_follows_all(LiPipeline *p)
+{
+	return p->nfactories == 0 && p->watch_addresses == NULL;
+}
+
+/* li_follows -- see factory.h */
+bool
+li_follows(LiPipeline *p, const uint8 *address)
+{
+	bool		found;
+
+	if (li_follows_all(p))
+		return true;
+	Assert(watched != NULL);
+	(void) hash_search(watched, address, HASH_FIND, &found);
+	return found;
+}
+
+/*
+ * Keep the transactions of l that emitted one of its (kept) events or
+ * whose "to" the pipeline follows.
+ */
+static void
+filter_transactions(LiPipeline *p, LiLedger *l)
+{
+	int			kept = 0;
+	int			ev = 0;
+
+	for (int i = 0; i < l->ntxs; i++)
+	{
+		LiTx	   *t = &l->txs[i];
+		bool		keep;
+
+		while (ev < l->nevents && l->events[ev].tx_index < t->tx_index)
+			ev++;
+		keep = (ev < l->nevents && l->events[ev].tx_index == t->tx_index) ||
+			((t->has & LI_TX_HAS_TO) && li_follows(p, t->to));
+		if (!keep)
+			continue;
+		if (kept != i)
+			l->txs[kept] = *t;
+		kept++;
+	}
+	l->ntxs = kept;
+}
+
 /* li_factories_filter -- see factory.h */
 void
 li_factories_filter(LiPipeline *p, LiBatch *b)
@@ -421,6 +471,7 @@ li_factories_filter(LiPipeline *p, LiBatch *b)
 		}
 		l->nevents = kept;
 		b->nevents += kept;
+		filter_transactions(p, l);
 	}
 }
 

@@ -24,10 +24,19 @@ extern void li_factories_read(LiPipeline *p, MemoryContext cxt);
 /*
  * keep only the events of b that the pipeline follows: those of its
  * "addresses", its factories and their children,
- * matching its "topics"; a ledger's announcements are learned before its
- * events are filtered.  No transaction needed.
+ * matching its "topics" (a ledger's announcements are learned before its
+ * events are filtered), and the transactions that emitted one of them or
+ * are to a followed address.  No transaction needed.
  */
 extern void li_factories_filter(LiPipeline *p, LiBatch *b);
+
+/*
+ * does the pipeline follow address (its "addresses", factories and
+ * children; any address when it has neither)?  After li_factories_read.
+ */
+extern bool li_follows(LiPipeline *p, const uint8 *address);
+/* does it follow every address (no "addresses", no factories)? */
+extern bool li_follows_all(LiPipeline *p);
 
 /*
  * inside the apply transaction, for each applied event: if it is a

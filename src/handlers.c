@@ -40,6 +40,7 @@
 #include "apply.h"
 #include "event.h"
 #include "handlers.h"
+#include "transaction.h"
 #include "xact.h"
 
 static SPIPlanPtr event_journal_plan = NULL;
@@ -294,6 +295,18 @@ li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_ha
 			continue;			/* skipped: it does not decode */
 		if (h->set_based)
 			add_to_set(&sets[i], ev, set_cxt);
+		else if (h->tx_arg)
+		{
+			/* (event, transaction): the event's transaction, or NULL */
+			LiTx	   *t = li_ledger_tx(l, e->tx_index);
+
+			MemoryContextSwitchTo(old);
+			li_call_as_owner2(p->owner, li_handler_fn(p, h->funcoid, &h->fn), ev,
+							  t ? li_transaction_datum(pipeline_text, ledger_hash, l, t) : (Datum) 0,
+							  t ? 1 : 0);
+			if (p->has_set_based)
+				MemoryContextSwitchTo(set_cxt);
+		}
 		else
 		{
 			MemoryContextSwitchTo(old);

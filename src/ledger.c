@@ -200,8 +200,12 @@ li_quantity_from_jsonb(JsonbValue *v, int64 *out)
 	return parse_quantity(v, out, &why);
 }
 
-static int64
-get_quantity(JsonbValue *v, const char *field)
+/*
+ * li_quantity_field -- the QUANTITY v as int64; ERROR 22023 naming field
+ * and what is wrong with it.
+ */
+int64
+li_quantity_field(JsonbValue *v, const char *field)
 {
 	int64		r;
 	const char *why;
@@ -682,7 +686,7 @@ li_parse_ledger_header(JsonbContainer *doc, LiLedger *out)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger document: not a JSON object")));
 
-	out->number = get_quantity(li_jsonb_get(doc, "number"), "number");
+	out->number = li_quantity_field(li_jsonb_get(doc, "number"), "number");
 	(void) fixed_value(li_jsonb_get(doc, "hash"), -1, "hash", out->hash, LI_HASH_LEN, true);
 	out->has_parent = fixed_value(li_jsonb_get(doc, "parentHash"), -1, "parentHash",
 								  out->parent_hash, LI_HASH_LEN, false);
@@ -690,7 +694,7 @@ li_parse_ledger_header(JsonbContainer *doc, LiLedger *out)
 	v = li_jsonb_get(doc, "timestamp");
 	if (v != NULL && v->type != jbvNull)
 	{
-		int64		secs = get_quantity(v, "timestamp");
+		int64		secs = li_quantity_field(v, "timestamp");
 
 		if (secs > (int64) 1 << 40)
 			ereport(ERROR,
@@ -757,6 +761,14 @@ li_parse_ledger(JsonbContainer *doc, LiLedger *out)
 		return;
 	}
 	li_parse_ledger_header(doc, out);
+	li_parse_transactions(li_jsonb_get(doc, "transactions"), out);
+	v = li_jsonb_get(doc, "receipts");
+	if (v != NULL && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data) &&
+		JsonContainerSize(v->val.binary.data) > 0 && out->ntxs == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger document: field \"receipts\" needs the transactions in field \"transactions\"")));
+	li_parse_receipts(v, "receipts", out, true);
 	v = li_jsonb_get(doc, "logs");
 	if (v == NULL || v->type == jbvNull)
 		return;

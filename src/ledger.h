@@ -72,6 +72,42 @@ li_event_topic(const LiEvent *e, int t, int *len)
  * Stellar ledger with its events (stellar: then parent_hash is the
  * header's previousLedgerHash, and the network never reorganizes).
  */
+/*
+ * A transaction of a ledger (EVM): the fields of eth_getBlockByNumber's
+ * full transaction objects and, when the pipeline asks for receipts, of
+ * its receipt (eth_getBlockReceipts).  Quantities that may exceed 64 bits
+ * (wei) are 32-byte big-endian words.
+ */
+#define LI_TX_HAS_TO				0x0001
+#define LI_TX_HAS_GAS_PRICE			0x0002
+#define LI_TX_HAS_MAX_FEE			0x0004
+#define LI_TX_HAS_MAX_PRIORITY_FEE	0x0008
+#define LI_TX_HAS_RECEIPT			0x0010
+#define LI_TX_HAS_STATUS			0x0020	/* receipt: status (post-Byzantium) */
+#define LI_TX_HAS_EFFECTIVE_PRICE	0x0040	/* receipt: effectiveGasPrice */
+#define LI_TX_HAS_CONTRACT			0x0080	/* receipt: contractAddress not null */
+
+typedef struct LiTx
+{
+	int32		tx_index;
+	uint32		has;			/* LI_TX_HAS_* */
+	uint8		hash[LI_HASH_LEN];
+	uint8		from[LI_ADDRESS_LEN];
+	uint8		to[LI_ADDRESS_LEN];
+	uint8		value[32];
+	int64		nonce;
+	int64		gas;
+	int32		type;
+	int32		status;			/* receipt: 1 success, 0 failure */
+	uint8		gas_price[32];
+	uint8		max_fee_per_gas[32];
+	uint8		max_priority_fee_per_gas[32];
+	int64		gas_used;		/* receipt */
+	uint8		effective_gas_price[32];	/* receipt */
+	uint8		contract_address[LI_ADDRESS_LEN];	/* receipt */
+	bytea	   *input;
+} LiTx;
+
 typedef struct LiLedger
 {
 	int64		number;
@@ -82,6 +118,8 @@ typedef struct LiLedger
 	TimestampTz time;
 	int			nevents;
 	LiEvent    *events;			/* sorted by (tx_index, event_index) */
+	int			ntxs;
+	LiTx	   *txs;			/* its transactions, by tx_index, or none */
 	int64		inbox_id;		/* inbox row it came from, or 0 */
 	TransactionId inbox_xmin;	/* the version of that row that was read */
 } LiLedger;
@@ -167,6 +205,8 @@ extern void li_ledger_set_events(LiLedger *out, LiEvent *events, int n);
 extern bool li_quantity_from_jsonb(JsonbValue *v, int64 *out);
 /* a numeric with an integral value in the int64 range; false otherwise */
 extern bool li_numeric_to_int64(Numeric n, int64 *out);
+/* a QUANTITY as int64; ERROR 22023 naming field and what is wrong */
+extern int64 li_quantity_field(JsonbValue *v, const char *field);
 /* "0x" hex of exactly outlen bytes into out; ERROR 22023 naming field */
 extern void li_hex_to_bytes(const char *field, const char *s, int len,
 							uint8 *out, int outlen);
@@ -180,6 +220,26 @@ extern bytea *li_bytes_to_bytea(const uint8 *b, int len);
 extern struct ArrayType *li_topics_array(const LiEvent *e);
 /* the value of key in a JSON object container; NULL if absent or not an object */
 extern JsonbValue *li_jsonb_get(JsonbContainer *c, const char *key);
+
+/*
+ * transaction.c: a document's "transactions" (eth_getBlockByNumber's full
+ * transaction objects) and "receipts" (eth_getBlockReceipts' shape)
+ */
+/*
+ * the array v (field "transactions") into out->txs, sorted by
+ * transactionIndex; ERROR 22023 naming the field
+ */
+extern void li_parse_transactions(JsonbValue *v, LiLedger *out);
+/*
+ * the receipts in array v (field name "field") onto out's transactions:
+ * each must be of out's block and, when strict, of one of its
+ * transactions (else it is skipped); ERROR 22023 naming the field
+ */
+extern void li_parse_receipts(JsonbValue *v, const char *field, LiLedger *out, bool strict);
+/* one receipt object (eth_getTransactionReceipt's result) onto tx; ERROR 22023 */
+extern void li_parse_receipt(JsonbValue *v, const char *field, const LiLedger *l, LiTx *tx);
+/* the transaction tx_index of l, or NULL */
+extern LiTx *li_ledger_tx(const LiLedger *l, int32 tx_index);
 
 /* packed.c: the form the inbox computes at insert (inbox.packed) */
 /* the packed form of a parsed ledger, palloc'd; NULL when over 1 GB or Stellar */

@@ -34,6 +34,7 @@ typedef enum OptKind
 	OPT_FILTER,					/* an eth_getLogs filter, kept as jsonb */
 	OPT_URLS,					/* "url" or "urls" */
 	OPT_STRING,					/* a non-empty JSON string of at most max bytes */
+	OPT_BOOL,					/* true or false, into a bool */
 	OPT_CONTRACT_IDS,			/* getEvents contractIds: C strkeys, kept as jsonb */
 	OPT_STELLAR_TOPICS			/* getEvents topic filters, kept as jsonb */
 } OptKind;
@@ -117,6 +118,8 @@ static const OptDef opt_defs[] = {
 	CHOICE_OPT("on_decode_error", SRC_ALL, decode_error_fails, decode_error_choices, STORE_FLAG),
 	CHOICE_OPT("late_ledgers", SRC_INBOX | SRC_EVM, skip_late_ledgers, late_ledger_choices, STORE_FLAG),
 	CHOICE_OPT("chain", SRC_ALL, stellar, chain_choices, STORE_FLAG),
+	KIND_OPT("transactions", OPT_BOOL, SRC_EVM, transactions, 0),
+	KIND_OPT("receipts", OPT_BOOL, SRC_EVM, receipts, 0),
 	/* stellar_rpc */
 	KIND_OPT("network_passphrase", OPT_STRING, SRC_STELLAR, network_passphrase, 1024),
 	KIND_OPT("contract_ids", OPT_CONTRACT_IDS, SRC_STELLAR, contract_ids, 0),
@@ -168,6 +171,8 @@ set_defaults(LiOptions *o, bool is_rpc, bool is_stellar_rpc)
 	o->finality = "latest";
 	o->decode_error_fails = false;
 	o->skip_late_ledgers = false;
+	o->transactions = false;
+	o->receipts = false;
 	o->stellar = is_stellar_rpc;
 	o->network_passphrase = NULL;
 	o->contract_ids = NULL;
@@ -496,6 +501,13 @@ set_option(const OptDef *d, const char *key, JsonbValue *val, LiOptions *out)
 			check_stellar_topics(key, val);
 			*(Jsonb **) field = JsonbValueToJsonb(val);
 			break;
+		case OPT_BOOL:
+			if (val->type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" must be true or false", key)));
+			*(bool *) field = val->val.boolean;
+			break;
 		case OPT_STRING:
 			if (val->type != jbvString || val->val.string.len < 1 || val->val.string.len > d->max)
 				ereport(ERROR,
@@ -563,6 +575,9 @@ li_parse_options(const char *source, Jsonb *options, LiOptions *out)
 					 errmsg("unknown option \"%s\" for source \"%s\"", key, source)));
 		set_option(d, key, &val, out);
 	}
+	/* a receipt completes a transaction: the receipts need the transactions */
+	if (out->receipts)
+		out->transactions = true;
 	if (src == SRC_EVM && out->stellar)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

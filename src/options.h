@@ -67,6 +67,9 @@ typedef struct LiOptions
 	/* inbox: a ledger that arrives after a later one: skip it, or fail */
 	bool		skip_late_ledgers;
 	bool		stellar;		/* "chain": "stellar": Stellar ledger documents */
+	/* evm_rpc: full transactions of every block, and their receipts */
+	bool		transactions;
+	bool		receipts;		/* implies transactions */
 	/* stellar_rpc */
 	char	   *network_passphrase; /* getNetwork's passphrase must be this */
 	Jsonb	   *contract_ids;	/* getEvents contractIds (C strkeys) or NULL */

@@ -22,7 +22,15 @@
  *	  int32 tx_index; int32 event_index; uint32 flags (1: has tx hash);
  *	  int32 ntopics; uint8 tx_hash[32]; uint8 address[20];
  *	  uint8 topics[ntopics][32];
- *	  the data as a bytea with a 4-byte header, padded to a multiple of 4.
+ *	  the data as a bytea with a 4-byte header, padded to a multiple of 4;
+ *	  then, with flag 2 (has transactions): int32 ntxs and per transaction,
+ *	  in tx_index order: int32 tx_index; uint32 has (LI_TX_HAS_*);
+ *	  uint8 hash[32], from[20], to[20], value[32]; int64 nonce, gas;
+ *	  int32 type, status; uint8 gas_price[32], max_fee_per_gas[32],
+ *	  max_priority_fee_per_gas[32]; int64 gas_used; uint8
+ *	  effective_gas_price[32], contract_address[20]; the input as a bytea
+ *	  with a 4-byte header, padded to a multiple of 4.  A reader that does
+ *	  not know flag 2 finds bytes after the events and parses the document.
  *
  * The server's byte order is safe: physical copies never cross
  * architectures, and generated columns are recomputed by pg_dump restores
@@ -43,6 +51,10 @@ PG_FUNCTION_INFO_V1(ledger_ingest_pack_ledger);
 #define PACK_MAGIC		0x3150494c	/* "LIP1" read as a little-endian uint32 */
 #define PACK_HEADER		(4 + 4 + 8 + 8 + LI_HASH_LEN + LI_HASH_LEN + 4)
 #define PACK_EVENT		(4 + 4 + 4 + 4 + LI_HASH_LEN + LI_ADDRESS_LEN)
+#define PACK_TX			(4 + 4 + LI_HASH_LEN + 2 * LI_ADDRESS_LEN + 32 + 8 + 8 + 4 + 4 + \
+						 3 * 32 + 8 + 32 + LI_ADDRESS_LEN)
+#define PACK_HAS_PARENT	1
+#define PACK_HAS_TXS	2
 
 static inline void
 put32(char **p, uint32 v)
@@ -87,11 +99,19 @@ li_pack_ledger(const LiLedger *l)
 		if (size > MaxAllocSize)
 			return NULL;
 	}
+	if (l->ntxs > 0)
+		size += 4;
+	for (int i = 0; i < l->ntxs; i++)
+	{
+		size += PACK_TX + INTALIGN(VARHDRSZ + VARSIZE_ANY_EXHDR(l->txs[i].input));
+		if (size > MaxAllocSize)
+			return NULL;
+	}
 	r = (bytea *) palloc0(size);
 	SET_VARSIZE(r, size);
 	p = VARDATA(r);
 	put32(&p, PACK_MAGIC);
-	put32(&p, l->has_parent ? 1 : 0);
+	put32(&p, (l->has_parent ? PACK_HAS_PARENT : 0) | (l->ntxs > 0 ? PACK_HAS_TXS : 0));
 	put64(&p, l->number);
 	put64(&p, l->time);
 	putbytes(&p, l->hash, LI_HASH_LEN);
@@ -114,6 +134,34 @@ li_pack_ledger(const LiLedger *l)
 		SET_VARSIZE(p - 4, VARHDRSZ + dlen);
 		putbytes(&p, VARDATA_ANY(e->data), dlen);
 		p += INTALIGN(VARHDRSZ + dlen) - (VARHDRSZ + dlen);
+	}
+	if (l->ntxs > 0)
+		put32(&p, (uint32) l->ntxs);
+	for (int i = 0; i < l->ntxs; i++)
+	{
+		const LiTx *t = &l->txs[i];
+		Size		ilen = VARSIZE_ANY_EXHDR(t->input);
+
+		put32(&p, (uint32) t->tx_index);
+		put32(&p, t->has);
+		putbytes(&p, t->hash, LI_HASH_LEN);
+		putbytes(&p, t->from, LI_ADDRESS_LEN);
+		putbytes(&p, t->to, LI_ADDRESS_LEN);
+		putbytes(&p, t->value, 32);
+		put64(&p, t->nonce);
+		put64(&p, t->gas);
+		put32(&p, (uint32) t->type);
+		put32(&p, (uint32) t->status);
+		putbytes(&p, t->gas_price, 32);
+		putbytes(&p, t->max_fee_per_gas, 32);
+		putbytes(&p, t->max_priority_fee_per_gas, 32);
+		put64(&p, t->gas_used);
+		putbytes(&p, t->effective_gas_price, 32);
+		putbytes(&p, t->contract_address, LI_ADDRESS_LEN);
+		put32(&p, 0);
+		SET_VARSIZE(p - 4, VARHDRSZ + ilen);
+		putbytes(&p, VARDATA_ANY(t->input), ilen);
+		p += INTALIGN(VARHDRSZ + ilen) - (VARHDRSZ + ilen);
 	}
 	Assert(p == (char *) r + size);
 	return r;
@@ -151,13 +199,15 @@ li_unpack_ledger(bytea *packed, LiLedger *out)
 	const char *p = VARDATA_ANY(packed);
 	const char *end = p + VARSIZE_ANY_EXHDR(packed);
 	uint32		n;
+	uint32		flags;
 
 	memset(out, 0, sizeof(LiLedger));
 	/* the data of a short-header value is not 4-byte aligned: not ours */
 	if (VARATT_IS_SHORT(packed) || VARATT_IS_EXTENDED(packed) ||
 		end - p < PACK_HEADER || get32(&p) != PACK_MAGIC)
 		return false;
-	out->has_parent = (get32(&p) & 1) != 0;
+	flags = get32(&p);
+	out->has_parent = (flags & PACK_HAS_PARENT) != 0;
 	out->number = get64(&p);
 	out->time = get64(&p);
 	memcpy(out->hash, p, LI_HASH_LEN);
@@ -203,6 +253,57 @@ li_unpack_ledger(bytea *packed, LiLedger *out)
 		p += INTALIGN(dsize);
 		if (i > 0 &&
 			(e->tx_index < e[-1].tx_index || e->event_index <= e[-1].event_index))
+			return false;
+	}
+	if ((flags & PACK_HAS_TXS) == 0)
+		return p == end;
+	if (end - p < 4)
+		return false;
+	n = get32(&p);
+	if (n == 0 || n > (uint32) ((end - p) / PACK_TX))
+		return false;
+	out->ntxs = (int) n;
+	out->txs = palloc0(sizeof(LiTx) * n);
+	for (uint32 i = 0; i < n; i++)
+	{
+		LiTx	   *t = &out->txs[i];
+		Size		isize;
+
+		if (end - p < PACK_TX + VARHDRSZ)
+			return false;
+		t->tx_index = (int32) get32(&p);
+		t->has = get32(&p);
+		memcpy(t->hash, p, LI_HASH_LEN);
+		p += LI_HASH_LEN;
+		memcpy(t->from, p, LI_ADDRESS_LEN);
+		p += LI_ADDRESS_LEN;
+		memcpy(t->to, p, LI_ADDRESS_LEN);
+		p += LI_ADDRESS_LEN;
+		memcpy(t->value, p, 32);
+		p += 32;
+		t->nonce = get64(&p);
+		t->gas = get64(&p);
+		t->type = (int32) get32(&p);
+		t->status = (int32) get32(&p);
+		memcpy(t->gas_price, p, 32);
+		p += 32;
+		memcpy(t->max_fee_per_gas, p, 32);
+		p += 32;
+		memcpy(t->max_priority_fee_per_gas, p, 32);
+		p += 32;
+		t->gas_used = get64(&p);
+		memcpy(t->effective_gas_price, p, 32);
+		p += 32;
+		memcpy(t->contract_address, p, LI_ADDRESS_LEN);
+		p += LI_ADDRESS_LEN;
+		if (VARATT_IS_SHORT(p) || VARATT_IS_EXTENDED(p))
+			return false;
+		isize = VARSIZE(p);
+		if (isize < VARHDRSZ || INTALIGN(isize) > (Size) (end - p))
+			return false;
+		t->input = (bytea *) p;
+		p += INTALIGN(isize);
+		if (t->tx_index < 0 || (i > 0 && t->tx_index <= t[-1].tx_index))
 			return false;
 	}
 	return p == end;

@@ -33,7 +33,27 @@ typedef struct LiHandler
 	FmgrInfo   *revert_fn;
 	void	   *abi;			/* compiled event signature (abi.h), or NULL */
 	int			abi_ntopics;	/* topics a log of that event has */
+	bool		tx_arg;			/* takes (event, transaction) */
 } LiHandler;
+
+/*
+ * A transaction handler: called with each transaction to address (or, when
+ * not set, to an address the pipeline follows) whose input starts with
+ * selector (when set; empty: a plain transfer), failed ones only if failed.
+ */
+typedef struct LiTxHandler
+{
+	int64		id;
+	Oid			funcoid;
+	char	   *name;
+	bool		has_address;
+	uint8		address[LI_ADDRESS_LEN];
+	bool		has_selector;
+	int			selector_len;	/* 0 or 4 */
+	uint8		selector[4];
+	bool		failed;
+	FmgrInfo   *fn;
+} LiTxHandler;
 
 /* A block handler: called with each applied ledger whose number is a multiple of every. */
 typedef struct LiBlockHandler
@@ -91,6 +111,8 @@ typedef struct LiPipeline
 	LiHandler  *handlers;
 	int			nblock_handlers;
 	LiBlockHandler *block_handlers;
+	int			ntx_handlers;
+	LiTxHandler *tx_handlers;
 	int			ntracked;
 	LiTracked  *tracked;
 	bool		has_revert;		/* some handler has a revert function */

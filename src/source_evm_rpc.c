@@ -24,7 +24,14 @@
  *	4. each of those blocks becomes a ledger document (header fields plus
  *	   its logs) and goes through the same parser and checks as an inbox
  *	   document: a log whose blockHash disagrees with the block means the
- *	   chain moved between the calls, and the fetch is retried.
+ *	   chain moved between the calls, and the fetch is retried;
+ *	5. with "transactions": every block of the range, with full
+ *	   transaction objects (eth_getBlockByNumber(n, true)); the
+ *	   transactions kept are those that emitted a matching log or are to
+ *	   one of the "addresses" (all without it); with "receipts", the kept
+ *	   ones' receipts (eth_getBlockReceipts per block, or
+ *	   eth_getTransactionReceipt per transaction on a node without it),
+ *	   each checked to be of its block and transaction.
  * Blocks in the range without matching logs are not applied, but the cursor
  * moves past them (it ends at the range's last block, whose header is
  * recorded, so parentHash continuity is checked at every range boundary).
@@ -197,11 +204,53 @@ typedef struct RangeLogs
 	int			nlogs;
 } RangeLogs;
 
-/* eth_getBlockByNumber's params for block n, without transactions */
+/*
+ * eth_getBlockByNumber's params for block n, with full transaction objects
+ * when the pipeline asks for "transactions"
+ */
 static char *
-header_params(int64 n)
+header_params(int64 n, bool full)
 {
-	return psprintf("[%s,false]", hexq(n));
+	return psprintf("[%s,%s]", hexq(n), full ? "true" : "false");
+}
+
+/* eth_getBlockReceipts is missing on the node: eth_getTransactionReceipt instead */
+static bool no_block_receipts = false;
+
+/*
+ * Keep the transactions of out that emitted one of its logs or are to one
+ * of the options' "addresses" (all of them without "addresses", as with
+ * factories, whose children only the worker knows: li_factories_filter).
+ */
+static void
+keep_transactions(LiPipeline *p, LiLedger *out)
+{
+	JsonbContainer *a = p->opts.addresses ? &p->opts.addresses->root : NULL;
+	int			kept = 0;
+	int			ev = 0;
+
+	if (a == NULL)
+		return;
+	for (int i = 0; i < out->ntxs; i++)
+	{
+		LiTx	   *t = &out->txs[i];
+		bool		keep = false;
+
+		while (ev < out->nevents && out->events[ev].tx_index < t->tx_index)
+			ev++;
+		keep = ev < out->nevents && out->events[ev].tx_index == t->tx_index;
+		for (int k = 0; !keep && (t->has & LI_TX_HAS_TO) && k < (int) JsonContainerSize(a); k++)
+		{
+			JsonbValue *v = getIthJsonbValueFromContainer(a, k);
+			uint8		addr[LI_ADDRESS_LEN];
+
+			li_hex_to_bytes("addresses", v->val.string.val, v->val.string.len, addr, LI_ADDRESS_LEN);
+			keep = memcmp(addr, t->to, LI_ADDRESS_LEN) == 0;
+		}
+		if (keep)
+			out->txs[kept++] = *t;
+	}
+	out->ntxs = kept;
 }
 
 /*
@@ -210,7 +259,7 @@ header_params(int64 n)
  * result) is an error; so are logs whose blockHash is not the header's.
  */
 static void
-header_ledger(int64 n, JsonbValue *r, BlockLogs *b, LiLedger *out)
+header_ledger(LiPipeline *p, int64 n, JsonbValue *r, BlockLogs *b, LiLedger *out)
 {
 	if (r->type == jbvNull)
 		ereport(ERROR,
@@ -227,21 +276,27 @@ header_ledger(int64 n, JsonbValue *r, BlockLogs *b, LiLedger *out)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("JSON-RPC eth_getBlockByNumber: asked for block " INT64_FORMAT ", got block " INT64_FORMAT,
 						n, out->number)));
-	if (b == NULL)
-		return;
-	if (b->has_hash && memcmp(b->hash, out->hash, LI_HASH_LEN) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger document: field \"logs[%d].blockHash\" does not match the ledger hash",
-						b->hash_log)));
-	li_ledger_set_events(out, b->events, b->nlogs);
+	if (b != NULL)
+	{
+		if (b->has_hash && memcmp(b->hash, out->hash, LI_HASH_LEN) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid ledger document: field \"logs[%d].blockHash\" does not match the ledger hash",
+							b->hash_log)));
+		li_ledger_set_events(out, b->events, b->nlogs);
+	}
+	if (p != NULL && p->opts.transactions)
+	{
+		li_parse_transactions(li_jsonb_get(r->val.binary.data, "transactions"), out);
+		keep_transactions(p, out);
+	}
 }
 
 /* Fetch block n's header: header_ledger of one eth_getBlockByNumber. */
 static void
 fetch_ledger(int64 n, BlockLogs *b, LiLedger *out)
 {
-	header_ledger(n, li_rpc_call("eth_getBlockByNumber", header_params(n)), b, out);
+	header_ledger(NULL, n, li_rpc_call("eth_getBlockByNumber", header_params(n, false)), b, out);
 }
 
 /*
@@ -249,13 +304,13 @@ fetch_ledger(int64 n, BlockLogs *b, LiLedger *out)
  * that order), fetched in JSON-RPC batches (li_rpc_call_batch).
  */
 static JsonbValue **
-fetch_headers(const int64 *numbers, int n)
+fetch_headers(const int64 *numbers, int n, bool full)
 {
 	char	  **params = palloc(sizeof(char *) * Max(n, 1));
 	JsonbValue **results = palloc0(sizeof(JsonbValue *) * Max(n, 1));
 
 	for (int i = 0; i < n; i++)
-		params[i] = header_params(numbers[i]);
+		params[i] = header_params(numbers[i], full);
 	li_rpc_call_batch("eth_getBlockByNumber", params, n, results);
 	return results;
 }
@@ -670,6 +725,15 @@ blocks_to_fetch(LiPipeline *p, const RangeLogs *range, int64 **numbers_out)
 	int64	   *numbers = palloc(sizeof(int64) * (range->nblocks + 2 + Max(nmult, 0)));
 	int			n = 0;
 
+	if (p->opts.transactions)
+	{
+		/* a transaction to a followed address may be in any block */
+		numbers = repalloc(numbers, sizeof(int64) * (end - next + 1));
+		for (int64 b = next; b <= end; b++)
+			numbers[n++] = b;
+		*numbers_out = numbers;
+		return n;
+	}
 	numbers[n++] = end;
 	if (next != end && !range->final)
 		numbers[n++] = next;
@@ -742,6 +806,9 @@ from_logs(LiPipeline *p, RangeLogs *range, int64 number)
 {
 	BlockLogs  *b = block_logs(range, number);
 
+	/* the transactions are in the header only */
+	if (p->opts.transactions)
+		return false;
 	return b != NULL && b->has_hash && b->all_timed &&
 		(range->final || (number != range->end && number != range->next &&
 						  number <= final_floor(p)));
@@ -769,7 +836,7 @@ add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range,
 	if (header == NULL)
 		ledger_from_logs(b, &l);
 	else
-		header_ledger(number, header, b, &l);
+		header_ledger(p, number, header, b, &l);
 	if (number == range->end && !range->final && memcmp(l.hash, end_hash, LI_HASH_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -790,6 +857,119 @@ add_block(LiPipeline *p, LiBatch *batch, int64 number, RangeLogs *range,
 }
 
 /*
+ * Does a JSON-RPC error say the method does not exist on the node?  -32601
+ * is the specification's code; some nodes answer -32600, -32000 or -32603
+ * with "method ... not found / not supported / does not exist".
+ */
+static bool
+method_missing(const LiRpcError *err)
+{
+	const char *m = err->message ? err->message : "";
+
+	/* not "header not found" (geth, -32000): a block the node lacks */
+	return err->code == -32601 ||
+		((err->code == -32600 || err->code == -32000 || err->code == -32603) &&
+		 strcasestr(m, "method") != NULL &&
+		 (strcasestr(m, "not found") || strcasestr(m, "not supported") ||
+		  strcasestr(m, "does not exist") || strcasestr(m, "unsupported")));
+}
+
+/*
+ * The receipts of block l (r: eth_getBlockReceipts' result) onto its kept
+ * transactions; ERROR when the block is not available, a receipt is of
+ * another block, or a kept transaction has none (a truncated answer).
+ */
+static void
+block_receipts(LiLedger *l, JsonbValue *r)
+{
+	if (r == NULL || r->type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("JSON-RPC eth_getBlockReceipts: block " INT64_FORMAT " is not available", l->number),
+				 errhint("The node may be syncing or behind another node.")));
+	li_parse_receipts(r, psprintf("eth_getBlockReceipts(" INT64_FORMAT ")", l->number), l, false);
+	for (int i = 0; i < l->ntxs; i++)
+		if (!(l->txs[i].has & LI_TX_HAS_RECEIPT))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("JSON-RPC eth_getBlockReceipts: the answer for block " INT64_FORMAT " has no receipt for transaction %d",
+							l->number, l->txs[i].tx_index)));
+}
+
+/*
+ * The receipts of the kept transactions of batch->ledgers[from..]:
+ * eth_getBlockReceipts per block with some (the first alone, then JSON-RPC
+ * batches), or, on a node without that method, eth_getTransactionReceipt
+ * per transaction (learned once per process, logged).
+ */
+static void
+fetch_receipts(LiPipeline *p, LiBatch *batch, int from)
+{
+	LiLedger  **need = palloc(sizeof(LiLedger *) * Max(batch->nledgers - from, 1));
+	int			n = 0;
+
+	for (int i = from; i < batch->nledgers; i++)
+		if (batch->ledgers[i].ntxs > 0)
+			need[n++] = &batch->ledgers[i];
+	if (n == 0)
+		return;
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("ledger_ingest %s: receipts of blocks " INT64_FORMAT "-" INT64_FORMAT " (%d blocks)",
+									p->name, need[0]->number, need[n - 1]->number, n));
+	if (!no_block_receipts)
+	{
+		LiRpcError	err = {0, NULL};
+		JsonbValue *r = li_rpc_call_ex("eth_getBlockReceipts",
+									   psprintf("[%s]", hexq(need[0]->number)), &err);
+
+		if (r != NULL)
+		{
+			char	  **params = palloc(sizeof(char *) * n);
+			JsonbValue **results = palloc0(sizeof(JsonbValue *) * n);
+
+			block_receipts(need[0], r);
+			for (int i = 1; i < n; i++)
+				params[i] = psprintf("[%s]", hexq(need[i]->number));
+			li_rpc_call_batch("eth_getBlockReceipts", params + 1, n - 1, results + 1);
+			for (int i = 1; i < n; i++)
+				block_receipts(need[i], results[i]);
+			return;
+		}
+		if (!method_missing(&err))
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("JSON-RPC eth_getBlockReceipts failed%s: %s (code " INT64_FORMAT ")",
+							li_rpc_endpoint_label(), err.message ? err.message : "", err.code)));
+		no_block_receipts = true;
+		ereport(LOG,
+				(errmsg("ledger_ingest pipeline \"%s\": the node has no eth_getBlockReceipts (%s); using eth_getTransactionReceipt",
+						p->name, err.message ? err.message : "")));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		LiLedger   *l = need[i];
+		char	  **params = palloc(sizeof(char *) * l->ntxs);
+		JsonbValue **results = palloc0(sizeof(JsonbValue *) * l->ntxs);
+
+		CHECK_FOR_INTERRUPTS();
+		for (int t = 0; t < l->ntxs; t++)
+			params[t] = psprintf("[\"%s\"]", li_bytes_to_hex(l->txs[t].hash, LI_HASH_LEN));
+		li_rpc_call_batch("eth_getTransactionReceipt", params, l->ntxs, results);
+		for (int t = 0; t < l->ntxs; t++)
+		{
+			if (results[t] == NULL || results[t]->type == jbvNull)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("JSON-RPC eth_getTransactionReceipt: no receipt for transaction %d of block " INT64_FORMAT,
+								l->txs[t].tx_index, l->number)));
+			li_parse_receipt(results[t], psprintf("eth_getTransactionReceipt(%s)",
+												  li_bytes_to_hex(l->txs[t].hash, LI_HASH_LEN)),
+							 l, &l->txs[t]);
+		}
+	}
+}
+
+/*
  * The blocks of ranges[0..nranges) (blocks_to_fetch of each, in order)
  * into the batch, in order, until one does not attach (add_block): the
  * headers they need fetched in JSON-RPC batches of rpc_batch_size blocks,
@@ -804,6 +984,8 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 	bool	   *logs_only = NULL;	/* from_logs of each */
 	int			n = 0;
 	int64	   *need;
+	int			before;
+	bool		ended = false;
 
 	for (int r = 0; r < nranges; r++)
 	{
@@ -835,17 +1017,21 @@ add_blocks(LiPipeline *p, LiBatch *batch, RangeLogs *ranges, int nranges, const 
 			pgstat_report_activity(STATE_RUNNING,
 								   psprintf("ledger_ingest %s: eth_getBlockByNumber " INT64_FORMAT "-" INT64_FORMAT " (%d blocks)",
 											p->name, need[0], need[nneed - 1], nneed));
-		headers = fetch_headers(need, nneed);
+		headers = fetch_headers(need, nneed, p->opts.transactions);
 		nneed = 0;
-		for (int j = k; j < k + chunk; j++)
+		before = batch->nledgers;
+		for (int j = k; j < k + chunk && !ended; j++)
 		{
 			RangeLogs  *range = &ranges[owner[j]];
 
 			CHECK_FOR_INTERRUPTS();
-			if (!add_block(p, batch, numbers[j], range, end_hash,
-						   logs_only[j] ? NULL : headers[nneed++]))
-				return;
+			ended = !add_block(p, batch, numbers[j], range, end_hash,
+							   logs_only[j] ? NULL : headers[nneed++]);
 		}
+		if (p->opts.receipts)
+			fetch_receipts(p, batch, before);
+		if (ended)
+			return;
 		k += chunk;
 	}
 }
@@ -1000,13 +1186,13 @@ li_rpc_find_fork(LiPipeline *p, int64 *fork, uint8 *fork_hash)
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("ledger_ingest %s: looking for the fork point at blocks " INT64_FORMAT "-" INT64_FORMAT,
 										p->name, numbers[k + chunk - 1], numbers[k]));
-		headers = fetch_headers(numbers + k, chunk);
+		headers = fetch_headers(numbers + k, chunk, false);
 		for (int i = k; i < k + chunk; i++)
 		{
 			LiLedger	l;
 
 			CHECK_FOR_INTERRUPTS();
-			header_ledger(numbers[i], headers[i - k], NULL, &l);
+			header_ledger(NULL, numbers[i], headers[i - k], NULL, &l);
 			if (memcmp(l.hash, hashes[i], LI_HASH_LEN) == 0)
 			{
 				pgstat_report_activity(STATE_IDLE, NULL);

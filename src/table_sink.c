@@ -279,49 +279,6 @@ map_columns(Relation rel, LiAbiDesc *desc, Jsonb *columns, SinkMap *m)
 						relname, li_abi_core_signature(desc))));
 }
 
-/* the low 8 bytes of a word, as two's complement */
-static int64
-word_int64(const unsigned char *w)
-{
-	uint64		v = 0;
-
-	for (int i = 24; i < 32; i++)
-		v = (v << 8) | w[i];
-	return (int64) v;
-}
-
-/* a 32-byte word as a numeric: unsigned, or two's complement */
-static Datum
-word_numeric(const unsigned char *w, bool is_signed)
-{
-	char		dec[LI_ABI_DECIMAL_MAX];
-	unsigned char mag[32];
-	bool		neg = is_signed && (w[0] & 0x80);
-	int			k = 0;
-
-	/* most values fit in 63 bits: no decimal text in between */
-	while (k < 24 && w[k] == (neg ? 0xff : 0x00))
-		k++;
-	if (k == 24 && ((w[24] & 0x80) != 0) == neg)
-		return NumericGetDatum(int64_to_numeric(word_int64(w)));
-	if (neg)
-	{
-		int			carry = 1;
-
-		for (int i = 32; i-- > 0;)
-		{
-			unsigned	v = (unsigned) (unsigned char) ~w[i] + (unsigned) carry;
-
-			mag[i] = (unsigned char) v;
-			carry = v > 0xff;
-		}
-		w = mag;
-	}
-	(void) li_abi_decimal(w, neg, dec);
-	return DirectFunctionCall3(numeric_in, CStringGetDatum(dec), ObjectIdGetDatum(InvalidOid),
-							   Int32GetDatum(-1));
-}
-
 /* argument pi, found at v, as a Datum of column type t (holds() said it fits) */
 static Datum
 arg_datum(const LiAbiParamInfo *pi, const LiAbiValue *v, Oid t)
@@ -331,12 +288,12 @@ arg_datum(const LiAbiParamInfo *pi, const LiAbiValue *v, Oid t)
 		case LI_ABI_V_UINT:
 		case LI_ABI_V_INT:
 			if (t == NUMERICOID)
-				return word_numeric(v->p, pi->kind == LI_ABI_V_INT);
+				return li_abi_word_numeric(v->p, pi->kind == LI_ABI_V_INT);
 			if (t == INT8OID)
-				return Int64GetDatum(word_int64(v->p));
+				return Int64GetDatum(li_abi_word_int64(v->p));
 			if (t == INT4OID)
-				return Int32GetDatum((int32) word_int64(v->p));
-			return Int16GetDatum((int16) word_int64(v->p));
+				return Int32GetDatum((int32) li_abi_word_int64(v->p));
+			return Int16GetDatum((int16) li_abi_word_int64(v->p));
 		case LI_ABI_V_ADDRESS:
 			if (t == TEXTOID)
 				return CStringGetTextDatum(li_bytes_to_hex(v->p + 12, 20));

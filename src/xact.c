@@ -137,12 +137,24 @@ li_restore_user(LiAsOwner *save)
 void
 li_call_as_owner(Oid owner, FmgrInfo *fn, Datum arg)
 {
-	LiAsOwner	save;
-	LOCAL_FCINFO(fcinfo, 1);
+	li_call_as_owner2(owner, fn, arg, (Datum) 0, -1);
+}
 
-	InitFunctionCallInfoData(*fcinfo, fn, 1, InvalidOid, NULL, NULL);
+/*
+ * li_call_as_owner2 -- li_call_as_owner with a second argument arg2 when
+ * nargs2 is 1 (0: a NULL second argument; -1: none).
+ */
+void
+li_call_as_owner2(Oid owner, FmgrInfo *fn, Datum arg, Datum arg2, int nargs2)
+{
+	LiAsOwner	save;
+	LOCAL_FCINFO(fcinfo, 2);
+
+	InitFunctionCallInfoData(*fcinfo, fn, nargs2 < 0 ? 1 : 2, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = arg;
 	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = arg2;
+	fcinfo->args[1].isnull = nargs2 == 0;
 
 	li_become_owner(owner, &save);
 	(void) FunctionCallInvoke(fcinfo);

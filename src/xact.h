@@ -37,5 +37,7 @@ extern void li_become_owner(Oid owner, LiAsOwner *save);
 extern void li_restore_user(LiAsOwner *save);
 /* call fn(arg) between li_become_owner and li_restore_user, then CommandCounterIncrement() */
 extern void li_call_as_owner(Oid owner, FmgrInfo *fn, Datum arg);
+/* the same with a second argument arg2 (nargs2 1), a NULL one (0) or none (-1) */
+extern void li_call_as_owner2(Oid owner, FmgrInfo *fn, Datum arg, Datum arg2, int nargs2);
 
 #endif							/* LI_XACT_H */

@@ -105,6 +105,8 @@
  *                 header no longer hashes to "hash": a corrupt header), or,
  *                 with forge: true, "hash" and the entry's hash recomputed
  *                 too (a well-formed ledger that does not chain).
+ *   result_drop_last forward; a result array loses its last element (an
+ *                 eth_getBlockReceipts answer missing a receipt).
  *   oversize      forward; the response object gets a "padding":"xxx..."
  *                 member so the (still valid) JSON exceeds `bytes` bytes
  *                 (default 2000000).
@@ -146,13 +148,13 @@
  * be (a fault with param in_batch: true matches calls in batches only):
  * the call modes (rpc_error, range_limit, wrong_id, null_result,
  * result_and_error, logs_mismatch, logs_without, wrong_block, head_back,
- * stellar_header)
+ * stellar_header, result_drop_last)
  * spoil that call's answer only; the others (refuse, hang, stall,
  * http_status, html, truncated, malformed, oversize, delay) act on the
  * whole HTTP response.
  *
  * Post-processing modes (stall, truncated, wrong_id, null_result, result_and_error,
- * logs_mismatch, logs_without, head_back, stellar_header, oversize) return the upstream answer unchanged
+ * logs_mismatch, logs_without, head_back, stellar_header, result_drop_last, oversize) return the upstream answer unchanged
  * when it is not a JSON object that the mode can rewrite.
  *
  * EXAMPLE
@@ -351,7 +353,8 @@ async function upstreamHead() {
 const MODES = new Set(['refuse', 'hang', 'stall', 'http_status', 'html',
 	'truncated', 'malformed', 'rpc_error', 'wrong_id', 'null_result', 'result_and_error',
 	'logs_mismatch', 'logs_without', 'wrong_block', 'head_back', 'oversize', 'range_limit',
-	'stellar_header', 'delay', 'batch_reorder', 'batch_refuse', 'batch_limit', 'batch_drop']);
+	'stellar_header', 'result_drop_last', 'delay', 'batch_reorder', 'batch_refuse', 'batch_limit',
+	'batch_drop']);
 
 /* modes that act on a batch as a whole */
 const BATCH_MODES = new Set(['batch_reorder', 'batch_refuse', 'batch_limit', 'batch_drop']);
@@ -359,7 +362,7 @@ const BATCH_MODES = new Set(['batch_reorder', 'batch_refuse', 'batch_limit', 'ba
 /* modes that, in a batch, spoil one call's answer only */
 const CALL_MODES = new Set(['rpc_error', 'range_limit', 'wrong_id', 'null_result',
 	'result_and_error', 'logs_mismatch', 'logs_without', 'wrong_block', 'head_back',
-	'stellar_header']);
+	'stellar_header', 'result_drop_last']);
 
 let faults = [];		/* installed faults, in order of installation */
 let nextFaultId = 1;
@@ -625,6 +628,10 @@ function rewrite(mode, p, rpc, doc) {
 		});
 		return { ...doc, result: { ...doc.result, ledgers } };
 	}
+	case 'result_drop_last':
+		if (!Array.isArray(doc.result) || doc.result.length === 0)
+			return null;
+		return { ...doc, result: doc.result.slice(0, -1) };
 	case 'oversize': {
 		const bytes = Number.isInteger(p.bytes) && p.bytes >= 0 ? p.bytes : 2000000;
 		const out = { ...doc, padding: '' };

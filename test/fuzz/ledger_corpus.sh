@@ -65,6 +65,24 @@ while (my $line = <$fh>)
 	out(sprintf("%s/%s-response-%05d", $dir, $name, $i),
 		JSON::PP->new->canonical->encode({ jsonrpc => "2.0", id => 1, result => $doc->{logs} || [] }));
 	out(sprintf("%s/%s-intq-%05d", $dir, $name, $i), JSON::PP->new->canonical->encode($doc));
+	# the first ten with "transactions" and "receipts" in their RPC shapes,
+	# one per transaction that has logs (synthetic fields, real hashes)
+	next if $i > 10;
+	my $d = decode_json($line);
+	my %seen;
+	for my $log (@{ $d->{logs} || [] })
+	{
+		next if $seen{ $log->{transactionIndex} }++;
+		push @{ $d->{transactions} }, { hash => $log->{transactionHash}, from => "0x" . ("11" x 20),
+			to => $log->{address}, value => "0xde0b6b3a7640000", input => "0xa9059cbb" . ("00" x 64),
+			nonce => "0x7", gas => "0x5208", transactionIndex => $log->{transactionIndex}, type => "0x2",
+			gasPrice => "0x3b9aca00", maxFeePerGas => "0x77359400", maxPriorityFeePerGas => "0x1",
+			blockNumber => $d->{number}, blockHash => $d->{hash} };
+		push @{ $d->{receipts} }, { transactionHash => $log->{transactionHash},
+			transactionIndex => $log->{transactionIndex}, blockHash => $d->{hash}, blockNumber => $d->{number},
+			status => "0x1", gasUsed => "0x5208", effectiveGasPrice => "0x3b9aca00", contractAddress => undef };
+	}
+	out(sprintf("%s/%s-tx-%05d", $dir, $name, $i), JSON::PP->new->canonical->encode($d)) if $d->{transactions};
 }
 print "$n\n";
 ' "$file" "$dir" "$name")

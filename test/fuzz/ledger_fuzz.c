@@ -490,6 +490,20 @@ check_packed(const LiLedger *l)
 			memcmp(VARDATA(a->data), VARDATA(b->data), VARSIZE(a->data) - VARHDRSZ) != 0)
 			finding("a packed event differs from the parsed one", NULL);
 	}
+	if (u.ntxs != l->ntxs)
+		finding("the packed ledger's transactions differ from the parsed ones", NULL);
+	for (int i = 0; i < l->ntxs; i++)
+	{
+		LiTx		a = l->txs[i];
+		LiTx		b = u.txs[i];
+
+		if (VARSIZE_ANY_EXHDR(a.input) != VARSIZE_ANY_EXHDR(b.input) ||
+			memcmp(VARDATA_ANY(a.input), VARDATA_ANY(b.input), VARSIZE_ANY_EXHDR(a.input)) != 0)
+			finding("a packed transaction's input differs from the parsed one", NULL);
+		a.input = b.input = NULL;
+		if (memcmp(&a, &b, sizeof(LiTx)) != 0)
+			finding("a packed transaction differs from the parsed one", NULL);
+	}
 	/* cut short by 4 bytes (the layout's unit): refused */
 	SET_VARSIZE(packed, VARSIZE(packed) - 4);
 	if (li_unpack_ledger(packed, &u))

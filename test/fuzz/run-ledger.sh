@@ -4,7 +4,7 @@
 # UndefinedBehaviorSanitizer for SECONDS (default 60), starting from the real
 # mainnet ledgers written by ledger_corpus.sh.  See ledger_fuzz.c for the
 # design: the parser needs the backend, so the target is a test-only module
-# (ledger_fuzz.c + src/ledger.c + src/packed.c + src/rpc_stream.c + the
+# (ledger_fuzz.c + src/ledger.c + src/ledger_tx.c + src/packed.c + src/rpc_stream.c + the
 # Stellar parser src/ledger_stellar.c and its cores +
 # libFuzzer without main), which also checks that every accepted ledger
 # packs and reads back the same (the inbox's packed column) and that the
@@ -67,13 +67,14 @@ cflags=(-g -O1 -fno-omit-frame-pointer -fPIC -fno-strict-aliasing
 if ! { "$CLANG" "${cflags[@]}" -c "$root/test/fuzz/ledger_fuzz.c" -o ledger_fuzz.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/ledger.c" -o ledger.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/packed.c" -o packed.o &&
+	"$CLANG" "${cflags[@]}" -c "$root/src/ledger_tx.c" -o ledger_tx.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/rpc_stream.c" -o rpc_stream.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/ledger_stellar.c" -o ledger_stellar.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/scval_core.c" -o scval_core.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/stellar_core.c" -o stellar_core.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/abi_core.c" -o abi_core.o &&
 	"$CLANG" "${cflags[@]}" -c "$root/src/keccak.c" -o keccak.o &&
-	"$CLANG" -shared -Wl,-Bsymbolic -o ledger_fuzz.so ledger_fuzz.o ledger.o packed.o rpc_stream.o \
+	"$CLANG" -shared -Wl,-Bsymbolic -o ledger_fuzz.so ledger_fuzz.o ledger.o ledger_tx.o packed.o rpc_stream.o \
 		ledger_stellar.o scval_core.o stellar_core.o abi_core.o keccak.o \
 		"$fuzzer_rt" -lnettle -lstdc++ -lm -lpthread; } > build.log 2>&1; then
 	cat build.log >&2

@@ -20,6 +20,18 @@ $node->safe_psql('postgres', q{
 			'data', '0x01', 'transactionIndex', '0x0', 'logIndex', '0x' || to_hex(i)) || extra $$;
 	CREATE FUNCTION good(n int) RETURNS jsonb LANGUAGE sql AS $$
 		SELECT jsonb_build_object('number', n, 'hash', h(n), 'parentHash', h(n - 1), 'logs', jsonb_build_array(lg(0))) $$;
+	-- a transaction (eth_getBlockByNumber(n, true)) and a receipt (eth_getBlockReceipts) of ledger 2
+	CREATE FUNCTION txo(i int, extra jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS $$
+		SELECT jsonb_build_object('hash', h(100 + i), 'from', '0x' || repeat('11', 20), 'to', '0x' || repeat('aa', 20),
+			'value', '0xde0b6b3a7640000', 'input', '0x', 'nonce', '0x' || to_hex(i), 'gas', '0x5208',
+			'transactionIndex', '0x' || to_hex(i), 'type', '0x2', 'gasPrice', '0x3b9aca00',
+			'maxFeePerGas', '0x77359400', 'maxPriorityFeePerGas', '0x1') || extra $$;
+	CREATE FUNCTION rc(i int, extra jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS $$
+		SELECT jsonb_build_object('transactionHash', h(100 + i), 'transactionIndex', '0x' || to_hex(i),
+			'blockHash', h(2), 'blockNumber', '0x2', 'status', '0x1', 'gasUsed', '0x5208',
+			'effectiveGasPrice', '0x3b9aca00', 'contractAddress', NULL) || extra $$;
+	CREATE FUNCTION txs(t jsonb, r jsonb DEFAULT NULL) RETURNS jsonb LANGUAGE sql AS $$
+		SELECT good(2) || jsonb_build_object('transactions', t) || coalesce(jsonb_build_object('receipts', r), '{}') $$;
 });
 
 my $h2 = '0x' . ('02' x 32);
@@ -58,6 +70,28 @@ my @cases = (
 	[ 'a removed log', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, '{"removed":true}')))}, qr/"logs\[0\]" is marked removed/ ],
 	[ 'deeply nested JSON', q{good(2) || jsonb_build_object('logs', (repeat('[', 500) || repeat(']', 500))::jsonb)}, qr/"logs\[0\]" must be an object/ ],
 	[ '5.2 million non-log elements in logs (10 MB)', q{good(2) || jsonb_build_object('logs', (SELECT jsonb_agg(1) FROM generate_series(1, 5200000)))}, qr/"logs\[0\]" must be an object/ ],
+	[ 'transactions not an array', q{txs('{}')}, qr/field "transactions" must be an array/ ],
+	[ 'a transaction not an object', q{txs(jsonb_build_array(txo(0), 5))}, qr/field "transactions\[1\]" must be a transaction \(eth_getBlockByNumber with full transactions\) object/ ],
+	[ 'a transaction object after transaction hashes', q{txs(jsonb_build_array(h(1), txo(0)))}, qr/field "transactions\[1\]" must be a transaction hash, as the elements before it/ ],
+	[ 'a transaction hash of 31 bytes', q{txs(jsonb_build_array(h(1), '0x' || repeat('ab', 31)))}, qr/field "transactions\[1\]" must be 32 bytes, got 31/ ],
+	[ 'a transaction without from', q{txs(jsonb_build_array(txo(0) - 'from'))}, qr/field "transactions\[0\]\.from" is missing/ ],
+	[ 'a transaction to 19 bytes', q{txs(jsonb_build_array(txo(0, jsonb_build_object('to', '0x' || repeat('aa', 19)))))}, qr/field "transactions\[0\]\.to" must be 20 bytes, got 19/ ],
+	[ 'value in decimal', q{txs(jsonb_build_array(txo(0, '{"value":"1000"}')))}, qr/field "transactions\[0\]\.value" must be a 0x-prefixed hex quantity/ ],
+	[ 'value with leading zeros', q{txs(jsonb_build_array(txo(0, '{"value":"0x01"}')))}, qr/field "transactions\[0\]\.value" has leading zeros/ ],
+	[ 'value over 256 bits', q{txs(jsonb_build_array(txo(0, jsonb_build_object('value', '0x1' || repeat('0', 64)))))}, qr/field "transactions\[0\]\.value" is out of range for a 256-bit quantity/ ],
+	[ 'input odd length', q{txs(jsonb_build_array(txo(0, '{"input":"0xa9059"}')))}, qr/field "transactions\[0\]\.input" has an odd number of hex digits/ ],
+	[ 'input missing', q{txs(jsonb_build_array(txo(0) - 'input'))}, qr/field "transactions\[0\]\.input" is missing/ ],
+	[ 'type over 255', q{txs(jsonb_build_array(txo(0, '{"type":"0x100"}')))}, qr/field "transactions\[0\]\.type" is not a transaction type/ ],
+	[ 'two transactions with one transactionIndex', q{txs(jsonb_build_array(txo(0), txo(1, '{"transactionIndex":"0x0"}')))}, qr/field "transactions" has two transactions with transactionIndex 0/ ],
+	[ 'a transaction of another block', q{txs(jsonb_build_array(txo(0, '{"blockNumber":"0x9"}')))}, qr/field "transactions\[0\]\.blockNumber" is 9, not this ledger's number 2/ ],
+	[ 'receipts without transactions', q{good(2) || jsonb_build_object('receipts', jsonb_build_array(rc(0)))}, qr/field "receipts" needs the transactions in field "transactions"/ ],
+	[ 'a receipt of another block', q{txs(jsonb_build_array(txo(0)), jsonb_build_array(rc(0, jsonb_build_object('blockHash', h(9)))))}, qr/field "receipts\[0\]\.blockHash" is not this ledger's hash/ ],
+	[ 'a receipt of no transaction', q{txs(jsonb_build_array(txo(0)), jsonb_build_array(rc(5)))}, qr/field "receipts\[0\]\.transactionIndex" is 5, which no transaction of "transactions" has/ ],
+	[ 'a receipt of another transaction hash', q{txs(jsonb_build_array(txo(0)), jsonb_build_array(rc(0, jsonb_build_object('transactionHash', h(7)))))}, qr/field "receipts\[0\]\.transactionHash" is not the hash of transaction 0 of the ledger/ ],
+	[ 'two receipts of one transaction', q{txs(jsonb_build_array(txo(0)), jsonb_build_array(rc(0), rc(0)))}, qr/field "receipts\[1\]\.transactionIndex" is 0, whose receipt came before/ ],
+	[ 'receipt status 0x2', q{txs(jsonb_build_array(txo(0)), jsonb_build_array(rc(0, '{"status":"0x2"}')))}, qr/field "receipts\[0\]\.status" must be 0x0 or 0x1/ ],
+	[ 'receipt without gasUsed', q{txs(jsonb_build_array(txo(0)), jsonb_build_array(rc(0) - 'gasUsed'))}, qr/field "receipts\[0\]\.gasUsed" is missing/ ],
+	[ '2 million non-transaction elements in transactions', q{txs((SELECT jsonb_agg(1) FROM generate_series(1, 2000000)))}, qr/field "transactions\[0\]" must be a transaction/ ],
 	[ 'huge data (16 MB)', q{good(2) || jsonb_build_object('logs', jsonb_build_array(lg(0, jsonb_build_object('data', '0x' || repeat('ab', 8000000) || 'z'))))}, qr/field "logs\[0\]\.data" has an odd number of hex digits/ ],
 );
 
