@@ -17,6 +17,8 @@ CREATE FUNCTION sec_handler(e ledger_ingest.event) RETURNS void
 CREATE FUNCTION sec_private(e ledger_ingest.event) RETURNS void
 	LANGUAGE plpgsql AS $$ BEGIN NULL; END $$;
 REVOKE EXECUTE ON FUNCTION sec_private(ledger_ingest.event) FROM PUBLIC;
+CREATE FUNCTION sec_tx_handler(t ledger_ingest.transaction) RETURNS void
+	LANGUAGE plpgsql AS $$ BEGIN NULL; END $$;
 -- a table of bob's, for track_table
 CREATE TABLE sec_bob_balances (holder text PRIMARY KEY, amount numeric);
 ALTER TABLE sec_bob_balances OWNER TO regress_li_bob;
@@ -156,6 +158,7 @@ SELECT ledger_ingest.drop_pipeline('sec_alice');
 SELECT ledger_ingest.track_table('sec_alice', 'pg_class');
 SELECT ledger_ingest.add_factory('sec_alice', decode(repeat('33', 20), 'hex'), 'event Created(address child)', 'child');
 SELECT ledger_ingest.remove_factory('sec_alice', decode(repeat('11', 20), 'hex'));
+SELECT ledger_ingest.add_transaction_handler('sec_alice', 'sec_tx_handler(ledger_ingest.transaction)');
 -- bob holds SELECT on the tables and INSERT on the inbox only: direct
 -- changes, even to his own rows, are refused, and so is every lock that
 -- could stall another owner's worker
@@ -260,6 +263,7 @@ RESET ROLE;
 SELECT ledger_ingest.drop_pipeline(name) FROM ledger_ingest.pipeline ORDER BY name COLLATE "C";
 DROP TABLE sec_bob_balances;
 DROP VIEW sec_bob_view;
-DROP FUNCTION sec_handler(ledger_ingest.event), sec_private(ledger_ingest.event);
+DROP FUNCTION sec_handler(ledger_ingest.event), sec_private(ledger_ingest.event),
+	sec_tx_handler(ledger_ingest.transaction);
 DROP OWNED BY regress_li_outsider, regress_li_alice, regress_li_bob;
 DROP ROLE regress_li_outsider, regress_li_alice, regress_li_bob;
