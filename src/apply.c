@@ -153,7 +153,13 @@ apply_error_callback(void *arg)
 {
 	if (!li_apply_ctx.active)
 		return;
-	if (li_apply_ctx.handler && li_apply_ctx.event_index < 0)
+	if (li_apply_ctx.handler && li_apply_ctx.event_index == LI_CTX_TX)
+		errcontext("ledger_ingest: applying ledger " INT64_FORMAT ", transaction tx_index %d with transaction handler %s",
+				   li_apply_ctx.ledger, li_apply_ctx.tx_index, li_apply_ctx.handler);
+	else if (li_apply_ctx.handler && li_apply_ctx.event_index == LI_CTX_BLOCK)
+		errcontext("ledger_ingest: applying ledger " INT64_FORMAT " with block handler %s",
+				   li_apply_ctx.ledger, li_apply_ctx.handler);
+	else if (li_apply_ctx.handler && li_apply_ctx.event_index < 0)
 		errcontext("ledger_ingest: applying the events of ledgers up to " INT64_FORMAT " with set-based handler %s",
 				   li_apply_ctx.ledger, li_apply_ctx.handler);
 	else if (li_apply_ctx.handler)

@@ -48,6 +48,11 @@ extern void li_journal_flush(LiPipeline *p);
  * Where the apply (or revert) transaction is, for error reports and for the
  * journal trigger, which records only inside an apply transaction.
  */
+/* li_apply_ctx.event_index when no one event is being applied */
+#define LI_CTX_SET		(-1)	/* set-based handlers, sinks */
+#define LI_CTX_TX		(-2)	/* a transaction handler, of tx_index */
+#define LI_CTX_BLOCK	(-3)	/* a block handler */
+
 typedef struct LiApplyContext
 {
 	bool		active;
@@ -55,7 +60,7 @@ typedef struct LiApplyContext
 	LiPipeline *pipeline;
 	int64		ledger;
 	int32		tx_index;
-	int32		event_index;	/* -1: set-based handlers or raw sinks */
+	int32		event_index;	/* or one of LI_CTX_* */
 	const char *handler;		/* the handler being called, or NULL */
 } LiApplyContext;
 extern LiApplyContext li_apply_ctx;

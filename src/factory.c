@@ -257,6 +257,8 @@ load_watched(LiPipeline *p)
 	}
 	MemoryContextSwitchTo(old);
 
+	if (p->nfactories == 0)
+		return;
 	n = li_select_for_pipeline("SELECT address FROM ledger_ingest.child "
 							   "WHERE pipeline OPERATOR(pg_catalog.=) $1",
 							   p->name, "the children of the factories");
@@ -396,7 +398,8 @@ li_follows(LiPipeline *p, const uint8 *address)
 
 	if (li_follows_all(p))
 		return true;
-	Assert(watched != NULL);
+	if (watched == NULL)
+		elog(ERROR, "the followed addresses of pipeline \"%s\" are not loaded", p->name);
 	(void) hash_search(watched, address, HASH_FIND, &found);
 	return found;
 }

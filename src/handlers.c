@@ -412,7 +412,7 @@ li_run_block_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum led
 			v = ledger_datum(pipeline_text, l, ledger_hash);
 		li_apply_ctx.handler = h->name;
 		li_apply_ctx.tx_index = -1;
-		li_apply_ctx.event_index = -1;
+		li_apply_ctx.event_index = LI_CTX_BLOCK;
 		li_call_as_owner(p->owner, li_handler_fn(p, h->funcoid, &h->fn), v);
 	}
 	li_apply_ctx.handler = NULL;

@@ -8,8 +8,11 @@
  * add_table_sink(pipeline, tbl, event, address, columns) registers a table
  * for the logs of one event (topic0 and number of topics as the signature
  * says; of one contract when address is given).  Each column takes an
- * argument of the event or a field of ledger_ingest.event: by its own name,
- * or by the name "columns" maps it to ({"column": "argument or field"}).
+ * argument of the event, a field of ledger_ingest.event or a field of the
+ * event's transaction ("tx_" and an attribute of ledger_ingest.transaction
+ * from "from" on: tx_from, tx_value, tx_status; NULL when the ledger
+ * carries no transactions): by its own name, or by the name "columns" maps
+ * it to ({"column": "argument or field"}).
  * Without "columns", a column that names neither must have a default;
  * with it, the columns it does not map take their defaults (or NULL).
  *
@@ -23,9 +26,9 @@
  *	bytesN, bytes	bytea
  *	string			text
  *	indexed string, bytes, array or tuple: bytea (its keccak256 topic)
+ *	any argument	jsonb (as decode_event gives it: arrays and tuples too)
  *
- * Arrays and tuples that are not indexed cannot be columns (a handler
- * registered with event => decodes them to jsonb).  Each log is checked as
+ * Each log is checked as
  * decode_event checks it (abi_core.c, li_abi_core_check_event, without
  * building its JSON); one that does not decode is recorded in
  * ledger_ingest.decode_error and skipped, or fails the transaction with
@@ -52,6 +55,7 @@
 #include "event.h"
 #include "handlers.h"
 #include "sink.h"
+#include "transaction.h"
 
 PG_FUNCTION_INFO_V1(ledger_ingest_table_sink_check);
 
@@ -91,7 +95,14 @@ arg_named(const SinkMap *m, const char *name, int len)
 	return -1;
 }
 
-/* the ledger_ingest.event field named name, or -1 */
+/* the first attribute of ledger_ingest.transaction a column can take ("from") */
+#define TX_FIRST_FIELD 5
+
+/*
+ * The field named name: a ledger_ingest.event field (LiEventField), or
+ * LI_EVENT_ARGS + f for attribute f of the event's transaction, named
+ * "tx_" and the attribute's name ("tx_from", "tx_status"); -1 if none.
+ */
 static int
 field_named(const char *name, int len)
 {
@@ -99,7 +110,27 @@ field_named(const char *name, int len)
 		if ((int) strlen(li_event_field_names[f]) == len &&
 			memcmp(li_event_field_names[f], name, len) == 0)
 			return f;
+	if (len > 3 && memcmp(name, "tx_", 3) == 0)
+		for (int f = TX_FIRST_FIELD; f < LI_TX_NATTS; f++)
+			if ((int) strlen(li_tx_field_names[f]) == len - 3 &&
+				memcmp(li_tx_field_names[f], name + 3, len - 3) == 0)
+				return LI_EVENT_ARGS + f;
 	return -1;
+}
+
+/* field f's type and name (field_named) */
+static Oid
+field_type(int f)
+{
+	return f < LI_EVENT_ARGS ? field_types[f] : li_tx_field_types[f - LI_EVENT_ARGS];
+}
+
+static const char *
+field_name(int f)
+{
+	return f < LI_EVENT_ARGS ? psprintf("%s of ledger_ingest.event", li_event_field_names[f]) :
+		psprintf("%s of ledger_ingest.transaction (tx_%s)", li_tx_field_names[f - LI_EVENT_ARGS],
+				 li_tx_field_names[f - LI_EVENT_ARGS]);
 }
 
 /* the Solidity type of an argument, for errors */
@@ -136,6 +167,9 @@ holds(Oid t, const LiAbiParamInfo *pi)
 {
 	unsigned	b = pi->bits;
 
+	/* any argument, arrays and tuples too, as decode_event gives it */
+	if (t == JSONBOID)
+		return true;
 	switch (pi->kind)
 	{
 		case LI_ABI_V_UINT:
@@ -263,12 +297,12 @@ map_columns(Relation rel, LiAbiDesc *desc, Jsonb *columns, SinkMap *m)
 							relname, name, format_type_be(att->atttypid),
 							m->params[m->arg[a]].name, param_type(&m->params[m->arg[a]])),
 					 errhint("numeric holds any uintN or intN; bytea any address, bytesN, bytes or indexed dynamic value; text a string or an address.")));
-		if (m->field[a] >= 0 && att->atttypid != field_types[m->field[a]])
+		if (m->field[a] >= 0 && att->atttypid != field_type(m->field[a]))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("table sink table %s: column \"%s\" is %s, not %s as field %s of ledger_ingest.event",
+					 errmsg("table sink table %s: column \"%s\" is %s, not %s as field %s",
 							relname, name, format_type_be(att->atttypid),
-							format_type_be(field_types[m->field[a]]), li_event_field_names[m->field[a]])));
+							format_type_be(field_type(m->field[a])), field_name(m->field[a]))));
 		m->filled[a] = 0;
 		nfilled++;
 	}
@@ -316,7 +350,7 @@ arg_datum(const LiAbiParamInfo *pi, const LiAbiValue *v, Oid t)
 		case LI_ABI_V_COMPOSITE:
 			break;
 	}
-	elog(ERROR, "table sink: an array or tuple argument cannot be a column");
+	elog(ERROR, "table sink: an array or tuple argument needs a jsonb column");
 	return (Datum) 0;
 }
 
@@ -329,6 +363,7 @@ fill_sink_row(void *arg, TupleTableSlot *slot, Datum ledger_hash, const LiLedger
 	const uint8 *data = (const uint8 *) VARDATA_ANY(e->data);
 	size_t		len = VARSIZE_ANY_EXHDR(e->data);
 	LiAbiError	err;
+	Jsonb	   *args = NULL;
 
 	if (e->ntopics != m->ntopics || e->address_len != LI_ADDRESS_LEN ||
 		(!m->anonymous && memcmp(e->topics[0], m->topic0, 32) != 0) ||
@@ -346,12 +381,34 @@ fill_sink_row(void *arg, TupleTableSlot *slot, Datum ledger_hash, const LiLedger
 	for (int a = 0; a < m->natts; a++)
 	{
 		slot->tts_isnull[a] = false;
-		if (m->arg[a] >= 0 && m->filled[a] >= 0)
+		if (m->arg[a] >= 0 && m->filled[a] >= 0 && m->type[a] == JSONBOID)
+		{
+			/* the argument as decode_event gives it (the log decodes: checked) */
+			JsonbValue *v;
+
+			if (args == NULL)
+				args = li_abi_decode_event_jsonb(m->sink->abi, (const uint8 (*)[32]) e->topics,
+												 e->ntopics, data, (int) len);
+			v = m->params[m->arg[a]].name ? li_jsonb_get(&args->root, m->params[m->arg[a]].name) : NULL;
+			slot->tts_isnull[a] = v == NULL;
+			slot->tts_values[a] = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : (Datum) 0;
+		}
+		else if (m->arg[a] >= 0 && m->filled[a] >= 0)
 		{
 			LiAbiValue	v;
 
 			li_abi_core_value(m->desc, m->arg[a], (const unsigned char (*)[32]) e->topics, data, &v);
 			slot->tts_values[a] = arg_datum(&m->params[m->arg[a]], &v, m->type[a]);
+		}
+		else if (m->field[a] >= LI_EVENT_ARGS && m->filled[a] >= 0)
+		{
+			/* a field of the event's transaction: NULL without one */
+			const LiTx *t = li_ledger_tx(l, e->tx_index);
+
+			slot->tts_isnull[a] = t == NULL;
+			if (t != NULL)
+				slot->tts_values[a] = li_transaction_field(m->field[a] - LI_EVENT_ARGS, m->pipeline,
+														   ledger_hash, l, t, &slot->tts_isnull[a]);
 		}
 		else if (m->field[a] >= 0 && m->filled[a] >= 0)
 			slot->tts_values[a] = li_event_field((LiEventField) m->field[a], m->pipeline,

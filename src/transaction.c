@@ -39,45 +39,102 @@ transaction_tupdesc(void)
 	return tx_tupdesc;
 }
 
+/* the names of ledger_ingest.transaction's attributes, in order */
+const char *const li_tx_field_names[LI_TX_NATTS] = {
+	"pipeline", "ledger", "ledger_hash", "tx_index", "tx_hash", "from", "to", "value",
+	"input", "selector", "nonce", "gas", "gas_price", "max_fee_per_gas",
+	"max_priority_fee_per_gas", "type", "status", "gas_used", "effective_gas_price",
+	"contract_address"
+};
+
+/* the SQL types of those attributes */
+const Oid	li_tx_field_types[LI_TX_NATTS] = {
+	TEXTOID, INT8OID, BYTEAOID, INT4OID, BYTEAOID, BYTEAOID, BYTEAOID, NUMERICOID,
+	BYTEAOID, BYTEAOID, INT8OID, INT8OID, NUMERICOID, NUMERICOID,
+	NUMERICOID, INT4OID, INT4OID, INT8OID, NUMERICOID,
+	BYTEAOID
+};
+
+/* a word field, or NULL without flag */
+static inline Datum
+word_or_null(const LiTx *t, uint32 flag, const uint8 *w, bool *isnull)
+{
+	*isnull = !(t->has & flag);
+	return *isnull ? (Datum) 0 : li_abi_word_numeric(w, false);
+}
+
+/* li_transaction_field -- see transaction.h */
+Datum
+li_transaction_field(int f, Datum pipeline, Datum ledger_hash, const LiLedger *l,
+					 const LiTx *t, bool *isnull)
+{
+	Size		inlen = VARSIZE_ANY_EXHDR(t->input);
+
+	*isnull = false;
+	switch (f)
+	{
+		case 0:
+			return pipeline;
+		case 1:
+			return Int64GetDatum(l->number);
+		case 2:
+			return ledger_hash;
+		case 3:
+			return Int32GetDatum(t->tx_index);
+		case 4:
+			return PointerGetDatum(li_bytes_to_bytea(t->hash, LI_HASH_LEN));
+		case 5:
+			return PointerGetDatum(li_bytes_to_bytea(t->from, LI_ADDRESS_LEN));
+		case 6:
+			*isnull = !(t->has & LI_TX_HAS_TO);
+			return *isnull ? (Datum) 0 : PointerGetDatum(li_bytes_to_bytea(t->to, LI_ADDRESS_LEN));
+		case 7:
+			return li_abi_word_numeric(t->value, false);
+		case 8:
+			return PointerGetDatum(t->input);
+		case 9:
+			/* the 4-byte selector of a call; NULL for a plain transfer */
+			*isnull = inlen < 4;
+			return *isnull ? (Datum) 0 :
+				PointerGetDatum(li_bytes_to_bytea((const uint8 *) VARDATA_ANY(t->input), 4));
+		case 10:
+			return Int64GetDatum(t->nonce);
+		case 11:
+			return Int64GetDatum(t->gas);
+		case 12:
+			return word_or_null(t, LI_TX_HAS_GAS_PRICE, t->gas_price, isnull);
+		case 13:
+			return word_or_null(t, LI_TX_HAS_MAX_FEE, t->max_fee_per_gas, isnull);
+		case 14:
+			return word_or_null(t, LI_TX_HAS_MAX_PRIORITY_FEE, t->max_priority_fee_per_gas, isnull);
+		case 15:
+			return Int32GetDatum(t->type);
+		case 16:
+			*isnull = !(t->has & LI_TX_HAS_STATUS);
+			return Int32GetDatum(t->status);
+		case 17:
+			*isnull = !(t->has & LI_TX_HAS_RECEIPT);
+			return Int64GetDatum(t->gas_used);
+		case 18:
+			return word_or_null(t, LI_TX_HAS_EFFECTIVE_PRICE, t->effective_gas_price, isnull);
+		case 19:
+			*isnull = !(t->has & LI_TX_HAS_CONTRACT);
+			return *isnull ? (Datum) 0 :
+				PointerGetDatum(li_bytes_to_bytea(t->contract_address, LI_ADDRESS_LEN));
+	}
+	elog(ERROR, "no transaction field %d", f);
+	return (Datum) 0;
+}
+
 /* li_transaction_datum -- see transaction.h */
 Datum
 li_transaction_datum(Datum pipeline, Datum ledger_hash, const LiLedger *l, const LiTx *t)
 {
 	Datum		v[LI_TX_NATTS];
 	bool		n[LI_TX_NATTS];
-	Size		inlen = VARSIZE_ANY_EXHDR(t->input);
 
-	memset(n, 0, sizeof(n));
-	v[0] = pipeline;
-	v[1] = Int64GetDatum(l->number);
-	v[2] = ledger_hash;
-	v[3] = Int32GetDatum(t->tx_index);
-	v[4] = PointerGetDatum(li_bytes_to_bytea(t->hash, LI_HASH_LEN));
-	v[5] = PointerGetDatum(li_bytes_to_bytea(t->from, LI_ADDRESS_LEN));
-	n[6] = !(t->has & LI_TX_HAS_TO);
-	v[6] = n[6] ? (Datum) 0 : PointerGetDatum(li_bytes_to_bytea(t->to, LI_ADDRESS_LEN));
-	v[7] = li_abi_word_numeric(t->value, false);
-	v[8] = PointerGetDatum(t->input);
-	/* the 4-byte selector of a call; NULL for a plain transfer */
-	n[9] = inlen < 4;
-	v[9] = n[9] ? (Datum) 0 : PointerGetDatum(li_bytes_to_bytea((const uint8 *) VARDATA_ANY(t->input), 4));
-	v[10] = Int64GetDatum(t->nonce);
-	v[11] = Int64GetDatum(t->gas);
-	n[12] = !(t->has & LI_TX_HAS_GAS_PRICE);
-	v[12] = n[12] ? (Datum) 0 : li_abi_word_numeric(t->gas_price, false);
-	n[13] = !(t->has & LI_TX_HAS_MAX_FEE);
-	v[13] = n[13] ? (Datum) 0 : li_abi_word_numeric(t->max_fee_per_gas, false);
-	n[14] = !(t->has & LI_TX_HAS_MAX_PRIORITY_FEE);
-	v[14] = n[14] ? (Datum) 0 : li_abi_word_numeric(t->max_priority_fee_per_gas, false);
-	v[15] = Int32GetDatum(t->type);
-	n[16] = !(t->has & LI_TX_HAS_STATUS);
-	v[16] = Int32GetDatum(t->status);
-	n[17] = !(t->has & LI_TX_HAS_RECEIPT);
-	v[17] = Int64GetDatum(t->gas_used);
-	n[18] = !(t->has & LI_TX_HAS_EFFECTIVE_PRICE);
-	v[18] = n[18] ? (Datum) 0 : li_abi_word_numeric(t->effective_gas_price, false);
-	n[19] = !(t->has & LI_TX_HAS_CONTRACT);
-	v[19] = n[19] ? (Datum) 0 : PointerGetDatum(li_bytes_to_bytea(t->contract_address, LI_ADDRESS_LEN));
+	for (int f = 0; f < LI_TX_NATTS; f++)
+		v[f] = li_transaction_field(f, pipeline, ledger_hash, l, t, &n[f]);
 	return HeapTupleGetDatum(heap_form_tuple(transaction_tupdesc(), v, n));
 }
 
@@ -130,7 +187,7 @@ li_run_tx_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger
 				v = li_transaction_datum(pipeline_text, ledger_hash, l, t);
 			li_apply_ctx.handler = h->name;
 			li_apply_ctx.tx_index = t->tx_index;
-			li_apply_ctx.event_index = -1;
+			li_apply_ctx.event_index = LI_CTX_TX;
 			li_call_as_owner(p->owner, li_handler_fn(p, h->funcoid, &h->fn), v);
 		}
 	}

@@ -14,6 +14,14 @@
 /* attributes of ledger_ingest.transaction */
 #define LI_TX_NATTS 20
 
+/* ledger_ingest.transaction's attributes: names and types, in order */
+extern const char *const li_tx_field_names[LI_TX_NATTS];
+extern const Oid li_tx_field_types[LI_TX_NATTS];
+
+/* attribute f of t's ledger_ingest.transaction value (*isnull when NULL) */
+extern Datum li_transaction_field(int f, Datum pipeline, Datum ledger_hash, const LiLedger *l,
+								  const LiTx *t, bool *isnull);
+
 /* the ledger_ingest.transaction value of t (of ledger l), in the current context */
 extern Datum li_transaction_datum(Datum pipeline, Datum ledger_hash, const LiLedger *l,
 								  const LiTx *t);

@@ -160,13 +160,14 @@ sub median { my @s = sort { $a <=> $b } @_; return $s[int($#s / 2)]; }
 my $seq = 0;
 sub run
 {
-	my ($source, $opts, $to, $expect) = @_;
+	my ($source, $opts, $to, $expect, $setup) = @_;
 	$to //= $last;
 	$expect //= $events;
 	my $p = "p" . ++$seq;
 	sql('TRUNCATE t_rows');
 	sql("SELECT ledger_ingest.create_pipeline('$p', '$source', '$opts')");
 	sql("SELECT ledger_ingest.add_handler('$p', 'h_trivial(ledger_ingest.event)')");
+	$setup->($p) if $setup;
 	sql("INSERT INTO ledger_ingest.inbox (pipeline, doc) SELECT '$p', doc FROM doc_src ORDER BY ledger")
 	  if $source eq 'inbox';
 	sql('CHECKPOINT');
@@ -556,6 +557,47 @@ for my $d (@delays)
 }
 $r{profile} = \@profile;
 
+# --- factories: the filter a pipeline with factories fetches with ------------
+# (README: Factory contracts.)  The node's time for one eth_getLogs over the
+# dense blocks with an address filter of N addresses (the emitter and N - 1
+# that emit nothing: a factory's children) next to the filter a pipeline
+# with factories sends, topic0 alone; and the inbox path over the same
+# blocks with a factory whose 10,000 children (announced in one ledger
+# before them) include the emitter, next to the plain inbox run: the cost
+# of checking each log's address in the worker.  Median of RUNS.
+my @naddr = (1, 100, 1000, 10000);
+my $created = sql(q{SELECT encode(ledger_ingest.event_topic('event Created(address child)'), 'hex')});
+# the block before the dense ones, its header real (the next one chains to
+# it), its logs the announcements
+my $before = call('eth_getBlockByNumber', sprintf('0x%x', $first - 1), JSON::PP::false);
+my $announce = JSON::PP->new->canonical->encode({ (map { $_ => $before->{$_} } qw(number hash parentHash timestamp)),
+	logs => [ map { { address => '0x' . ('fa' x 20), topics => ["0x$created"],
+		data => '0x' . ('0' x 24) . ($_ == 0 ? substr($emitter, 2) : sprintf('%040x', $_)),
+		transactionIndex => '0x0', logIndex => sprintf('0x%x', $_) } } 0 .. 9999 ] });
+for my $run (1 .. $runs)
+{
+	for my $n (@naddr, 'topic0')
+	{
+		my $filter = { fromBlock => sprintf('0x%x', $first), toBlock => sprintf('0x%x', $last) };
+		if ($n eq 'topic0') { $filter->{topics} = ["0x$transfer"]; }
+		else { $filter->{address} = [ $emitter, map { sprintf('0x%040x', $_) } 1 .. $n - 1 ]; }
+		my $body = encode_json({ jsonrpc => '2.0', id => ++$call_id, method => 'eth_getLogs', params => [$filter] });
+		my $t0 = time;
+		my $ans = $http->post($rpc, { headers => { 'content-type' => 'application/json' }, content => $body });
+		die "eth_getLogs: HTTP $ans->{status}" unless $ans->{success};
+		die "eth_getLogs with $n: not the $events logs" unless scalar(@{ decode_json($ans->{content})->{result} }) == $events;
+		push @{ $r{"factory_getlogs_$n"} }, time - $t0;
+		$r{"factory_request_bytes_$n"} = [ length($body) ];
+	}
+	push @{ $r{factory_inbox_plain} }, $events / run('inbox', '{}');
+	push @{ $r{factory_inbox_children} }, ($events + 10000) / run('inbox', '{}', $last, $events + 10000, sub {
+		my ($p) = @_;
+		(my $doc = $announce) =~ s/'/''/g;
+		sql(qq{SELECT ledger_ingest.add_factory('$p', '\\x@{['fa' x 20]}', 'event Created(address child)', 'child');
+			INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('$p', '$doc')});
+	});
+}
+
 my %m = map { $_ => median(@{ $r{$_} }) } grep { $_ ne 'memory' && $_ ne 'profile' } keys %r;
 my $md = "| round trip added | evm_rpc events/s | blocks/s | HTTP requests (JSON-RPC calls) | vs inbox path | fetching in the worker (fetch_ahead_ledgers 0): events/s | HTTP requests |\n|---|---|---|---|---|---|---|\n";
 $md .= sprintf "| %d ms | %d | %d | %d (%d) | %.2f | %d | %d |\n", $_, $m{"rpc_$_"}, $m{"rpc_$_"} / $per, $m{"requests_$_"}, $m{"calls_$_"},
@@ -589,6 +631,11 @@ $md .= sprintf "| %d MB | %.0f MB | %.0f MB |\n", $_->[0] >> 20, $_->[1] / 1024,
 open(my $j, '>', $out) or die "$out: $!";
 print $j JSON::PP->new->canonical->pretty->encode({ runs => \%r, medians => \%m, blocks => $blocks, per_block => $per });
 close $j;
+$md .= sprintf "\n| factories: one eth_getLogs over the %d dense blocks (%d logs), the node alone | request bytes | s |\n|---|---|---|\n", $blocks, $events;
+$md .= sprintf "| address filter of %d address%s | %d | %.3f |\n", $_, $_ == 1 ? '' : 'es', $m{"factory_request_bytes_$_"}, $m{"factory_getlogs_$_"} for @naddr;
+$md .= sprintf "| topic0 only (a pipeline with factories) | %d | %.3f |\n", $m{factory_request_bytes_topic0}, $m{factory_getlogs_topic0};
+$md .= sprintf "inbox path over the same blocks: %d events/s; with a factory of 10,000 children (the emitter one of them, each log's address checked): %d events/s (%.2f)\n",
+	$m{factory_inbox_plain}, $m{factory_inbox_children}, $m{factory_inbox_children} / $m{factory_inbox_plain};
 (my $mdfile = $out) =~ s/\.json$/.md/;
 open(my $mf, '>', $mdfile) or die "$mdfile: $!";
 print $mf $md;

@@ -16,7 +16,10 @@
 #     argument (uint256 into integer), a column that is neither an argument
 #     nor a field, a mapping to an argument the event does not have, a
 #     mapping of a column the table does not have, a field of another type,
-#     a Stellar pipeline.
+#     a Stellar pipeline;
+#  d) jsonb columns: an array and a tuple argument, encoded by cast
+#     (abi-encode), land as the JSON arrays and objects of the values cast
+#     was given, next to a numeric column of the same event.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -180,5 +183,28 @@ for my $case (
 	my ($ret, $o, $e) = $node->psql('postgres', $sql);
 	li_case('bad inputs', "add_table_sink refuses $args", $ret != 0 && $e =~ $re) or diag($e);
 }
+
+# ---------------------------------------------------------------------
+# d) arrays and tuples into jsonb columns
+# ---------------------------------------------------------------------
+my $max = '115792089237316195423570985008687907853269984665640564039457584007913129639935';
+my $data = cast('abi-encode', 'f(uint256,uint256[],(uint8,string))', '42', "[1,2,$max]", '(7,hi)');
+my $batch = 'event Batch(address indexed who, uint256 n, uint256[] ids, (uint8 kind, string note) meta)';
+my $bt0 = q1(qq{SELECT encode(ledger_ingest.event_topic('$batch'), 'hex')});
+q1(qq{
+	CREATE TABLE batches (ledger bigint, who bytea, n numeric, ids jsonb, meta jsonb, n_json jsonb);
+	SELECT ledger_ingest.create_pipeline('batches', 'inbox');
+	SELECT ledger_ingest.add_table_sink('batches', 'batches', '$batch', columns =>
+		'{"ledger": "ledger", "who": "who", "n": "n", "ids": "ids", "meta": "meta", "n_json": "n"}');
+	INSERT INTO ledger_ingest.inbox (pipeline, doc) VALUES ('batches', jsonb_build_object('number', 1,
+		'hash', '0x' || repeat('01', 32), 'logs', jsonb_build_array(jsonb_build_object('address', '0x' || repeat('bb', 20),
+			'topics', jsonb_build_array('0x$bt0', '0x' || repeat('00', 12) || repeat('cc', 20)),
+			'data', '$data', 'transactionIndex', 0, 'logIndex', 0))));
+	SELECT ledger_ingest.start('batches');
+});
+ok(li_wait($node, 'batches', 1, 60), 'd: the Batch log was applied');
+is(q1(qq{SELECT ids = '[1, 2, $max]'::jsonb AND meta = '{"kind": 7, "note": "hi"}'::jsonb
+	AND n = 42 AND n_json = '42'::jsonb AND who = decode(repeat('cc', 20), 'hex') FROM batches}), 't',
+	'd: the uint256[] and the (uint8, string) tuple as the JSON of the values cast encoded, next to numeric and bytea columns');
 
 done_testing();

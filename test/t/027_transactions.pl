@@ -12,7 +12,8 @@
 #     the reverted one with status 0; one by transfer()'s selector sees the
 #     successful calls only; one by the empty selector sees the plain ETH
 #     transfers only; an event handler taking (event, transaction) gets
-#     each event's own transaction;
+#     each event's own transaction; a table sink's tx_ columns hold the
+#     log's transaction's fields;
 #  d) "transactions" without "receipts": the receipt's fields are NULL;
 #  e) the fault matrix for receipts ("faults" family), each through the
 #     fault proxy against a pipeline like "watch": eth_getBlockReceipts
@@ -43,7 +44,7 @@ my $KEY0 = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
 my $KEY2 = '0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a';
 my $from = chain('head', $rpc) + 1;
 my $watched = $acc[5];
-my $F = 'faults';
+my $F = 'faults injected';
 
 my $node = li_node('transactions');
 sub q1 { return scalar $node->safe_psql('postgres', $_[0]) }
@@ -89,6 +90,11 @@ q1(qq{
 	SELECT ledger_ingest.add_transaction_handler('watch', 'on_transfer_call(ledger_ingest.transaction)',
 		selector => '\\x$selector');
 	SELECT ledger_ingest.add_transaction_handler('watch', 'on_plain(ledger_ingest.transaction)', selector => '\\x');
+	-- a table sink with fields of the log's transaction
+	CREATE TABLE transfer_tx (ledger bigint, event_index int, tx_hash bytea, value numeric, tx_from bytea,
+		tx_status int, tx_gas_used bigint, tx_selector bytea);
+	SELECT ledger_ingest.add_table_sink('watch', 'transfer_tx',
+		'event Transfer(address indexed from, address indexed to, uint256 value)');
 	SELECT ledger_ingest.start(name) FROM ledger_ingest.pipeline;
 });
 
@@ -183,6 +189,12 @@ is(q1(q{SELECT string_agg(DISTINCT '0x' || encode(tx_hash, 'hex') || '|0x' || en
 		FROM ev_tx WHERE pipeline = 'watch'}),
 	join(',', sort map { my @f = split /\|/, $line{$_}; "$f[2]|$f[3]" } grep { $to{$_} eq $token && $_ ne $reverted } @all_hashes),
 	"c: watch: the events' transactions' senders equal cast's");
+
+is(q1(q{SELECT string_agg(DISTINCT '0x' || encode(tx_hash, 'hex') || '|0x' || encode(tx_from, 'hex') || '|' || tx_gas_used
+		|| '|' || tx_status || '|0x' || encode(tx_selector, 'hex'), ',') FROM transfer_tx}),
+	join(',', sort map { my @f = split /\|/, $line{$_}; "$f[2]|$f[3]|$f[14]|$f[13]|0x$selector" }
+		grep { $to{$_} eq $token && $_ ne $reverted } @all_hashes),
+	"c: watch: a table sink's tx_from, tx_gas_used, tx_status and tx_selector columns equal cast's");
 
 # d) no receipts
 is(rows('noreceipts', 'any', q{coalesce(status::text, 'null') || coalesce(gas_used::text, 'null')}),
