@@ -214,11 +214,13 @@ sub node_swaps
 	my (@pairs) = @_;
 	my $logs = decode_json(cast('rpc', '--rpc-url', $rpc, 'eth_getLogs',
 		encode_json({ fromBlock => sprintf("0x%x", $from), toBlock => "latest", address => \@pairs, topics => [$SWAP] })));
+	# each log decoded by cast: the indexed sender and to from their
+	# topics, the four amounts from the data
 	return join "\n", sort map {
-		my $d = substr($_->{data}, 2);
-		join ' ', lc $_->{address}, hex($_->{blockNumber}), hex($_->{logIndex}), $_->{transactionHash},
-		  '0x' . substr($_->{topics}[1], 26), '0x' . substr($_->{topics}[2], 26),
-		  map { Math::BigInt->from_hex('0x' . substr($d, 64 * $_, 64))->bstr } 0 .. 3
+		my $log = $_;
+		join ' ', lc $log->{address}, hex($log->{blockNumber}), hex($log->{logIndex}), $log->{transactionHash},
+		  (map { lc cast('parse-bytes32-address', $log->{topics}[$_]) } 1, 2),
+		  map { (split / /)[0] } split /\n/, cast('abi-decode', 'f()(uint256,uint256,uint256,uint256)', $log->{data})
 	} @$logs;
 }
 

@@ -22,7 +22,10 @@
 #     block before), a truncated answer, a receipts batch with an answer
 #     left out: each retried, the rows equal to "watch"'s, none twice;
 #  f) the blocks as inbox documents (eth_getBlockByNumber(n, true) plus
-#     eth_getBlockReceipts): the same rows as "all".
+#     eth_getBlockReceipts): the same rows as "all";
+#  g) anvil_reorg orphaning a plain transfer that a transaction handler
+#     recorded in a tracked table: the row goes with the block, and the
+#     transfer sent again on the new branch is recorded once.
 use strict;
 use warnings;
 use JSON::PP;
@@ -242,5 +245,27 @@ q1(qq{
 ok(li_wait($node, 'inbox', $head, 60), 'f: inbox: applied the documents');
 is(q1(q{SELECT count(*) FROM ledger_ingest.inbox WHERE pipeline = 'inbox'}), '0', 'f: inbox: no document rejected');
 is(rows('inbox', 'any'), expected(@all_hashes), 'f: inbox: every transaction with its receipt, equal to cast');
+
+# g) a reorg under a transaction handler's tracked table
+q1(q{
+	CREATE TABLE plain_tracked (tx_hash bytea PRIMARY KEY, value numeric);
+	CREATE FUNCTION on_plain_tracked(t ledger_ingest.transaction) RETURNS void LANGUAGE sql AS
+		$$ INSERT INTO plain_tracked VALUES (t.tx_hash, t.value) $$;
+	SELECT ledger_ingest.track_table('watch', 'plain_tracked');
+	SELECT ledger_ingest.add_transaction_handler('watch', 'on_plain_tracked(ledger_ingest.transaction)', selector => '\x');
+});
+my $orphan = send_tx('--private-key', $KEY0, $watched, '--value', '777')->{transactionHash};
+chain('transfers', $rpc, $token, 1, 9);
+$head = chain('head', $rpc);
+ok(caught_up('watch'), 'g: watch applied the plain transfer');
+is(q1(q{SELECT string_agg('0x' || encode(tx_hash, 'hex') || ' ' || value, ',') FROM plain_tracked}), "$orphan 777",
+	'g: the tracked table holds it');
+cast('rpc', '--rpc-url', $rpc, 'anvil_reorg', '2', '[]');
+my $again = send_tx('--private-key', $KEY0, $watched, '--value', '778')->{transactionHash};
+$head = chain('head', $rpc);
+ok(caught_up('watch'), 'g: watch followed the new branch');
+is(q1(q{SELECT string_agg('0x' || encode(tx_hash, 'hex') || ' ' || value, ',') FROM plain_tracked}), "$again 778",
+	'g: the orphaned transfer\'s row is gone, the new branch\'s transfer recorded once');
+is(q1(q{SELECT reorgs FROM ledger_ingest.status WHERE pipeline = 'watch'}), '1', 'g: one reorg');
 
 done_testing();
