@@ -169,6 +169,11 @@ CREATE TYPE transaction AS (
 COMMENT ON TYPE transaction IS
 	'A transaction of an applied ledger, with its receipt''s fields when the pipeline fetches receipts.';
 
+-- Pending inbox documents with transactions were packed without them
+-- (0.6 did not read them): pack them again (the generated column is
+-- recomputed by the update)
+UPDATE inbox SET doc = doc WHERE error IS NULL AND doc ? 'transactions';
+
 -- Transaction handlers: a handler row whose function takes
 -- ledger_ingest.transaction; selector and failed filter it
 ALTER TABLE handler

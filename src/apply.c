@@ -377,6 +377,9 @@ run_segments(LiPipeline *p, Segment *segs, int nsegs)
 		/* transaction handlers: each transaction before its own events */
 		run_tx = p->ntx_handlers > 0 && l->ntxs > 0;
 		tx_done = segs[s].first > 0 ? l->events[segs[s].first - 1].tx_index : -1;
+		/* resuming inside a ledger: its transactions up to the cursor's ran */
+		if (l->number == p->cursor.ledger && !p->cursor.complete)
+			tx_done = Max(tx_done, p->cursor.tx_index);
 		for (int i = segs[s].first; i < segs[s].last; i++)
 		{
 			LiEvent    *e = &l->events[i];

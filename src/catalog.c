@@ -341,6 +341,25 @@ read_handlers(LiPipeline *p, MemoryContext cxt, char **missing, int *nhandlers)
 		h->tx_arg = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull)) && !isnull;
 	}
 	nh -= p->nblock_handlers + p->ntx_handlers;
+	p->opts.tx_addresses = NULL;
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		for (int i = 0; i < p->ntx_handlers; i++)
+			if (p->tx_handlers[i].has_address)
+				appendStringInfo(&buf, "%s\"%s\"", buf.len == 0 ? "[" : ",",
+								 li_bytes_to_hex(p->tx_handlers[i].address, LI_ADDRESS_LEN));
+		if (buf.len > 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			appendStringInfoChar(&buf, ']');
+			p->opts.tx_addresses = DatumGetJsonbPCopy(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+			MemoryContextSwitchTo(old);
+		}
+	}
+
 	p->has_revert = false;
 	p->has_set_based = false;
 	for (int i = 0; i < nh; i++)

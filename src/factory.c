@@ -406,7 +406,7 @@ li_follows(LiPipeline *p, const uint8 *address)
 
 /*
  * Keep the transactions of l that emitted one of its (kept) events or
- * whose "to" the pipeline follows.
+ * whose "to" the pipeline follows or a transaction handler names.
  */
 static void
 filter_transactions(LiPipeline *p, LiLedger *l)
@@ -423,6 +423,9 @@ filter_transactions(LiPipeline *p, LiLedger *l)
 			ev++;
 		keep = (ev < l->nevents && l->events[ev].tx_index == t->tx_index) ||
 			((t->has & LI_TX_HAS_TO) && li_follows(p, t->to));
+		for (int k = 0; !keep && (t->has & LI_TX_HAS_TO) && k < p->ntx_handlers; k++)
+			keep = p->tx_handlers[k].has_address &&
+				memcmp(p->tx_handlers[k].address, t->to, LI_ADDRESS_LEN) == 0;
 		if (!keep)
 			continue;
 		if (kept != i)

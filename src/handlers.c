@@ -299,11 +299,14 @@ li_run_handlers(LiPipeline *p, Datum pipeline_text, LiLedger *l, Datum ledger_ha
 		{
 			/* (event, transaction): the event's transaction, or NULL */
 			LiTx	   *t = li_ledger_tx(l, e->tx_index);
+			FmgrInfo   *fn = li_handler_fn(p, h->funcoid, &h->fn);
 
 			MemoryContextSwitchTo(old);
-			li_call_as_owner2(p->owner, li_handler_fn(p, h->funcoid, &h->fn), ev,
-							  t ? li_transaction_datum(pipeline_text, ledger_hash, l, t) : (Datum) 0,
-							  t ? 1 : 0);
+			/* a STRICT function is not called with a NULL argument */
+			if (t != NULL || !fn->fn_strict)
+				li_call_as_owner2(p->owner, fn, ev,
+								  t ? li_transaction_datum(pipeline_text, ledger_hash, l, t) : (Datum) 0,
+								  t ? 1 : 0);
 			if (p->has_set_based)
 				MemoryContextSwitchTo(set_cxt);
 		}

@@ -652,8 +652,9 @@ flat_read(const char **p, int *len)
 
 /*
  * li_options_flatten -- o as one buffer: the struct with its pointers
- * cleared, then each URL, the address and topic filters (jsonb, -1 when
- * absent) and finality, each after its length.
+ * cleared, then each URL, the address and topic filters and the
+ * transaction handlers' addresses (jsonb, -1 when absent) and finality,
+ * each after its length.
  */
 char *
 li_options_flatten(const LiOptions *o, Size *len)
@@ -665,6 +666,7 @@ li_options_flatten(const LiOptions *o, Size *len)
 	copy.urls = NULL;
 	copy.addresses = NULL;
 	copy.topics = NULL;
+	copy.tx_addresses = NULL;
 	copy.finality = NULL;
 	copy.network_passphrase = NULL;	/* stellar_rpc has no fetcher */
 	copy.contract_ids = NULL;
@@ -679,6 +681,10 @@ li_options_flatten(const LiOptions *o, Size *len)
 		flat_append(&buf, NULL, -1);
 	if (o->topics)
 		flat_append(&buf, o->topics, VARSIZE(o->topics));
+	else
+		flat_append(&buf, NULL, -1);
+	if (o->tx_addresses)
+		flat_append(&buf, o->tx_addresses, VARSIZE(o->tx_addresses));
 	else
 		flat_append(&buf, NULL, -1);
 	flat_append(&buf, o->finality, strlen(o->finality));
@@ -705,6 +711,8 @@ li_options_unflatten(const char *buf, LiOptions *out)
 	out->addresses = v ? memcpy(palloc(len), v, len) : NULL;
 	v = flat_read(&p, &len);
 	out->topics = v ? memcpy(palloc(len), v, len) : NULL;
+	v = flat_read(&p, &len);
+	out->tx_addresses = v ? memcpy(palloc(len), v, len) : NULL;
 	v = flat_read(&p, &len);
 	out->finality = pnstrdup(v, len);
 }

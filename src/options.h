@@ -80,6 +80,12 @@ typedef struct LiOptions
 	 * numbers are its multiples even without events.
 	 */
 	int64		block_every;
+	/*
+	 * Not an option: the addresses transaction handlers name (a jsonb array
+	 * of "0x" strings, or NULL), set by catalog.c; evm_rpc keeps the
+	 * transactions to them besides those to "addresses".
+	 */
+	Jsonb	   *tx_addresses;
 } LiOptions;
 
 /*

@@ -217,15 +217,33 @@ header_params(int64 n, bool full)
 /* eth_getBlockReceipts is missing on the node: eth_getTransactionReceipt instead */
 static bool no_block_receipts = false;
 
+/* is to one of the "0x" strings of jsonb array a? */
+static bool
+to_one_of(JsonbContainer *a, const uint8 *to)
+{
+	for (int k = 0; a != NULL && k < (int) JsonContainerSize(a); k++)
+	{
+		JsonbValue *v = getIthJsonbValueFromContainer(a, k);
+		uint8		addr[LI_ADDRESS_LEN];
+
+		li_hex_to_bytes("addresses", v->val.string.val, v->val.string.len, addr, LI_ADDRESS_LEN);
+		if (memcmp(addr, to, LI_ADDRESS_LEN) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Keep the transactions of out that emitted one of its logs or are to one
- * of the options' "addresses" (all of them without "addresses", as with
- * factories, whose children only the worker knows: li_factories_filter).
+ * of the options' "addresses" or of the transaction handlers' (all of them
+ * without "addresses", as with factories, whose children only the worker
+ * knows: li_factories_filter).
  */
 static void
 keep_transactions(LiPipeline *p, LiLedger *out)
 {
 	JsonbContainer *a = p->opts.addresses ? &p->opts.addresses->root : NULL;
+	JsonbContainer *h = p->opts.tx_addresses ? &p->opts.tx_addresses->root : NULL;
 	int			kept = 0;
 	int			ev = 0;
 
@@ -234,19 +252,12 @@ keep_transactions(LiPipeline *p, LiLedger *out)
 	for (int i = 0; i < out->ntxs; i++)
 	{
 		LiTx	   *t = &out->txs[i];
-		bool		keep = false;
+		bool		keep;
 
 		while (ev < out->nevents && out->events[ev].tx_index < t->tx_index)
 			ev++;
-		keep = ev < out->nevents && out->events[ev].tx_index == t->tx_index;
-		for (int k = 0; !keep && (t->has & LI_TX_HAS_TO) && k < (int) JsonContainerSize(a); k++)
-		{
-			JsonbValue *v = getIthJsonbValueFromContainer(a, k);
-			uint8		addr[LI_ADDRESS_LEN];
-
-			li_hex_to_bytes("addresses", v->val.string.val, v->val.string.len, addr, LI_ADDRESS_LEN);
-			keep = memcmp(addr, t->to, LI_ADDRESS_LEN) == 0;
-		}
+		keep = (ev < out->nevents && out->events[ev].tx_index == t->tx_index) ||
+			((t->has & LI_TX_HAS_TO) && (to_one_of(a, t->to) || to_one_of(h, t->to)));
 		if (keep)
 			out->txs[kept++] = *t;
 	}
@@ -674,6 +685,17 @@ add_log(void *arg, const LiRawLog *raw, int i)
 }
 
 /*
+ * The blocks of one eth_getLogs range: logs_range; with "transactions",
+ * every block of a range is fetched whole, so at most rpc_batch_size (one
+ * JSON-RPC batch of full blocks held at once).
+ */
+static int
+range_span(LiPipeline *p)
+{
+	return p->opts.transactions ? Max(1, Min(logs_range, p->opts.rpc_batch_size)) : logs_range;
+}
+
+/*
  * eth_getLogs over [next, end], end = min(next + logs_range - 1, safe),
  * with the range shrunk while the node says it is too large (see
  * fetch_logs), its logs grouped into *range.  Before it, unless the range
@@ -691,7 +713,7 @@ fetch_range_logs(LiPipeline *p, int64 next, int64 safe, RangeLogs *range, uint8 
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
-		range->end = Min(next + logs_range - 1, safe);
+		range->end = Min(next + range_span(p) - 1, safe);
 		range->final = range->end <= final_floor(p);
 		if (!range->final)
 		{
@@ -1126,7 +1148,8 @@ li_rpc_fetch(LiPipeline *p, LiBatch *batch)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return;
 	}
-	if (p->opts.max_concurrent_requests > 1 && next < Min(safe, final_floor(p)))
+	if (p->opts.max_concurrent_requests > 1 && next < Min(safe, final_floor(p)) &&
+		!p->opts.transactions)
 	{
 		/* a backfill: several final ranges at once */
 		fetch_final_ranges(p, next, Min(safe, final_floor(p)), batch);

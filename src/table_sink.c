@@ -387,8 +387,20 @@ fill_sink_row(void *arg, TupleTableSlot *slot, Datum ledger_hash, const LiLedger
 			JsonbValue *v;
 
 			if (args == NULL)
-				args = li_abi_decode_event_jsonb(m->sink->abi, (const uint8 (*)[32]) e->topics,
-												 e->ntopics, data, (int) len);
+			{
+				char	   *error = NULL;
+
+				/* within the checks, JSON can still exceed the output cap */
+				args = li_abi_try_decode_event_jsonb(m->sink->abi, (const uint8 (*)[32]) e->topics,
+													 e->ntopics, data, (int) len, &error);
+				if (args == NULL)
+				{
+					li_decode_failed(m->p, psprintf("table sink %s", get_rel_name(m->sink->relid)),
+									 li_abi_core_signature(m->desc), (LiLedger *) l, (LiEvent *) e,
+									 li_event_datum(m->pipeline, ledger_hash, l, e, NULL), error);
+					return false;
+				}
+			}
 			v = m->params[m->arg[a]].name ? li_jsonb_get(&args->root, m->params[m->arg[a]].name) : NULL;
 			slot->tts_isnull[a] = v == NULL;
 			slot->tts_values[a] = v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : (Datum) 0;

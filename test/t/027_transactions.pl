@@ -75,6 +75,11 @@ q1(qq{
 		"from" bytea, status int);
 	CREATE FUNCTION on_event(e ledger_ingest.event, t ledger_ingest.transaction) RETURNS void LANGUAGE sql AS
 		\$\$ INSERT INTO ev_tx VALUES (e.pipeline, e.ledger, e.event_index, e.tx_hash, t.tx_hash, t."from", t.status) \$\$;
+	CREATE FUNCTION on_event_strict(e ledger_ingest.event, t ledger_ingest.transaction) RETURNS void
+		LANGUAGE sql STRICT AS
+		\$\$ INSERT INTO ev_tx VALUES ('strict', e.ledger, e.event_index, e.tx_hash, t.tx_hash, t."from", t.status) \$\$;
+	CREATE FUNCTION on_to7(t ledger_ingest.transaction) RETURNS void LANGUAGE sql AS
+		\$\$ INSERT INTO seen SELECT t.*, 'to7' \$\$;
 });
 for my $p ([ 'all', $proxy_missing, '' ], [ 'watch', $rpc, qq{, "addresses": ["$token", "$watched"]} ],
 	[ 'faults', $proxy_faults, qq{, "addresses": ["$token", "$watched"]} ],
@@ -93,6 +98,13 @@ q1(qq{
 	SELECT ledger_ingest.add_transaction_handler('watch', 'on_transfer_call(ledger_ingest.transaction)',
 		selector => '\\x$selector');
 	SELECT ledger_ingest.add_transaction_handler('watch', 'on_plain(ledger_ingest.transaction)', selector => '\\x');
+	-- an address outside "addresses": its transactions are fetched for it
+	SELECT ledger_ingest.add_transaction_handler('watch', 'on_to7(ledger_ingest.transaction)', address => '\\x@{[substr($acc[7], 2)]}');
+	-- without "transactions": the second argument is NULL; a STRICT handler is not called
+	SELECT ledger_ingest.create_pipeline('notx', 'evm_rpc',
+		'{"url": "$rpc", "from_block": $from, "poll_ms": 100, "block_range": 5, "addresses": ["$token"]}');
+	SELECT ledger_ingest.add_handler('notx', 'on_event(ledger_ingest.event, ledger_ingest.transaction)');
+	SELECT ledger_ingest.add_handler('notx', 'on_event_strict(ledger_ingest.event, ledger_ingest.transaction)');
 	-- a table sink with fields of the log's transaction
 	CREATE TABLE transfer_tx (ledger bigint, event_index int, tx_hash bytea, value numeric, tx_from bytea,
 		tx_status int, tx_gas_used bigint, tx_selector bytea);
@@ -198,6 +210,13 @@ is(q1(q{SELECT string_agg(DISTINCT '0x' || encode(tx_hash, 'hex') || '|0x' || en
 	join(',', sort map { my @f = split /\|/, $line{$_}; "$f[2]|$f[3]|$f[14]|$f[13]|0x$selector" }
 		grep { $to{$_} eq $token && $_ ne $reverted } @all_hashes),
 	"c: watch: a table sink's tx_from, tx_gas_used, tx_status and tx_selector columns equal cast's");
+
+my @to7 = grep { $to{$_} eq $acc[7] } @all_hashes;
+is(rows('watch', 'to7'), expected(@to7), 'c: watch: a handler by an address outside "addresses" sees the transfer to it');
+ok(caught_up('notx'), 'c: notx caught up');
+is(q1(q{SELECT count(*) || ' ' || count(*) FILTER (WHERE tx_hash IS NULL AND ev_tx_hash IS NOT NULL)
+		|| ' ' || (SELECT count(*) FROM ev_tx WHERE pipeline = 'strict') FROM ev_tx WHERE pipeline = 'notx'}),
+	"$nev $nev 0", 'c: without "transactions" the second argument is NULL, and a STRICT handler is not called');
 
 # d) no receipts
 is(rows('noreceipts', 'any', q{coalesce(status::text, 'null') || coalesce(gas_used::text, 'null')}),
