@@ -10,7 +10,9 @@
 #      chain from anvil through the fault proxy adding 0, 20 and 100 ms
 #      per request, next to the inbox path on the same blocks and next to
 #      Ponder and Subsquid (test/bench/peers, installed here from its
-#      lockfile).
+#      lockfile), and the fetch filter of a pipeline with factories
+#      (eth_getLogs by N addresses vs topic0 alone; the inbox with 10,000
+#      children).
 # BENCH_SECTIONS (default "abi engine throughput rpc") picks some of them,
 # e.g. make bench BENCH_SECTIONS=rpc.
 # As root: installs what is missing and the extension, then runs as
